@@ -1,0 +1,177 @@
+//! The configuration struct, its defaults and its validation.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the server can be configured with. Every field has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP listener: signaling WebSocket (`/ws`), web client (`/`), `/healthz`.
+    pub http_listen: SocketAddr,
+    /// Address of the one UDP socket that carries all media.
+    pub udp_listen: SocketAddr,
+    /// IP addresses put in ICE candidates. Empty means the UDP listen address, which then
+    /// must not be unspecified (0.0.0.0 / ::); set this for NAT 1:1 or wildcard binds.
+    pub advertise_ips: Vec<IpAddr>,
+    /// ICE servers (STUN/TURN) handed to clients in `joined.ice_servers`.
+    pub ice_servers: Vec<IceServerConfig>,
+    /// Largest signaling message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Largest data channel message relayed, in bytes; larger ones are dropped and counted.
+    pub max_data_message_bytes: usize,
+    /// Most participants in one room; the next join gets `room_full`.
+    pub max_participants_per_room: usize,
+    /// Minimum time between two keyframe requests sent to a publisher for one track, in milliseconds.
+    pub keyframe_request_interval_ms: u64,
+    /// Seconds a participant may stay without a connected media path (ICE) before it is removed.
+    pub ice_connect_timeout_secs: u64,
+    /// Log output format.
+    pub log_format: LogFormat,
+}
+
+/// One ICE server handed to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServerConfig {
+    /// `stun:` / `turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN username, if any.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// TURN credential, if any.
+    #[serde(default)]
+    pub credential: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            udp_listen: SocketAddr::from(([127, 0, 0, 1], 50000)),
+            advertise_ips: Vec::new(),
+            ice_servers: Vec::new(),
+            max_message_bytes: 64 * 1024,
+            max_data_message_bytes: 16 * 1024,
+            max_participants_per_room: 100,
+            keyframe_request_interval_ms: 500,
+            ice_connect_timeout_secs: 20,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this struct.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    /// A value is out of its allowed range or contradicts another.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Parse a TOML document; missing fields keep their defaults, unknown fields are errors.
+    pub fn from_toml(text: &str, path: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Read and parse a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::from_toml(&text, &shown)
+    }
+
+    /// The defaults as a commented TOML document (what `deploy/` ships as a sample).
+    pub fn default_toml() -> String {
+        // Serializing a struct of plain values to TOML cannot fail.
+        toml::to_string_pretty(&Config::default()).unwrap_or_default()
+    }
+
+    /// The IPs to advertise in ICE candidates.
+    pub fn candidate_ips(&self) -> Vec<IpAddr> {
+        if self.advertise_ips.is_empty() {
+            vec![self.udp_listen.ip()]
+        } else {
+            self.advertise_ips.clone()
+        }
+    }
+
+    /// Check every rule; the error names the field and says what to do.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.udp_listen.ip().is_unspecified() && self.advertise_ips.is_empty() {
+            return invalid(format!(
+                "udp_listen {} is a wildcard address, so clients cannot be told where to send media: \
+                 set advertise_ips (--advertise-ip) to the address(es) clients reach this host at",
+                self.udp_listen
+            ));
+        }
+        if let Some(ip) = self.advertise_ips.iter().find(|ip| ip.is_unspecified()) {
+            return invalid(format!("advertise_ips contains the wildcard address {ip}"));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_message_bytes) {
+            return invalid(format!(
+                "max_message_bytes must be between 1024 and 16777216, got {}",
+                self.max_message_bytes
+            ));
+        }
+        if !(1..=256 * 1024).contains(&self.max_data_message_bytes) {
+            return invalid(format!(
+                "max_data_message_bytes must be between 1 and 262144, got {}",
+                self.max_data_message_bytes
+            ));
+        }
+        if self.max_participants_per_room == 0 {
+            return invalid("max_participants_per_room must be at least 1".into());
+        }
+        if self.keyframe_request_interval_ms > 10_000 {
+            return invalid(format!(
+                "keyframe_request_interval_ms must be at most 10000, got {}",
+                self.keyframe_request_interval_ms
+            ));
+        }
+        if self.ice_connect_timeout_secs == 0 {
+            return invalid("ice_connect_timeout_secs must be at least 1".into());
+        }
+        if let Some(server) = self.ice_servers.iter().find(|s| s.urls.is_empty()) {
+            return invalid(format!("an ice_servers entry has no urls: {server:?}"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,37 @@
+//! Values given on the command line or in the environment, applied over the file.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::model::{Config, LogFormat};
+
+/// Settings that override the file. `None`/empty leaves the file's (or default) value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// Overrides [`Config::http_listen`].
+    pub http_listen: Option<SocketAddr>,
+    /// Overrides [`Config::udp_listen`].
+    pub udp_listen: Option<SocketAddr>,
+    /// Overrides [`Config::advertise_ips`] when not empty.
+    pub advertise_ips: Vec<IpAddr>,
+    /// Overrides [`Config::log_format`].
+    pub log_format: Option<LogFormat>,
+}
+
+impl Overrides {
+    /// Apply these overrides to a config.
+    pub fn apply(self, mut config: Config) -> Config {
+        if let Some(v) = self.http_listen {
+            config.http_listen = v;
+        }
+        if let Some(v) = self.udp_listen {
+            config.udp_listen = v;
+        }
+        if !self.advertise_ips.is_empty() {
+            config.advertise_ips = self.advertise_ips;
+        }
+        if let Some(v) = self.log_format {
+            config.log_format = v;
+        }
+        config
+    }
+}

@@ -1,0 +1,105 @@
+//! The config loader: defaults, file, overrides and validation.
+
+use config::{Config, ConfigError, LogFormat, Overrides};
+
+#[test]
+fn no_config_at_all_is_a_valid_loopback_default() {
+    // Requirement: running with no config binds loopback and validates.
+    let config = Config::default();
+    assert!(config.http_listen.ip().is_loopback());
+    assert!(config.udp_listen.ip().is_loopback());
+    config.validate().expect("defaults are valid");
+    assert_eq!(config.candidate_ips(), vec![config.udp_listen.ip()]);
+}
+
+#[test]
+fn file_values_replace_defaults_and_missing_ones_keep_them() {
+    // Requirement: a partial TOML file only changes what it names.
+    let config = Config::from_toml(
+        "http_listen = \"127.0.0.1:9000\"\nmax_participants_per_room = 7\n[[ice_servers]]\nurls = [\"stun:127.0.0.1:3478\"]\n",
+        "test.toml",
+    )
+    .expect("parses");
+    assert_eq!(config.http_listen.port(), 9000);
+    assert_eq!(config.max_participants_per_room, 7);
+    assert_eq!(config.ice_servers.len(), 1);
+    assert_eq!(config.udp_listen, Config::default().udp_listen);
+}
+
+#[test]
+fn overrides_win_over_the_file() {
+    // Requirement: flags and environment override the file.
+    let file = Config::from_toml("http_listen = \"127.0.0.1:9000\"\n", "t.toml").expect("parses");
+    let config = Overrides {
+        http_listen: Some("127.0.0.1:9100".parse().expect("addr")),
+        udp_listen: None,
+        advertise_ips: vec!["10.1.2.3".parse().expect("ip")],
+        log_format: Some(LogFormat::Json),
+    }
+    .apply(file);
+    assert_eq!(config.http_listen.port(), 9100);
+    assert_eq!(config.udp_listen, Config::default().udp_listen);
+    assert_eq!(config.candidate_ips(), vec!["10.1.2.3".parse::<std::net::IpAddr>().expect("ip")]);
+    assert_eq!(config.log_format, LogFormat::Json);
+}
+
+#[test]
+fn bad_files_are_refused_with_the_reason() {
+    // Requirement: a typo or a wrong type in the file is an error naming the problem, not silently ignored.
+    let cases = [
+        ("htp_listen = \"127.0.0.1:1\"", "unknown field"),
+        ("http_listen = 5", "http_listen"),
+        ("http_listen = \"nonsense\"", "http_listen"),
+        ("log_format = \"xml\"", "log_format"),
+    ];
+    for (text, needle) in cases {
+        let err = Config::from_toml(text, "bad.toml").expect_err(text);
+        let shown = err.to_string();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{shown}");
+        assert!(shown.contains("bad.toml") && shown.contains(needle), "{shown}");
+    }
+}
+
+#[test]
+fn a_missing_file_is_a_read_error() {
+    // Requirement: a config path that does not exist is reported with its path.
+    let err = Config::from_file(std::path::Path::new("/nonexistent/sfu.toml")).expect_err("missing");
+    assert!(err.to_string().contains("/nonexistent/sfu.toml"));
+}
+
+#[test]
+fn validation_rejects_each_impossible_value() {
+    // Requirement: validate() refuses every out-of-range value with a message naming the field.
+    let cases: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
+        ("advertise_ips", Box::new(|c| c.udp_listen = "0.0.0.0:5000".parse().expect("addr"))),
+        ("advertise_ips", Box::new(|c| c.advertise_ips = vec!["0.0.0.0".parse().expect("ip")])),
+        ("max_message_bytes", Box::new(|c| c.max_message_bytes = 10)),
+        ("max_data_message_bytes", Box::new(|c| c.max_data_message_bytes = 0)),
+        ("max_participants_per_room", Box::new(|c| c.max_participants_per_room = 0)),
+        ("keyframe_request_interval_ms", Box::new(|c| c.keyframe_request_interval_ms = 60_000)),
+        ("ice_connect_timeout_secs", Box::new(|c| c.ice_connect_timeout_secs = 0)),
+        ("ice_servers", Box::new(|c| c.ice_servers = vec![config::IceServerConfig { urls: vec![], username: None, credential: None }])),
+    ];
+    for (field, mutate) in cases {
+        let mut config = Config::default();
+        mutate(&mut config);
+        let err = config.validate().expect_err(field);
+        assert!(err.to_string().contains(field), "{err} should name {field}");
+    }
+}
+
+#[test]
+fn a_wildcard_bind_with_advertised_ips_is_valid() {
+    // Requirement: binding 0.0.0.0 works once the public address is configured.
+    let mut config = Config::default();
+    config.udp_listen = "0.0.0.0:50000".parse().expect("addr");
+    config.advertise_ips = vec!["192.0.2.10".parse().expect("ip")];
+    config.validate().expect("valid");
+}
+
+#[test]
+fn the_default_toml_parses_back_to_the_defaults() {
+    // Requirement: the sample generated from the defaults is itself a valid config equal to them.
+    let text = Config::default_toml();
+    assert_eq!(Config::from_toml(&text, "sample.toml").expect("parses"), Config::default());
+}

@@ -1,0 +1,18 @@
+//! The SFU's forwarding decisions, as pure functions over values.
+//!
+//! Nothing here does I/O or reads a clock: every function that needs time takes
+//! `now` as an argument, so each decision is unit tested without a network.
+//!
+//! - [`ids`]: newtype ids for rooms, participants, producers and consumers.
+//! - [`codec`]: reading the few facts the SFU needs from VP8/H264 payloads (keyframes).
+//! - [`munger`]: the [`RtpMunger`](munger::RtpMunger) that gives a subscriber one gap-free
+//!   sequence/timestamp space across source switches.
+//! - [`forwarder`]: the per-consumer [`Forwarder`](forwarder::Forwarder) that decides, packet by
+//!   packet, forward (with rewritten numbers) or drop.
+//! - [`throttle`]: keyframe request throttling toward publishers.
+
+pub mod codec;
+pub mod forwarder;
+pub mod ids;
+pub mod munger;
+pub mod throttle;

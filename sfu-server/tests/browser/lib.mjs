@@ -1,0 +1,320 @@
+// Helpers for the SFU browser tests: start the server binary, drive headless
+// Debian Chromium through playwright-core, poll for conditions, read /healthz.
+// The `window.sfu` API used here is specified in sfu-server/web/CONTRACT.md.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const REPO_ROOT = path.resolve(fileURLToPath(import.meta.url), '../../../..');
+export const SERVER_BIN = process.env.SFU_SERVER_BIN || path.join(REPO_ROOT, 'target/debug/sfu-server');
+export const CHROMIUM_BIN = '/usr/bin/chromium';
+
+// Flags from shared/design.md "Testing against real clients" (Playwright adds --headless itself
+// and refuses --user-data-dir in args; we pass a fresh one through launchPersistentContext).
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A fresh temp directory for one test file's logs and browser profile. */
+export function makeTempDir(prefix = 'sfu-browser-test-') {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Rejects with `what` if `promise` has not settled within `ms`. */
+export async function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Polls `fn` every `intervalMs` until it returns a truthy value, which is returned.
+ * `fn` may throw (e.g. an assert) to say "not yet"; the last error or value is put
+ * in the failure message when `timeoutMs` runs out.
+ */
+export async function waitFor(fn, timeoutMs, what, intervalMs = 250) {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'never evaluated';
+  for (;;) {
+    try {
+      const value = await fn();
+      if (value) return value;
+      last = `returned ${JSON.stringify(value)}`;
+    } catch (err) {
+      last = `threw: ${err && err.message ? err.message : err}`;
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last attempt ${last}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+function tailOfFile(file, lines) {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch (err) {
+    return `(cannot read ${file}: ${err.message})`;
+  }
+}
+
+/**
+ * Starts the SFU on free loopback ports and waits for its `listening:` line.
+ * stdout and stderr go to `<tmpDir>/server.log`.
+ */
+export async function startServer(tmpDir, { extraArgs = [], env = {}, timeoutMs = 20000 } = {}) {
+  if (!fs.existsSync(SERVER_BIN)) {
+    throw new Error(`server binary not found at ${SERVER_BIN}: run \`cargo build -p sfu-server\` or set SFU_SERVER_BIN`);
+  }
+  const logPath = path.join(tmpDir, 'server.log');
+  const log = fs.createWriteStream(logPath);
+  const proc = spawn(SERVER_BIN, ['--http', '127.0.0.1:0', '--udp', '127.0.0.1:0', ...extraArgs], {
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  proc.stderr.pipe(log, { end: false });
+
+  const listening = new Promise((resolve, reject) => {
+    let buffered = '';
+    proc.stdout.on('data', (chunk) => {
+      log.write(chunk);
+      buffered += chunk.toString();
+      const m = buffered.match(/listening: http=(\S+) udp=(\S+)/);
+      if (m) resolve({ http: m[1], udp: m[2] });
+    });
+    proc.once('error', reject);
+    exited.then(({ code, signal }) =>
+      reject(new Error(`server exited before listening (code ${code}, signal ${signal})`)));
+  });
+
+  const server = {
+    proc,
+    logPath,
+    exited,
+    isAlive: () => proc.exitCode === null && proc.signalCode === null,
+    logTail: (lines = 60) => tailOfFile(logPath, lines),
+    async stop() {
+      if (server.isAlive()) {
+        proc.kill('SIGTERM');
+        const killer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(killer);
+      }
+      await new Promise((resolve) => log.end(resolve));
+      return exited;
+    },
+  };
+
+  try {
+    const addr = await withTimeout(listening, timeoutMs, `server "listening:" line on stdout`);
+    const [udpHost, udpPort] = splitHostPort(addr.udp);
+    Object.assign(server, {
+      httpAddr: addr.http,
+      udpAddr: addr.udp,
+      udpHost,
+      udpPort,
+      baseUrl: `http://${addr.http}`,
+      wsUrl: `ws://${addr.http}/ws`,
+    });
+    return server;
+  } catch (err) {
+    await server.stop();
+    throw new Error(`${err.message}\n--- server log tail (${logPath}) ---\n${server.logTail()}`);
+  }
+}
+
+function splitHostPort(addr) {
+  const i = addr.lastIndexOf(':');
+  return [addr.slice(0, i).replace(/^\[|\]$/g, ''), Number(addr.slice(i + 1))];
+}
+
+/** GET /healthz as parsed JSON. */
+export async function getHealth(baseUrl) {
+  const res = await fetch(`${baseUrl}/healthz`);
+  if (!res.ok) throw new Error(`/healthz answered HTTP ${res.status}`);
+  return res.json();
+}
+
+/**
+ * Launches one headless Chromium (fresh profile under tmpDir) with fake camera and mic.
+ * Fails, never skips, when Chromium is not installed.
+ */
+export async function launchBrowser(tmpDir) {
+  if (!fs.existsSync(CHROMIUM_BIN)) {
+    throw new Error(`Chromium not found at ${CHROMIUM_BIN}: install Debian packages chromium and chromium-driver (./test.sh does)`);
+  }
+  const userDataDir = path.join(tmpDir, 'chromium-profile');
+  fs.mkdirSync(userDataDir, { recursive: true });
+  return chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM_BIN,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 30000,
+  });
+}
+
+/**
+ * Opens the web client in a new page of `context`, waits for `window.sfu` and joins.
+ * Returns a participant handle: {name, room, page, participantId, joined, console, ...}.
+ */
+export async function openParticipant(context, baseUrl, { room, name, audio = true, video = true, autoSubscribe = true }) {
+  const page = await context.newPage();
+  const consoleLines = [];
+  page.on('console', (msg) => consoleLines.push(`[${msg.type()}] ${msg.text()}`));
+  page.on('pageerror', (err) => consoleLines.push(`[pageerror] ${err.message}`));
+  await page.goto(`${baseUrl}/`, { timeout: 15000 });
+  await page.waitForFunction(() => window.sfu && typeof window.sfu.join === 'function', null, { timeout: 10000 });
+  const joined = await withTimeout(
+    page.evaluate((opts) => window.sfu.join(opts), { room, name, audio, video, autoSubscribe }),
+    20000,
+    `${name}: sfu.join({room: ${room}})`,
+  );
+  if (!joined || typeof joined.participant_id !== 'string') {
+    throw new Error(`${name}: sfu.join resolved to ${JSON.stringify(joined)}, expected a "joined" message`);
+  }
+  return {
+    name,
+    room,
+    page,
+    joined,
+    participantId: joined.participant_id,
+    console: consoleLines,
+    sfu: (fn, arg) => page.evaluate(fn, arg),
+    inboundStats: () => page.evaluate(() => window.sfu.inboundStats()),
+    outboundStats: () => page.evaluate(() => window.sfu.outboundStats()),
+    remoteTracks: () => page.evaluate(() => window.sfu.remoteTracks()),
+    participants: () => page.evaluate(() => window.sfu.participants),
+    messages: () => page.evaluate(() => window.sfu.messages),
+    dataMessages: () => page.evaluate(() => window.sfu.dataMessages),
+  };
+}
+
+/** Text describing each participant's client log and console tail, and the server log tail. */
+export async function diagnostics(server, participants) {
+  const parts = [];
+  for (const p of participants.filter(Boolean)) {
+    let clientLog = '(page unavailable)';
+    try {
+      clientLog = (await withTimeout(p.page.evaluate(() => (window.sfu && window.sfu.log) || []), 3000, 'sfu.log'))
+        .slice(-30).join('\n');
+    } catch (err) {
+      clientLog = `(cannot read sfu.log: ${err.message})`;
+    }
+    parts.push(`--- ${p.name} (${p.participantId}, room ${p.room}) sfu.log tail ---\n${clientLog}`);
+    parts.push(`--- ${p.name} console tail ---\n${p.console.slice(-15).join('\n')}`);
+  }
+  if (server) parts.push(`--- server log tail (${server.logPath}) ---\n${server.logTail()}`);
+  return parts.join('\n');
+}
+
+/** Runs `fn`; on failure prints diagnostics of `getState()` = {server, participants} and rethrows. */
+export async function withDiagnostics(getState, fn) {
+  try {
+    return await fn();
+  } catch (err) {
+    const { server, participants = [] } = getState();
+    console.error(`\n===== failure: ${err.message}\n${await diagnostics(server, participants)}\n=====`);
+    throw err;
+  }
+}
+
+/**
+ * The remote tracks `viewer` should receive from `publisher`, from viewer's `sfu.participants`.
+ * Expects exactly one audio and one video track per publisher.
+ */
+export async function publishedTracksOf(viewer, publisher) {
+  const participants = await viewer.participants();
+  const entry = participants[publisher.participantId];
+  if (!entry) throw new Error(`${viewer.name} does not list ${publisher.name} (${publisher.participantId}) in sfu.participants`);
+  const video = (entry.tracks || []).filter((t) => t.kind === 'video');
+  const audio = (entry.tracks || []).filter((t) => t.kind === 'audio');
+  if (video.length !== 1 || audio.length !== 1) {
+    throw new Error(`${viewer.name} sees ${publisher.name} with tracks ${JSON.stringify(entry.tracks)}, expected one audio and one video`);
+  }
+  return { videoTrackId: video[0].id, audioTrackId: audio[0].id };
+}
+
+/** Per publisher: {video: framesDecoded, audio: packetsReceived} of the inbound stats for its tracks. */
+async function mediaCounters(viewer, publishers) {
+  const stats = await viewer.inboundStats();
+  const counters = {};
+  for (const pub of publishers) {
+    const { videoTrackId, audioTrackId } = await publishedTracksOf(viewer, pub);
+    const video = stats.find((s) => s.trackId === videoTrackId && s.kind === 'video');
+    const audio = stats.find((s) => s.trackId === audioTrackId && s.kind === 'audio');
+    if (!video || !audio) {
+      throw new Error(`${viewer.name} has no inbound-rtp for ${pub.name}'s ${!video ? `video ${videoTrackId}` : `audio ${audioTrackId}`}; ` +
+        `inbound: ${JSON.stringify(stats.map((s) => ({ trackId: s.trackId, participantId: s.participantId, kind: s.kind, frames: s.framesDecoded, packets: s.packetsReceived })))}`);
+    }
+    for (const s of [video, audio]) {
+      if (s.participantId !== pub.participantId) {
+        throw new Error(`${viewer.name}: inbound ${s.kind} track ${s.trackId} is attributed to ${s.participantId}, expected ${pub.name} (${pub.participantId})`);
+      }
+    }
+    counters[pub.participantId] = { video: video.framesDecoded, audio: audio.packetsReceived };
+  }
+  return counters;
+}
+
+/**
+ * Asserts `viewer` decodes video frames and receives audio packets from each publisher,
+ * and that both counters keep growing: first waits for any media, then for
+ * `minFrames` more frames and `minPackets` more audio packets than at that moment.
+ */
+export async function expectMediaFrom(viewer, publishers, { firstMediaMs = 20000, growthMs = 10000, minFrames = 10, minPackets = 10 } = {}) {
+  const names = publishers.map((p) => p.name).join(', ');
+  const start = await waitFor(async () => {
+    const c = await mediaCounters(viewer, publishers);
+    for (const pub of publishers) {
+      const { video, audio } = c[pub.participantId];
+      if (!(video > 0 && audio > 0)) throw new Error(`from ${pub.name}: framesDecoded=${video}, audio packetsReceived=${audio}`);
+    }
+    return c;
+  }, firstMediaMs, `${viewer.name} to decode first video frames and receive audio from ${names}`);
+  await waitFor(async () => {
+    const c = await mediaCounters(viewer, publishers);
+    for (const pub of publishers) {
+      const before = start[pub.participantId];
+      const now = c[pub.participantId];
+      if (now.video < before.video + minFrames || now.audio < before.audio + minPackets) {
+        throw new Error(`from ${pub.name}: framesDecoded ${before.video} -> ${now.video} (need +${minFrames}), ` +
+          `audio packetsReceived ${before.audio} -> ${now.audio} (need +${minPackets})`);
+      }
+    }
+    return true;
+  }, growthMs, `${viewer.name}'s media from ${names} to keep flowing`);
+}
+
+/** Leaves (if still joined) and closes the page; never throws. */
+export async function closeParticipant(p) {
+  if (!p) return;
+  try {
+    await withTimeout(p.page.evaluate(() => window.sfu && window.sfu.state === 'joined' && window.sfu.leave()), 3000, 'leave');
+  } catch { /* page may be gone */ }
+  try {
+    await p.page.close();
+  } catch { /* already closed */ }
+}

@@ -1,0 +1,136 @@
+//! Messages the server sends to a client.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorCode;
+use crate::types::{
+    ForwardedQuality, IceCandidateInit, IceServer, Participant, Speaker, Track, TrackMap,
+};
+
+/// Why the server ends a session (`leave.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// Removed by an operator.
+    Kicked,
+    /// The room was closed.
+    RoomClosed,
+    /// The server is shutting down.
+    Shutdown,
+    /// The client or its media path stopped responding.
+    Timeout,
+    /// The client sent a message it may not send at that point.
+    ProtocolViolation,
+}
+
+/// Every message the server may send, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The join was accepted.
+    Joined {
+        /// The id given to this participant.
+        participant_id: String,
+        /// The room joined.
+        room: String,
+        /// The others already in the room.
+        participants: Vec<Participant>,
+        /// ICE servers for the client's peer connection.
+        ice_servers: Vec<IceServer>,
+    },
+    /// Someone entered the room.
+    ParticipantJoined {
+        /// Who.
+        participant: Participant,
+    },
+    /// Someone left the room; their tracks are gone too.
+    ParticipantLeft {
+        /// Who.
+        participant_id: String,
+    },
+    /// A track became available.
+    TrackPublished {
+        /// The track.
+        track: Track,
+    },
+    /// A track is gone.
+    TrackUnpublished {
+        /// Its id.
+        track_id: String,
+    },
+    /// A publisher muted or unmuted a track.
+    TrackMuted {
+        /// The track.
+        track_id: String,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// The server's offer; the client answers it.
+    Offer {
+        /// Session description.
+        sdp: String,
+        /// mid → track id for every sending m-line.
+        tracks: TrackMap,
+    },
+    /// The server's answer to the client's offer.
+    Answer {
+        /// Session description.
+        sdp: String,
+        /// mid → track id for each track the client publishes.
+        tracks: TrackMap,
+    },
+    /// A trickled ICE candidate; `None` means end-of-candidates.
+    Candidate {
+        /// The candidate, or null.
+        candidate: Option<IceCandidateInit>,
+    },
+    /// The layer forwarded to this subscriber changed.
+    Quality {
+        /// The track.
+        track_id: String,
+        /// What is forwarded now.
+        quality: ForwardedQuality,
+    },
+    /// The active speakers changed.
+    Speakers {
+        /// Loudest first.
+        speakers: Vec<Speaker>,
+    },
+    /// Something the client sent was refused.
+    Error {
+        /// Machine-readable code.
+        code: ErrorCode,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// Reply to `ping`.
+    Pong {
+        /// The `ts` of the ping.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ts: Option<serde_json::Number>,
+    },
+    /// The server ends the session; the socket closes after it.
+    Leave {
+        /// Why.
+        reason: LeaveReason,
+    },
+}
+
+impl ServerMessage {
+    /// Build an `error` message.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Serialize to the JSON text of one WebSocket frame.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs (string keys, no maps with non-string keys,
+        // finite numbers only) cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"serialization failed"}"#.to_owned()
+        })
+    }
+}
