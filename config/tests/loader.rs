@@ -39,7 +39,10 @@ fn overrides_win_over_the_file() {
     .apply(file);
     assert_eq!(config.http_listen.port(), 9100);
     assert_eq!(config.udp_listen, Config::default().udp_listen);
-    assert_eq!(config.candidate_ips(), vec!["10.1.2.3".parse::<std::net::IpAddr>().expect("ip")]);
+    assert_eq!(
+        config.candidate_ips(),
+        vec!["10.1.2.3".parse::<std::net::IpAddr>().expect("ip")]
+    );
     assert_eq!(config.log_format, LogFormat::Json);
 }
 
@@ -56,29 +59,61 @@ fn bad_files_are_refused_with_the_reason() {
         let err = Config::from_toml(text, "bad.toml").expect_err(text);
         let shown = err.to_string();
         assert!(matches!(err, ConfigError::Parse { .. }), "{shown}");
-        assert!(shown.contains("bad.toml") && shown.contains(needle), "{shown}");
+        assert!(
+            shown.contains("bad.toml") && shown.contains(needle),
+            "{shown}"
+        );
     }
 }
 
 #[test]
 fn a_missing_file_is_a_read_error() {
     // Requirement: a config path that does not exist is reported with its path.
-    let err = Config::from_file(std::path::Path::new("/nonexistent/sfu.toml")).expect_err("missing");
+    let err =
+        Config::from_file(std::path::Path::new("/nonexistent/sfu.toml")).expect_err("missing");
     assert!(err.to_string().contains("/nonexistent/sfu.toml"));
 }
 
 #[test]
 fn validation_rejects_each_impossible_value() {
     // Requirement: validate() refuses every out-of-range value with a message naming the field.
-    let cases: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
-        ("advertise_ips", Box::new(|c| c.udp_listen = "0.0.0.0:5000".parse().expect("addr"))),
-        ("advertise_ips", Box::new(|c| c.advertise_ips = vec!["0.0.0.0".parse().expect("ip")])),
+    type Mutation = Box<dyn Fn(&mut Config)>;
+    let cases: Vec<(&str, Mutation)> = vec![
+        (
+            "advertise_ips",
+            Box::new(|c| c.udp_listen = "0.0.0.0:5000".parse().expect("addr")),
+        ),
+        (
+            "advertise_ips",
+            Box::new(|c| c.advertise_ips = vec!["0.0.0.0".parse().expect("ip")]),
+        ),
         ("max_message_bytes", Box::new(|c| c.max_message_bytes = 10)),
-        ("max_data_message_bytes", Box::new(|c| c.max_data_message_bytes = 0)),
-        ("max_participants_per_room", Box::new(|c| c.max_participants_per_room = 0)),
-        ("keyframe_request_interval_ms", Box::new(|c| c.keyframe_request_interval_ms = 60_000)),
-        ("ice_connect_timeout_secs", Box::new(|c| c.ice_connect_timeout_secs = 0)),
-        ("ice_servers", Box::new(|c| c.ice_servers = vec![config::IceServerConfig { urls: vec![], username: None, credential: None }])),
+        (
+            "max_data_message_bytes",
+            Box::new(|c| c.max_data_message_bytes = 0),
+        ),
+        (
+            "max_participants_per_room",
+            Box::new(|c| c.max_participants_per_room = 0),
+        ),
+        (
+            "keyframe_request_interval_ms",
+            Box::new(|c| c.keyframe_request_interval_ms = 60_000),
+        ),
+        (
+            "ice_connect_timeout_secs",
+            Box::new(|c| c.ice_connect_timeout_secs = 0),
+        ),
+        (
+            "ice_servers",
+            Box::new(|c| {
+                c.ice_servers = vec![config::IceServerConfig {
+                    urls: vec![],
+                    username: None,
+                    credential: None,
+                }]
+            }),
+        ),
     ];
     for (field, mutate) in cases {
         let mut config = Config::default();
@@ -91,9 +126,11 @@ fn validation_rejects_each_impossible_value() {
 #[test]
 fn a_wildcard_bind_with_advertised_ips_is_valid() {
     // Requirement: binding 0.0.0.0 works once the public address is configured.
-    let mut config = Config::default();
-    config.udp_listen = "0.0.0.0:50000".parse().expect("addr");
-    config.advertise_ips = vec!["192.0.2.10".parse().expect("ip")];
+    let config = Config {
+        udp_listen: "0.0.0.0:50000".parse().expect("addr"),
+        advertise_ips: vec!["192.0.2.10".parse().expect("ip")],
+        ..Config::default()
+    };
     config.validate().expect("valid");
 }
 
@@ -101,5 +138,8 @@ fn a_wildcard_bind_with_advertised_ips_is_valid() {
 fn the_default_toml_parses_back_to_the_defaults() {
     // Requirement: the sample generated from the defaults is itself a valid config equal to them.
     let text = Config::default_toml();
-    assert_eq!(Config::from_toml(&text, "sample.toml").expect("parses"), Config::default());
+    assert_eq!(
+        Config::from_toml(&text, "sample.toml").expect("parses"),
+        Config::default()
+    );
 }

@@ -116,11 +116,23 @@ mod tests {
             ("start of partition 1", &[0x11, 0x00], false),
             ("7-bit picture id", &[0x90, 0x80, 0x05, 0x00], true),
             ("15-bit picture id", &[0x90, 0x80, 0x85, 0x05, 0x00], true),
-            ("15-bit picture id, delta", &[0x90, 0x80, 0x85, 0x05, 0x01], false),
-            ("picture id + tl0 + tid", &[0x90, 0xE0, 0x85, 0x05, 0x07, 0x40, 0x00], true),
+            (
+                "15-bit picture id, delta",
+                &[0x90, 0x80, 0x85, 0x05, 0x01],
+                false,
+            ),
+            (
+                "picture id + tl0 + tid",
+                &[0x90, 0xE0, 0x85, 0x05, 0x07, 0x40, 0x00],
+                true,
+            ),
             ("truncated after X", &[0x90], false),
             ("truncated picture id", &[0x90, 0x80], false),
-            ("descriptor without frame header", &[0x90, 0x80, 0x05], false),
+            (
+                "descriptor without frame header",
+                &[0x90, 0x80, 0x05],
+                false,
+            ),
             ("empty", &[], false),
         ];
         for (what, payload, expected) in cases {
@@ -135,9 +147,21 @@ mod tests {
             ("single IDR", &[0x65, 0x88], true),
             ("single SPS", &[0x67, 0x42], true),
             ("single non-IDR slice", &[0x41, 0x9a], false),
-            ("STAP-A with SPS, PPS", &[0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce], true),
-            ("STAP-A with only PPS", &[0x78, 0x00, 0x02, 0x68, 0xce], false),
-            ("STAP-A with bad size", &[0x78, 0x00, 0x09, 0x68, 0xce], false),
+            (
+                "STAP-A with SPS, PPS",
+                &[0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce],
+                true,
+            ),
+            (
+                "STAP-A with only PPS",
+                &[0x78, 0x00, 0x02, 0x68, 0xce],
+                false,
+            ),
+            (
+                "STAP-A with bad size",
+                &[0x78, 0x00, 0x09, 0x68, 0xce],
+                false,
+            ),
             ("FU-A start of IDR", &[0x7c, 0x85, 0x88], true),
             ("FU-A middle of IDR", &[0x7c, 0x05, 0x88], false),
             ("FU-A start of slice", &[0x7c, 0x81, 0x9a], false),

@@ -167,10 +167,16 @@ mod tests {
         let mut f = Forwarder::new(true, 90_000);
         assert_eq!(f.awaited_keyframe_layer(), Some(0));
         let cases = [
-            (b.pkt(0, 10, 0, false, 0), Decision::Drop(DropReason::WaitingForKeyframe)),
+            (
+                b.pkt(0, 10, 0, false, 0),
+                Decision::Drop(DropReason::WaitingForKeyframe),
+            ),
             (b.pkt(0, 11, 3000, true, 33), fwd(11, 3000)),
             (b.pkt(0, 12, 3000, false, 34), fwd(12, 3000)),
-            (b.pkt(0, 10, 0, false, 35), Decision::Drop(DropReason::Stale)),
+            (
+                b.pkt(0, 10, 0, false, 35),
+                Decision::Drop(DropReason::Stale),
+            ),
         ];
         for (packet, expected) in cases {
             assert_eq!(f.decide(&packet), expected, "{packet:?}");
@@ -199,11 +205,20 @@ mod tests {
         assert_eq!(f.awaited_keyframe_layer(), Some(2));
         let cases = [
             (b.pkt(0, 101, 12_000, false, 33), fwd(101, 12_000)),
-            (b.pkt(2, 500, 777_000, false, 34), Decision::Drop(DropReason::WaitingForKeyframe)),
-            (b.pkt(1, 300, 555_000, true, 35), Decision::Drop(DropReason::OtherLayer)),
+            (
+                b.pkt(2, 500, 777_000, false, 34),
+                Decision::Drop(DropReason::WaitingForKeyframe),
+            ),
+            (
+                b.pkt(1, 300, 555_000, true, 35),
+                Decision::Drop(DropReason::OtherLayer),
+            ),
             // 100 ms after the last forwarded packet: 9000 ticks at 90 kHz.
             (b.pkt(2, 501, 780_000, true, 133), fwd(102, 21_000)),
-            (b.pkt(0, 102, 15_000, false, 134), Decision::Drop(DropReason::OtherLayer)),
+            (
+                b.pkt(0, 102, 15_000, false, 134),
+                Decision::Drop(DropReason::OtherLayer),
+            ),
             (b.pkt(2, 502, 783_000, false, 166), fwd(103, 24_000)),
         ];
         for (packet, expected) in cases {
@@ -220,7 +235,10 @@ mod tests {
         f.decide(&b.pkt(0, 1, 0, true, 0));
         f.set_target(None);
         assert_eq!(f.current_layer(), None);
-        assert_eq!(f.decide(&b.pkt(0, 2, 3000, true, 33)), Decision::Drop(DropReason::Paused));
+        assert_eq!(
+            f.decide(&b.pkt(0, 2, 3000, true, 33)),
+            Decision::Drop(DropReason::Paused)
+        );
         f.set_target(Some(0));
         assert_eq!(
             f.decide(&b.pkt(0, 3, 6000, false, 66)),

@@ -10,9 +10,11 @@
 //! - [`forwarder`]: the per-consumer [`Forwarder`](forwarder::Forwarder) that decides, packet by
 //!   packet, forward (with rewritten numbers) or drop.
 //! - [`throttle`]: keyframe request throttling toward publishers.
+//! - [`stun`]: reading the ICE username fragment that routes a datagram.
 
 pub mod codec;
 pub mod forwarder;
 pub mod ids;
 pub mod munger;
+pub mod stun;
 pub mod throttle;

@@ -135,8 +135,19 @@ mod tests {
         // The new layer's keyframe has unrelated numbers.
         m.switch_source(40_000, 7_000_000, 3000);
         assert_eq!(
-            run(&mut m, &[(40_000, 7_000_000), (40_001, 7_000_000), (40_002, 7_003_000)]),
-            vec![Some((503, 96_000)), Some((504, 96_000)), Some((505, 99_000))]
+            run(
+                &mut m,
+                &[
+                    (40_000, 7_000_000),
+                    (40_001, 7_000_000),
+                    (40_002, 7_003_000)
+                ]
+            ),
+            vec![
+                Some((503, 96_000)),
+                Some((504, 96_000)),
+                Some((505, 99_000))
+            ]
         );
     }
 
@@ -147,7 +158,10 @@ mod tests {
         m.switch_source(10, 0, 0);
         run(&mut m, &[(10, 0), (11, 0)]);
         m.switch_source(900, 50, 10);
-        assert_eq!(run(&mut m, &[(899, 40), (900, 50)]), vec![None, Some((12, 10))]);
+        assert_eq!(
+            run(&mut m, &[(899, 40), (900, 50)]),
+            vec![None, Some((12, 10))]
+        );
     }
 
     #[test]
@@ -166,7 +180,14 @@ mod tests {
         let mut m = RtpMunger::new();
         m.switch_source(65_534, u32::MAX - 1000, 0);
         assert_eq!(
-            run(&mut m, &[(65_534, u32::MAX - 1000), (65_535, u32::MAX - 1000), (65_536, 2000)]),
+            run(
+                &mut m,
+                &[
+                    (65_534, u32::MAX - 1000),
+                    (65_535, u32::MAX - 1000),
+                    (65_536, 2000)
+                ]
+            ),
             vec![
                 Some((65_534, u32::MAX - 1000)),
                 Some((65_535, u32::MAX - 1000)),

@@ -56,7 +56,11 @@ mod tests {
             (7, 600, false),
         ];
         for (layer, ms, expected) in cases {
-            assert_eq!(t.try_request(layer, at(ms)), expected, "layer {layer} at {ms} ms");
+            assert_eq!(
+                t.try_request(layer, at(ms)),
+                expected,
+                "layer {layer} at {ms} ms"
+            );
         }
     }
 }

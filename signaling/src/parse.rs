@@ -42,7 +42,9 @@ pub fn parse_client_message(text: &str, limits: &Limits) -> Result<ClientMessage
     let value: Value = serde_json::from_str(text)
         .map_err(|e| ProtocolError::bad_request(format!("malformed JSON: {e}")))?;
     let Some(object) = value.as_object() else {
-        return Err(ProtocolError::bad_request("a message must be a JSON object"));
+        return Err(ProtocolError::bad_request(
+            "a message must be a JSON object",
+        ));
     };
     let type_name = match object.get("type") {
         Some(Value::String(t)) => t.clone(),

@@ -38,8 +38,12 @@ fn every_client_message_round_trips() {
             token: Some("t".into()),
             auto_subscribe: false,
         },
-        ClientMessage::Offer { sdp: "v=0\r\n".into() },
-        ClientMessage::Answer { sdp: "v=0\r\n".into() },
+        ClientMessage::Offer {
+            sdp: "v=0\r\n".into(),
+        },
+        ClientMessage::Answer {
+            sdp: "v=0\r\n".into(),
+        },
         ClientMessage::Candidate {
             candidate: Some(candidate),
         },
@@ -89,8 +93,10 @@ fn client_messages_use_the_documented_wire_names() {
         }
     );
     assert_eq!(
-        parse(json!({"type":"candidate","candidate":{"candidate":"c","sdpMid":"1","sdpMLineIndex":1}}))
-            .expect("candidate"),
+        parse(
+            json!({"type":"candidate","candidate":{"candidate":"c","sdpMid":"1","sdpMLineIndex":1}})
+        )
+        .expect("candidate"),
         ClientMessage::Candidate {
             candidate: Some(IceCandidateInit {
                 candidate: "c".into(),
@@ -122,7 +128,9 @@ fn every_server_message_round_trips() {
         name: "bob".into(),
         tracks: vec![track()],
     };
-    let tracks = [("2".to_string(), "TR_3".to_string())].into_iter().collect();
+    let tracks = [("2".to_string(), "TR_3".to_string())]
+        .into_iter()
+        .collect();
     let messages = vec![
         ServerMessage::Joined {
             participant_id: "PA_1".into(),
@@ -225,23 +233,93 @@ fn malformed_inputs_get_the_right_error_codes() {
     let cases: Vec<(String, ErrorCode, &str)> = vec![
         ("not json".into(), ErrorCode::BadRequest, "malformed JSON"),
         ("[1,2]".into(), ErrorCode::BadRequest, "JSON object"),
-        (r#"{"room":"x"}"#.into(), ErrorCode::BadRequest, "missing field `type`"),
-        (r#"{"type":5}"#.into(), ErrorCode::BadRequest, "must be a string"),
-        (r#"{"type":"dance"}"#.into(), ErrorCode::BadRequest, "unknown message type"),
-        (r#"{"type":"join","name":"a"}"#.into(), ErrorCode::BadRequest, "room"),
-        (r#"{"type":"join","room":"","name":"a"}"#.into(), ErrorCode::BadRequest, "must not be empty"),
-        (format!(r#"{{"type":"join","room":"{}","name":"a"}}"#, "r".repeat(129)), ErrorCode::BadRequest, "longer than"),
-        (format!(r#"{{"type":"join","room":"r","name":"{}"}}"#, "n".repeat(129)), ErrorCode::BadRequest, "longer than"),
-        (r#"{"type":"join","room":"r\u0001","name":"a"}"#.into(), ErrorCode::BadRequest, "control"),
+        (
+            r#"{"room":"x"}"#.into(),
+            ErrorCode::BadRequest,
+            "missing field `type`",
+        ),
+        (
+            r#"{"type":5}"#.into(),
+            ErrorCode::BadRequest,
+            "must be a string",
+        ),
+        (
+            r#"{"type":"dance"}"#.into(),
+            ErrorCode::BadRequest,
+            "unknown message type",
+        ),
+        (
+            r#"{"type":"join","name":"a"}"#.into(),
+            ErrorCode::BadRequest,
+            "room",
+        ),
+        (
+            r#"{"type":"join","room":"","name":"a"}"#.into(),
+            ErrorCode::BadRequest,
+            "must not be empty",
+        ),
+        (
+            format!(
+                r#"{{"type":"join","room":"{}","name":"a"}}"#,
+                "r".repeat(129)
+            ),
+            ErrorCode::BadRequest,
+            "longer than",
+        ),
+        (
+            format!(
+                r#"{{"type":"join","room":"r","name":"{}"}}"#,
+                "n".repeat(129)
+            ),
+            ErrorCode::BadRequest,
+            "longer than",
+        ),
+        (
+            r#"{"type":"join","room":"r\u0001","name":"a"}"#.into(),
+            ErrorCode::BadRequest,
+            "control",
+        ),
         (r#"{"type":"offer"}"#.into(), ErrorCode::BadRequest, "sdp"),
-        (r#"{"type":"offer","sdp":"hello"}"#.into(), ErrorCode::BadRequest, "v=0"),
-        (r#"{"type":"answer","sdp":42}"#.into(), ErrorCode::BadRequest, "answer"),
-        (r#"{"type":"subscribe"}"#.into(), ErrorCode::BadRequest, "track_id"),
-        (r#"{"type":"subscribe","track_id":"TR_1","quality":"ultra"}"#.into(), ErrorCode::BadRequest, "unknown variant `ultra`"),
-        (r#"{"type":"unsubscribe","track_id":""}"#.into(), ErrorCode::BadRequest, "must not be empty"),
-        (r#"{"type":"mute","track_id":"TR_1"}"#.into(), ErrorCode::BadRequest, "muted"),
-        (r#"{"type":"candidate","candidate":{"sdpMid":"0"}}"#.into(), ErrorCode::BadRequest, "candidate"),
-        (format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(70_000)), ErrorCode::TooLarge, "over the limit"),
+        (
+            r#"{"type":"offer","sdp":"hello"}"#.into(),
+            ErrorCode::BadRequest,
+            "v=0",
+        ),
+        (
+            r#"{"type":"answer","sdp":42}"#.into(),
+            ErrorCode::BadRequest,
+            "answer",
+        ),
+        (
+            r#"{"type":"subscribe"}"#.into(),
+            ErrorCode::BadRequest,
+            "track_id",
+        ),
+        (
+            r#"{"type":"subscribe","track_id":"TR_1","quality":"ultra"}"#.into(),
+            ErrorCode::BadRequest,
+            "unknown variant `ultra`",
+        ),
+        (
+            r#"{"type":"unsubscribe","track_id":""}"#.into(),
+            ErrorCode::BadRequest,
+            "must not be empty",
+        ),
+        (
+            r#"{"type":"mute","track_id":"TR_1"}"#.into(),
+            ErrorCode::BadRequest,
+            "muted",
+        ),
+        (
+            r#"{"type":"candidate","candidate":{"sdpMid":"0"}}"#.into(),
+            ErrorCode::BadRequest,
+            "candidate",
+        ),
+        (
+            format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(70_000)),
+            ErrorCode::TooLarge,
+            "over the limit",
+        ),
     ];
     for (input, code, needle) in cases {
         let err = parse_client_message(&input, &limits).expect_err(&input[..input.len().min(80)]);

@@ -168,12 +168,24 @@ export async function launchBrowser(tmpDir) {
   }
   const userDataDir = path.join(tmpDir, 'chromium-profile');
   fs.mkdirSync(userDataDir, { recursive: true });
-  return chromium.launchPersistentContext(userDataDir, {
+  const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM_BIN,
     headless: true,
     args: CHROMIUM_ARGS,
     timeout: 30000,
   });
+  profileDirs.set(context, userDataDir);
+  return context;
+}
+
+const profileDirs = new WeakMap();
+
+/** Closes a browser from launchBrowser and deletes its profile (the server log stays). Never throws. */
+export async function closeBrowser(context) {
+  if (!context) return;
+  await context.close().catch(() => {});
+  const dir = profileDirs.get(context);
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
 }
 
 /**

@@ -1,0 +1,72 @@
+//! HTTP routes: the web client, the signaling WebSocket and `/healthz`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::header;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::registry::Registry;
+use crate::session;
+use crate::stats::Stats;
+use crate::web;
+
+#[derive(Clone)]
+struct AppState {
+    registry: Registry,
+    stats: Arc<Stats>,
+}
+
+/// All routes of the HTTP listener.
+pub fn router(registry: Registry, stats: Arc<Stats>) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", web::INDEX_HTML) }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", web::APP_JS) }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { asset("text/css; charset=utf-8", web::STYLE_CSS) }),
+        )
+        .route("/healthz", get(healthz))
+        .route("/ws", get(websocket))
+        .with_state(AppState { registry, stats })
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let (rooms, participants) = state.registry.counts();
+    Json(json!({
+        "status": "ok",
+        "rooms": rooms,
+        "participants": participants,
+        "counters": state.stats.snapshot(),
+    }))
+}
+
+async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    let max = state.registry.config().max_message_bytes;
+    // Frames up to 16× the protocol limit are read so an oversized one can be answered
+    // with `too_large` instead of a dropped connection; beyond that the socket closes.
+    upgrade
+        .max_message_size(max.saturating_mul(16).max(2 * 1024 * 1024))
+        .max_frame_size(max.saturating_mul(16).max(2 * 1024 * 1024))
+        .on_upgrade(move |socket| session::run(socket, state.registry, state.stats))
+}

@@ -1,0 +1,161 @@
+//! The room registry (room id → room task) and the UDP routing table (ICE ufrag → participant).
+//!
+//! `dashmap` lives here and only here: lookups when joining and when a new
+//! address first sends STUN; never per forwarded packet per subscriber.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use dashmap::DashMap;
+use sfu_core::ids::RoomId;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::room::{self, Datagram, ParticipantKey, RoomCommand};
+use crate::stats::Stats;
+
+/// Where datagrams for one participant go.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The room task's datagram queue.
+    pub datagrams: mpsc::Sender<Datagram>,
+    /// The participant inside that room.
+    pub participant: ParticipantKey,
+}
+
+/// Server ICE ufrag → route. Rooms add an entry per participant and remove it when it leaves.
+pub type Routes = Arc<DashMap<String, Route>>;
+
+/// A running room task, as seen from outside.
+#[derive(Debug, Clone)]
+pub struct RoomHandle {
+    /// Commands (joins, signaling) to the room task.
+    pub commands: mpsc::Sender<RoomCommand>,
+    generation: u64,
+}
+
+struct Inner {
+    config: Arc<config::Config>,
+    socket: Arc<UdpSocket>,
+    udp_addr: SocketAddr,
+    stats: Arc<Stats>,
+    rooms: DashMap<RoomId, RoomHandle>,
+    routes: Routes,
+    participants: AtomicUsize,
+    generations: AtomicU64,
+    next_participant: AtomicU64,
+}
+
+/// Shared entry point to all rooms of this node.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+/// Everything a room task needs from the node.
+#[derive(Clone)]
+pub struct NodeContext {
+    /// The registry, to unregister the room when it empties.
+    pub registry: Registry,
+    /// Validated configuration.
+    pub config: Arc<config::Config>,
+    /// The shared media socket.
+    pub socket: Arc<UdpSocket>,
+    /// Its bound address.
+    pub udp_addr: SocketAddr,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// The UDP routing table.
+    pub routes: Routes,
+}
+
+impl Registry {
+    /// An empty registry for a node with this socket and config.
+    pub fn new(
+        config: Arc<config::Config>,
+        socket: Arc<UdpSocket>,
+        udp_addr: SocketAddr,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                socket,
+                udp_addr,
+                stats,
+                rooms: DashMap::new(),
+                routes: Arc::new(DashMap::new()),
+                participants: AtomicUsize::new(0),
+                generations: AtomicU64::new(0),
+                next_participant: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &config::Config {
+        &self.inner.config
+    }
+
+    /// The UDP routing table.
+    pub fn routes(&self) -> Routes {
+        self.inner.routes.clone()
+    }
+
+    /// (rooms, participants) currently on this node.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.inner.rooms.len(),
+            self.inner.participants.load(Ordering::Relaxed),
+        )
+    }
+
+    /// A fresh participant sequence number, unique in this process.
+    pub fn next_participant_number(&self) -> u64 {
+        self.inner.next_participant.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Count a participant in (+1) or out (-1).
+    pub fn participant_delta(&self, joined: bool) {
+        if joined {
+            self.inner.participants.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.inner.participants.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The room's handle, starting its task if it does not exist yet.
+    pub fn room(&self, id: &RoomId) -> RoomHandle {
+        self.inner
+            .rooms
+            .entry(id.clone())
+            .or_insert_with(|| {
+                let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed);
+                let commands = room::spawn(id.clone(), generation, self.node_context());
+                RoomHandle {
+                    commands,
+                    generation,
+                }
+            })
+            .clone()
+    }
+
+    /// Forget a room whose task is ending, unless a newer task already took its name.
+    pub fn remove_room(&self, id: &RoomId, generation: u64) {
+        self.inner
+            .rooms
+            .remove_if(id, |_, handle| handle.generation == generation);
+    }
+
+    fn node_context(&self) -> NodeContext {
+        NodeContext {
+            registry: self.clone(),
+            config: self.inner.config.clone(),
+            socket: self.inner.socket.clone(),
+            udp_addr: self.inner.udp_addr,
+            stats: self.inner.stats.clone(),
+            routes: self.inner.routes.clone(),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Data channel relay: text on `reliable`/`lossy` goes to every other participant's channel of the same label.
+
+use serde::Serialize;
+use str0m::channel::{ChannelData, ChannelId};
+use tracing::{debug, info};
+
+use super::participant;
+use super::{ParticipantKey, Room};
+use crate::stats::bump;
+
+/// Labels the server relays; other labels belong to the application.
+const RELAYED_LABELS: [&str; 2] = ["reliable", "lossy"];
+
+#[derive(Serialize)]
+struct Relayed<'a> {
+    from: &'a str,
+    data: &'a str,
+}
+
+impl Room {
+    pub(super) fn channel_open(&mut self, key: ParticipantKey, id: ChannelId, label: String) {
+        if let Some(p) = self.participants.get_mut(&key) {
+            let _g = p.span.enter();
+            info!(%label, "data channel open");
+            p.channels.insert(id, label);
+        }
+    }
+
+    pub(super) fn relay_data(&mut self, key: ParticipantKey, data: ChannelData) {
+        let Some(p) = self.participants.get(&key) else {
+            return;
+        };
+        let Some(label) = p.channels.get(&data.id).cloned() else {
+            return;
+        };
+        if !RELAYED_LABELS.contains(&label.as_str()) {
+            return;
+        }
+        let text = match std::str::from_utf8(&data.data) {
+            Ok(text)
+                if !data.binary && data.data.len() <= self.ctx.config.max_data_message_bytes =>
+            {
+                text
+            }
+            _ => {
+                let _g = p.span.enter();
+                debug!(
+                    binary = data.binary,
+                    len = data.data.len(),
+                    "data message not relayed (binary, not UTF-8 or too large)"
+                );
+                bump(&self.ctx.stats.data_dropped);
+                return;
+            }
+        };
+        let relayed = Relayed {
+            from: p.id.as_str(),
+            data: text,
+        };
+        let Ok(json) = serde_json::to_string(&relayed) else {
+            return;
+        };
+        for (other_key, other) in self.participants.iter_mut() {
+            if *other_key == key {
+                continue;
+            }
+            let Some(channel_id) = other
+                .channels
+                .iter()
+                .find(|(_, l)| **l == label)
+                .map(|(id, _)| *id)
+            else {
+                continue;
+            };
+            let written = other.rtc.channel(channel_id).is_some_and(|mut channel| {
+                matches!(channel.write(false, json.as_bytes()), Ok(true))
+            });
+            bump(if written {
+                &self.ctx.stats.data_relayed
+            } else {
+                &self.ctx.stats.data_dropped
+            });
+            participant::drain(other, &self.ctx.socket, &self.ctx.stats, &mut self.events);
+        }
+    }
+}

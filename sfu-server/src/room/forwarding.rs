@@ -1,0 +1,286 @@
+//! Events from participants' `Rtc`s: media fan-out, keyframe requests, connection state.
+
+use std::time::Instant;
+
+use sfu_core::codec::is_keyframe_start;
+use sfu_core::forwarder::{Decision, DropReason, PacketInfo};
+use str0m::media::KeyframeRequestKind;
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::{Event, IceConnectionState};
+use tracing::{debug, info, warn};
+
+use super::participant;
+use super::producer::{ConsumerState, ProducerKey, core_codec, layer_of};
+use super::{ParticipantKey, Room};
+use crate::stats::bump;
+
+impl Room {
+    pub(super) fn handle_event(&mut self, key: ParticipantKey, event: Event) {
+        match event {
+            Event::RtpPacket(packet) => self.forward_rtp(key, packet),
+            Event::KeyframeRequest(request) => self.subscriber_keyframe_request(key, request.mid),
+            Event::ChannelOpen(id, label) => self.channel_open(key, id, label),
+            Event::ChannelData(data) => self.relay_data(key, data),
+            Event::ChannelClose(id) => {
+                if let Some(p) = self.participants.get_mut(&key) {
+                    p.channels.remove(&id);
+                }
+            }
+            Event::IceConnectionStateChange(state) => self.ice_state(key, state),
+            Event::Connected => {
+                if let Some(p) = self.participants.get_mut(&key) {
+                    p.connected = true;
+                    p.connect_deadline = None;
+                    let _g = p.span.enter();
+                    info!("peer connection connected (ICE + DTLS)");
+                }
+            }
+            Event::Closed => {
+                if let Some(p) = self.participants.get(&key) {
+                    let _g = p.span.enter();
+                    info!("peer closed DTLS/SCTP");
+                }
+            }
+            other => {
+                if let Some(p) = self.participants.get(&key) {
+                    let _g = p.span.enter();
+                    debug!(event = ?other, "rtc event");
+                }
+            }
+        }
+    }
+
+    fn ice_state(&mut self, key: ParticipantKey, state: IceConnectionState) {
+        let timeout = std::time::Duration::from_secs(self.ctx.config.ice_connect_timeout_secs);
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        let _g = p.span.enter();
+        info!(?state, "ICE connection state changed");
+        match state {
+            IceConnectionState::Disconnected => {
+                p.connected = false;
+                p.connect_deadline = Some(Instant::now() + timeout);
+            }
+            IceConnectionState::Connected | IceConnectionState::Completed if p.connected => {
+                p.connect_deadline = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Find which producer and layer an incoming packet belongs to (cached per SSRC).
+    fn resolve_source(
+        &mut self,
+        key: ParticipantKey,
+        packet: &RtpPacket,
+    ) -> Option<(ProducerKey, u8)> {
+        let p = self.participants.get_mut(&key)?;
+        let ssrc = packet.header.ssrc;
+        if let Some(found) = p.rx_by_ssrc.get(&ssrc) {
+            return Some(*found);
+        }
+        let (mid, rid) = {
+            let mut api = p.rtc.direct_api();
+            let stream = api.stream_rx(&ssrc)?;
+            (stream.mid(), stream.rid())
+        };
+        let producer_key = *p.published.get(&mid)?;
+        let producer = self.producers.get(&producer_key)?;
+        let layer = layer_of(rid.as_deref(), &producer.rids);
+        p.rx_by_ssrc.insert(ssrc, (producer_key, layer));
+        Some((producer_key, layer))
+    }
+
+    /// Fan one incoming packet out to every consumer of its producer.
+    fn forward_rtp(&mut self, key: ParticipantKey, packet: RtpPacket) {
+        let Some((producer_key, layer)) = self.resolve_source(key, &packet) else {
+            bump(&self.ctx.stats.rtp_not_forwarded);
+            return;
+        };
+        self.update_codec(key, producer_key, &packet);
+        let Some(producer) = self.producers.get_mut(&producer_key) else {
+            return;
+        };
+        let info = PacketInfo {
+            layer,
+            seq: *packet.seq_no,
+            timestamp: packet.header.timestamp,
+            keyframe_start: is_keyframe_start(producer.codec, &packet.payload),
+            arrival: packet.timestamp,
+        };
+        let ext = forwarded_extensions(&packet.header.ext_vals);
+        let in_pt = packet.header.payload_type;
+        let video = producer.codec.is_video();
+        let mut keyframe_wanted = None;
+        for subscriber in &producer.subscribers {
+            let Some(s) = self.participants.get_mut(subscriber) else {
+                continue;
+            };
+            let Some(consumer) = s.consumers.get_mut(&producer_key) else {
+                continue;
+            };
+            let ConsumerState::Active(mid) = consumer.state else {
+                continue;
+            };
+            let munged = match consumer.forwarder.decide(&info) {
+                Decision::Forward(munged) => munged,
+                Decision::Drop(reason) => {
+                    if reason == DropReason::WaitingForKeyframe {
+                        keyframe_wanted = consumer.forwarder.awaited_keyframe_layer();
+                    }
+                    bump(&self.ctx.stats.rtp_not_forwarded);
+                    continue;
+                }
+            };
+            let out_pt = match consumer.pt_map {
+                Some((from, to)) if from == in_pt => Some(to),
+                _ => {
+                    let mapped = producer
+                        .params
+                        .as_ref()
+                        .and_then(|(_, params)| s.rtc.codec_config().match_params(*params))
+                        .map(|params| params.pt());
+                    consumer.pt_map = mapped.map(|to| (in_pt, to));
+                    mapped
+                }
+            };
+            let Some(out_pt) = out_pt else {
+                bump(&self.ctx.stats.rtp_not_forwarded);
+                continue;
+            };
+            let mut api = s.rtc.direct_api();
+            let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+                bump(&self.ctx.stats.rtp_not_forwarded);
+                continue;
+            };
+            stream.write_rtp(
+                RtpWrite::new(
+                    out_pt,
+                    munged.seq.into(),
+                    munged.timestamp,
+                    packet.timestamp,
+                    packet.payload.clone(),
+                )
+                .marker(packet.header.marker)
+                .ext_vals(ext.clone())
+                .nackable(video),
+            );
+            bump(&self.ctx.stats.rtp_forwarded);
+            participant::drain(s, &self.ctx.socket, &self.ctx.stats, &mut self.events);
+        }
+        if let Some(layer) = keyframe_wanted {
+            self.request_keyframe(producer_key, layer, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// Keep the producer's codec and payload parameters in step with what its packets carry.
+    fn update_codec(&mut self, key: ParticipantKey, producer_key: ProducerKey, packet: &RtpPacket) {
+        let pt = packet.header.payload_type;
+        let Some(producer) = self.producers.get_mut(&producer_key) else {
+            return;
+        };
+        if producer
+            .params
+            .as_ref()
+            .is_some_and(|(known, _)| *known == pt)
+        {
+            return;
+        }
+        let Some(p) = self.participants.get(&key) else {
+            return;
+        };
+        let Some(params) = p.rtc.codec_config().find(|params| params.pt() == pt) else {
+            return;
+        };
+        let spec = params.spec();
+        producer.codec = core_codec(spec.codec);
+        producer.codec_name = spec.codec.to_string();
+        producer.clock_rate = spec.clock_rate.get();
+        producer.params = Some((pt, *params));
+    }
+
+    /// A subscriber asked for a keyframe (PLI/FIR) on one of its consumers.
+    fn subscriber_keyframe_request(&mut self, key: ParticipantKey, mid: str0m::media::Mid) {
+        let Some(p) = self.participants.get(&key) else {
+            return;
+        };
+        let Some(producer_key) = p.consumer_by_mid(mid) else {
+            return;
+        };
+        let layer = p
+            .consumers
+            .get(&producer_key)
+            .and_then(|c| {
+                c.forwarder
+                    .current_layer()
+                    .or(c.forwarder.awaited_keyframe_layer())
+            })
+            .unwrap_or(0);
+        self.request_keyframe(producer_key, layer, KeyframeRequestKind::Pli);
+    }
+
+    /// Ask a publisher for a keyframe of one layer, at most once per throttle interval.
+    pub(super) fn request_keyframe(
+        &mut self,
+        producer_key: ProducerKey,
+        layer: u8,
+        kind: KeyframeRequestKind,
+    ) {
+        let Some(producer) = self.producers.get_mut(&producer_key) else {
+            return;
+        };
+        if !producer.throttle.try_request(layer, Instant::now()) {
+            bump(&self.ctx.stats.keyframe_requests_throttled);
+            return;
+        }
+        let rid = producer
+            .rids
+            .get(usize::from(layer))
+            .map(|r| str0m::media::Rid::from(r.as_str()));
+        let mid = producer.mid;
+        let Some(p) = self.participants.get_mut(&producer.owner) else {
+            return;
+        };
+        let requested = match p.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+            Some(stream) => {
+                stream.request_keyframe(kind);
+                true
+            }
+            None => false,
+        };
+        if requested {
+            bump(&self.ctx.stats.keyframe_requests_sent);
+            participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
+        } else {
+            let _g = p.span.enter();
+            warn!(%mid, layer, "no incoming stream to request a keyframe from yet");
+        }
+    }
+
+    /// New video consumers wait for a keyframe: ask their publishers for one now.
+    pub(super) fn request_keyframes_for_new_consumers(&mut self, key: ParticipantKey) {
+        let Some(p) = self.participants.get(&key) else {
+            return;
+        };
+        let waiting: Vec<(ProducerKey, u8)> = p
+            .consumers
+            .iter()
+            .filter(|(_, c)| matches!(c.state, ConsumerState::Active(_)))
+            .filter_map(|(pk, c)| Some((*pk, c.forwarder.awaited_keyframe_layer()?)))
+            .collect();
+        for (producer_key, layer) in waiting {
+            self.request_keyframe(producer_key, layer, KeyframeRequestKind::Pli);
+        }
+    }
+}
+
+/// The header extensions a subscriber should see from the publisher's packet.
+fn forwarded_extensions(incoming: &ExtensionValues) -> ExtensionValues {
+    ExtensionValues {
+        audio_level: incoming.audio_level,
+        voice_activity: incoming.voice_activity,
+        video_orientation: incoming.video_orientation,
+        ..ExtensionValues::default()
+    }
+}

@@ -1,0 +1,254 @@
+//! Participants entering and leaving, datagrams and timers reaching their `Rtc`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use sfu_core::ids::ParticipantId;
+use signaling::{
+    ErrorCode, LeaveReason, Participant as ParticipantInfo, ProtocolError, ServerMessage,
+};
+use str0m::Input;
+use str0m::net::{Protocol, Receive};
+use tracing::{debug, info, info_span, warn};
+
+use super::participant::{self, Participant};
+use super::{Datagram, JoinRequest, Outbound, ParticipantKey, Room};
+use crate::registry::Route;
+use crate::stats::bump;
+
+/// Without a client offer, the server makes its first offer this long after the join.
+const FIRST_OFFER_DELAY: Duration = Duration::from_secs(2);
+
+impl Room {
+    pub(super) fn join(&mut self, request: JoinRequest) {
+        let JoinRequest {
+            name,
+            auto_subscribe,
+            out,
+            reply,
+        } = request;
+        if self.participants.len() >= self.ctx.config.max_participants_per_room {
+            let _ = reply.send(Err(ProtocolError {
+                code: ErrorCode::RoomFull,
+                message: format!(
+                    "room is full ({} participants)",
+                    self.ctx.config.max_participants_per_room
+                ),
+            }));
+            return;
+        }
+        let now = Instant::now();
+        let mut rtc = match participant::new_rtc(&self.candidate_addrs, now) {
+            Ok(rtc) => rtc,
+            Err(e) => {
+                warn!(error = %e, "cannot create a peer connection");
+                let _ = reply.send(Err(ProtocolError {
+                    code: ErrorCode::Internal,
+                    message: "the server could not create a peer connection".into(),
+                }));
+                return;
+            }
+        };
+        let key = ParticipantKey(self.ctx.registry.next_participant_number());
+        let id = ParticipantId::from_sequence(key.0);
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        let span = info_span!("participant", room = %self.id, participant = %id);
+        let participants = self.participant_infos();
+        let p = Participant {
+            key,
+            id: id.clone(),
+            name: name.clone(),
+            span,
+            rtc,
+            out,
+            ufrag: ufrag.clone(),
+            auto_subscribe,
+            next_timeout: now,
+            pending_offer: None,
+            first_offer_after: Some(now + FIRST_OFFER_DELAY),
+            connect_deadline: None,
+            connected: false,
+            published: HashMap::new(),
+            rx_by_ssrc: HashMap::new(),
+            consumers: HashMap::new(),
+            channels: HashMap::new(),
+        };
+        {
+            let _g = p.span.enter();
+            info!(%name, auto_subscribe, %ufrag, "participant joined");
+        }
+        self.ctx.routes.insert(
+            ufrag,
+            Route {
+                datagrams: self.datagram_tx.clone(),
+                participant: key,
+            },
+        );
+        self.ctx.registry.participant_delta(true);
+        let joined = ServerMessage::Joined {
+            participant_id: id.to_string(),
+            room: self.id.to_string(),
+            participants,
+            ice_servers: self.ice_servers(),
+        };
+        // `joined` goes first on the participant's queue, before anything the room says next.
+        let _ = p.out.try_send(Outbound::Message(joined));
+        self.participants.insert(key, p);
+        let _ = reply.send(Ok((key, id.to_string())));
+        self.broadcast(
+            key,
+            &ServerMessage::ParticipantJoined {
+                participant: ParticipantInfo {
+                    id: id.to_string(),
+                    name,
+                    tracks: Vec::new(),
+                },
+            },
+        );
+        if auto_subscribe {
+            let existing: Vec<_> = self.producers.keys().copied().collect();
+            for producer in existing {
+                self.add_consumer(key, producer);
+            }
+        }
+    }
+
+    fn participant_infos(&self) -> Vec<ParticipantInfo> {
+        self.participants
+            .values()
+            .map(|p| ParticipantInfo {
+                id: p.id.to_string(),
+                name: p.name.clone(),
+                tracks: p
+                    .published
+                    .values()
+                    .filter_map(|k| self.producers.get(k))
+                    .map(|producer| producer.track())
+                    .collect(),
+            })
+            .collect()
+    }
+
+    fn ice_servers(&self) -> Vec<signaling::IceServer> {
+        self.ctx
+            .config
+            .ice_servers
+            .iter()
+            .map(|s| signaling::IceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            })
+            .collect()
+    }
+
+    /// Remove a participant with everything it published and received; tell the others.
+    pub(super) fn remove_participant(&mut self, key: ParticipantKey, reason: Option<LeaveReason>) {
+        let Some(mut p) = self.participants.remove(&key) else {
+            return;
+        };
+        {
+            let _g = p.span.enter();
+            info!(reason = ?reason, "participant left");
+        }
+        self.ctx.routes.remove(&p.ufrag);
+        self.ctx.registry.participant_delta(false);
+        if let Some(reason) = reason {
+            let _ = p.out.try_send(Outbound::End(reason));
+        }
+        for producer in p.consumers.keys() {
+            if let Some(producer) = self.producers.get_mut(producer) {
+                producer.subscribers.retain(|k| *k != key);
+            }
+        }
+        let published: Vec<_> = p.published.values().copied().collect();
+        for producer in published {
+            self.unpublish(producer);
+        }
+        p.rtc.disconnect();
+        let mut ignored = std::collections::VecDeque::new();
+        participant::drain(&mut p, &self.ctx.socket, &self.ctx.stats, &mut ignored);
+        self.broadcast(
+            key,
+            &ServerMessage::ParticipantLeft {
+                participant_id: p.id.to_string(),
+            },
+        );
+    }
+
+    pub(super) fn handle_datagram(&mut self, datagram: Datagram) {
+        let Some(destination) = self.local_address_for(&datagram) else {
+            bump(&self.ctx.stats.udp_dropped);
+            return;
+        };
+        let Some(p) = self.participants.get_mut(&datagram.participant) else {
+            bump(&self.ctx.stats.udp_dropped);
+            return;
+        };
+        let Ok(contents) = datagram.data.as_slice().try_into() else {
+            bump(&self.ctx.stats.udp_rejected);
+            return;
+        };
+        let input = Input::Receive(
+            datagram.at,
+            Receive {
+                proto: Protocol::Udp,
+                source: datagram.source,
+                destination,
+                contents,
+            },
+        );
+        if !p.rtc.accepts(&input) {
+            bump(&self.ctx.stats.udp_rejected);
+            return;
+        }
+        if let Err(e) = p.rtc.handle_input(input) {
+            let _g = p.span.enter();
+            debug!(error = %e, "datagram refused");
+            bump(&self.ctx.stats.udp_rejected);
+        }
+        participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
+        if !p.rtc.is_alive() {
+            self.to_remove.push((p.key, Some(LeaveReason::Timeout)));
+        }
+    }
+
+    /// Our candidate address of the sender's IP family (the socket may be bound to a wildcard).
+    fn local_address_for(&self, datagram: &Datagram) -> Option<std::net::SocketAddr> {
+        self.candidate_addrs
+            .iter()
+            .find(|a| a.is_ipv4() == datagram.source.is_ipv4())
+            .copied()
+    }
+
+    pub(super) fn handle_timeouts(&mut self, now: Instant) {
+        let keys: Vec<ParticipantKey> = self.participants.keys().copied().collect();
+        for key in keys {
+            let Some(p) = self.participants.get_mut(&key) else {
+                continue;
+            };
+            if p.next_timeout <= now {
+                if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                    let _g = p.span.enter();
+                    warn!(error = %e, "timeout handling failed");
+                }
+                participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
+            }
+            if !p.rtc.is_alive() {
+                self.to_remove.push((key, Some(LeaveReason::Timeout)));
+                continue;
+            }
+            if p.connect_deadline.is_some_and(|d| d <= now) {
+                let _g = p.span.enter();
+                warn!("media path not connected in time; removing participant");
+                drop(_g);
+                self.to_remove.push((key, Some(LeaveReason::Timeout)));
+                continue;
+            }
+            if p.first_offer_after.is_some_and(|d| d <= now) {
+                p.first_offer_after = None;
+                self.maybe_offer(key);
+            }
+        }
+    }
+}

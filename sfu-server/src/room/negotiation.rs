@@ -1,0 +1,327 @@
+//! Offer/answer in both directions, with the server as the impolite peer.
+//!
+//! The client offers to publish or unpublish; the server answers and names the
+//! track ids it gave. The server offers whenever the set of tracks it sends to a
+//! participant changes, never with more than one offer outstanding, and ignores
+//! a client offer that arrives while its own is unanswered (the client rolls
+//! back and re-offers after answering).
+
+use std::time::{Duration, Instant};
+
+use sfu_core::forwarder::Forwarder;
+use signaling::{ErrorCode, MediaKind, ServerMessage, TrackMap};
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::{Direction, Mid};
+use tracing::{info, warn};
+
+use super::participant;
+use super::producer::{Consumer, ConsumerState, ProducerKey};
+use super::{ParticipantKey, Room};
+
+impl Room {
+    /// The client's offer: accept it, (un)publish what changed, answer with the track ids.
+    pub(super) fn client_offer(&mut self, key: ParticipantKey, sdp: String) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        let _g = p.span.clone().entered();
+        if p.pending_offer.is_some() {
+            info!(
+                "ignoring client offer: the server's offer is outstanding (glare, server is impolite)"
+            );
+            return;
+        }
+        let offer = match SdpOffer::from_sdp_string(&sdp) {
+            Ok(offer) => offer,
+            Err(e) => {
+                warn!(error = %e, "unparsable client offer");
+                self.reply_error(
+                    key,
+                    ErrorCode::BadRequest,
+                    format!("invalid offer SDP: {e}"),
+                );
+                return;
+            }
+        };
+        let answer = match p.rtc.sdp_api().accept_offer(offer) {
+            Ok(answer) => answer,
+            Err(e) => {
+                warn!(error = %e, "client offer refused");
+                self.reply_error(
+                    key,
+                    ErrorCode::BadRequest,
+                    format!("offer not acceptable: {e}"),
+                );
+                return;
+            }
+        };
+        info!("client offer accepted");
+        p.first_offer_after = None;
+        self.arm_connect_deadline(key);
+        if let Some(p) = self.participants.get_mut(&key) {
+            participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
+        }
+        self.sync_published(key, &sdp);
+        let Some(p) = self.participants.get(&key) else {
+            return;
+        };
+        let tracks: TrackMap = p
+            .published
+            .iter()
+            .filter_map(|(mid, pk)| Some((mid.to_string(), self.producers.get(pk)?.id.to_string())))
+            .collect();
+        info!(tracks = ?tracks, "answering client offer");
+        self.send_to(
+            key,
+            ServerMessage::Answer {
+                sdp: answer.to_sdp_string(),
+                tracks,
+            },
+        );
+        self.maybe_offer(key);
+    }
+
+    /// The client's answer to the server's outstanding offer.
+    pub(super) fn client_answer(&mut self, key: ParticipantKey, sdp: String) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        let _g = p.span.clone().entered();
+        let Some(pending) = p.pending_offer.take() else {
+            self.reply_error(
+                key,
+                ErrorCode::BadRequest,
+                "no offer is outstanding to answer".into(),
+            );
+            return;
+        };
+        let answer = match SdpAnswer::from_sdp_string(&sdp) {
+            Ok(answer) => answer,
+            Err(e) => {
+                p.pending_offer = Some(pending);
+                warn!(error = %e, "unparsable client answer");
+                self.reply_error(
+                    key,
+                    ErrorCode::BadRequest,
+                    format!("invalid answer SDP: {e}"),
+                );
+                return;
+            }
+        };
+        if let Err(e) = p.rtc.sdp_api().accept_answer(pending, answer) {
+            // str0m consumed the pending offer; the next offer starts afresh.
+            warn!(error = %e, "client answer refused");
+            Self::rollback_offered(p);
+            self.reply_error(
+                key,
+                ErrorCode::BadRequest,
+                format!("answer not acceptable: {e}"),
+            );
+            return;
+        }
+        info!("client answer accepted");
+        for consumer in p.consumers.values_mut() {
+            consumer.state = match consumer.state {
+                ConsumerState::Offered(mid) if consumer.remove_after_answer => {
+                    ConsumerState::ToRemove(mid)
+                }
+                ConsumerState::Offered(mid) => ConsumerState::Active(mid),
+                other => other,
+            };
+        }
+        p.consumers
+            .retain(|_, c| !matches!(c.state, ConsumerState::Removing(_)));
+        participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
+        self.arm_connect_deadline(key);
+        self.request_keyframes_for_new_consumers(key);
+        self.maybe_offer(key);
+    }
+
+    /// After a failed negotiation, offered consumers go back to wanting an offer.
+    fn rollback_offered(p: &mut participant::Participant) {
+        for consumer in p.consumers.values_mut() {
+            consumer.state = match consumer.state {
+                ConsumerState::Offered(_) => ConsumerState::ToAdd,
+                ConsumerState::Removing(mid) => ConsumerState::ToRemove(mid),
+                other => other,
+            };
+        }
+        p.consumers
+            .retain(|_, c| !(c.state == ConsumerState::ToAdd && c.remove_after_answer));
+    }
+
+    /// Offer the participant the tracks it should now receive, if anything changed and no offer is outstanding.
+    pub(super) fn maybe_offer(&mut self, key: ParticipantKey) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        if p.pending_offer.is_some() || p.first_offer_after.is_some() {
+            return;
+        }
+        let mut change = p.rtc.sdp_api();
+        for consumer in p.consumers.values_mut() {
+            match consumer.state {
+                ConsumerState::ToAdd => {
+                    let kind = match consumer.kind {
+                        MediaKind::Audio => str0m::media::MediaKind::Audio,
+                        MediaKind::Video => str0m::media::MediaKind::Video,
+                    };
+                    let mid = change.add_media(
+                        kind,
+                        Direction::SendOnly,
+                        Some(consumer.publisher_id.to_string()),
+                        Some(consumer.track_id.to_string()),
+                        None,
+                    );
+                    consumer.state = ConsumerState::Offered(mid);
+                }
+                ConsumerState::ToRemove(mid) => {
+                    change.stop_media(mid);
+                    consumer.state = ConsumerState::Removing(mid);
+                }
+                _ => {}
+            }
+        }
+        if !change.has_changes() {
+            return;
+        }
+        let Some((offer, pending)) = change.apply() else {
+            return;
+        };
+        p.pending_offer = Some(pending);
+        let tracks: TrackMap = p
+            .consumers
+            .values()
+            .filter(|c| c.is_sending())
+            .filter_map(|c| Some((c.mid()?.to_string(), c.track_id.to_string())))
+            .collect();
+        {
+            let _g = p.span.enter();
+            info!(tracks = ?tracks, "sending server offer");
+        }
+        participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
+        self.send_to(
+            key,
+            ServerMessage::Offer {
+                sdp: offer.to_sdp_string(),
+                tracks,
+            },
+        );
+    }
+
+    /// Give `subscriber` a consumer of `producer` (offered at the next opportunity).
+    pub(super) fn add_consumer(&mut self, subscriber: ParticipantKey, producer_key: ProducerKey) {
+        let Some(producer) = self.producers.get_mut(&producer_key) else {
+            return;
+        };
+        if producer.owner == subscriber {
+            return;
+        }
+        let Some(p) = self.participants.get_mut(&subscriber) else {
+            return;
+        };
+        if let Some(existing) = p.consumers.get_mut(&producer_key) {
+            existing.remove_after_answer = false;
+            if let ConsumerState::ToRemove(mid) = existing.state {
+                existing.state = ConsumerState::Active(mid);
+            }
+            return;
+        }
+        let video = producer.kind == MediaKind::Video;
+        p.consumers.insert(
+            producer_key,
+            Consumer {
+                track_id: producer.id.clone(),
+                publisher_id: producer.owner_id.clone(),
+                kind: producer.kind,
+                state: ConsumerState::ToAdd,
+                remove_after_answer: false,
+                forwarder: Forwarder::new(video, producer.clock_rate),
+                pt_map: None,
+            },
+        );
+        producer.subscribers.push(subscriber);
+        self.maybe_offer(subscriber);
+    }
+
+    /// Stop `subscriber`'s consumer of `producer` (its m-line is stopped in the next offer).
+    pub(super) fn remove_consumer(
+        &mut self,
+        subscriber: ParticipantKey,
+        producer_key: ProducerKey,
+    ) {
+        if let Some(producer) = self.producers.get_mut(&producer_key) {
+            producer.subscribers.retain(|k| *k != subscriber);
+        }
+        let Some(p) = self.participants.get_mut(&subscriber) else {
+            return;
+        };
+        if p.consumers.get_mut(&producer_key).is_some_and(|c| c.stop()) {
+            p.consumers.remove(&producer_key);
+        }
+        self.maybe_offer(subscriber);
+    }
+
+    /// Match the participant's published tracks to the m-lines of its latest offer.
+    fn sync_published(&mut self, key: ParticipantKey, sdp: &str) {
+        let Some(p) = self.participants.get(&key) else {
+            return;
+        };
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        for mid in offered_mids(sdp) {
+            let mid = Mid::from(mid);
+            let sending = p.rtc.media(mid).is_some_and(|m| {
+                !m.disabled() && matches!(m.direction(), Direction::RecvOnly | Direction::SendRecv)
+            });
+            let published = p.published.contains_key(&mid);
+            if sending && !published && p.consumer_by_mid(mid).is_none() {
+                added.push(mid);
+            } else if !sending && published {
+                removed.push(mid);
+            }
+        }
+        // m-lines absent from the new offer are gone too.
+        let listed: Vec<String> = offered_mids(sdp).map(str::to_owned).collect();
+        removed.extend(
+            p.published
+                .keys()
+                .filter(|m| !listed.iter().any(|l| l == &m.to_string()))
+                .copied(),
+        );
+        for mid in removed {
+            if let Some(producer) = self
+                .participants
+                .get_mut(&key)
+                .and_then(|p| p.published.remove(&mid))
+            {
+                self.unpublish(producer);
+            }
+        }
+        for mid in added {
+            self.publish(key, mid);
+        }
+    }
+
+    /// Start the connect timer once the first negotiation completed (ICE can begin).
+    fn arm_connect_deadline(&mut self, key: ParticipantKey) {
+        let timeout = Duration::from_secs(self.ctx.config.ice_connect_timeout_secs);
+        if let Some(p) = self.participants.get_mut(&key)
+            && !p.connected
+            && p.connect_deadline.is_none()
+        {
+            p.connect_deadline = Some(Instant::now() + timeout);
+        }
+    }
+
+    fn reply_error(&mut self, key: ParticipantKey, code: ErrorCode, message: String) {
+        crate::stats::bump(&self.ctx.stats.signaling_errors);
+        self.send_to(key, ServerMessage::error(code, message));
+    }
+}
+
+/// The `a=mid:` values of an SDP, in order.
+fn offered_mids(sdp: &str) -> impl Iterator<Item = &str> {
+    sdp.lines()
+        .filter_map(|line| line.trim_end().strip_prefix("a=mid:"))
+}

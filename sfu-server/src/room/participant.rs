@@ -1,0 +1,122 @@
+//! A participant: its peer connection (`Rtc`), what it publishes and what it receives.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use sfu_core::ids::ParticipantId;
+use str0m::change::SdpPendingOffer;
+use str0m::channel::ChannelId;
+use str0m::media::Mid;
+use str0m::rtp::Ssrc;
+use str0m::{Candidate, Event, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{Span, warn};
+
+use super::producer::{Consumer, ProducerKey};
+use super::{Outbound, ParticipantKey};
+use crate::stats::{Stats, bump};
+
+/// One peer connection in the room.
+pub struct Participant {
+    /// Key inside the room.
+    pub key: ParticipantKey,
+    /// Protocol id.
+    pub id: ParticipantId,
+    /// Display name.
+    pub name: String,
+    /// Log span carrying room and participant ids.
+    pub span: Span,
+    /// The WebRTC stack of this peer connection.
+    pub rtc: Rtc,
+    /// Messages toward its signaling session.
+    pub out: mpsc::Sender<Outbound>,
+    /// Its server ICE ufrag (the UDP routing key).
+    pub ufrag: String,
+    /// Subscribe to new tracks automatically.
+    pub auto_subscribe: bool,
+    /// When `rtc` next wants `Input::Timeout`.
+    pub next_timeout: Instant,
+    /// The server's unanswered offer.
+    pub pending_offer: Option<SdpPendingOffer>,
+    /// The server sends its first offer only after this (or after the client's first offer).
+    pub first_offer_after: Option<Instant>,
+    /// The media path must be up by then, or the participant is removed.
+    pub connect_deadline: Option<Instant>,
+    /// Whether ICE and DTLS completed.
+    pub connected: bool,
+    /// Published tracks by m-line.
+    pub published: HashMap<Mid, ProducerKey>,
+    /// Incoming SSRC → (producer, layer), resolved on first packet.
+    pub rx_by_ssrc: HashMap<Ssrc, (ProducerKey, u8)>,
+    /// Consumers by producer.
+    pub consumers: HashMap<ProducerKey, Consumer>,
+    /// Open data channels and their labels.
+    pub channels: HashMap<ChannelId, String>,
+}
+
+impl Participant {
+    /// The earliest time this participant needs attention.
+    pub fn next_deadline(&self) -> Instant {
+        [self.first_offer_after, self.connect_deadline]
+            .into_iter()
+            .flatten()
+            .fold(self.next_timeout, Instant::min)
+    }
+
+    /// The consumer sending on `mid`, if any.
+    pub fn consumer_by_mid(&self, mid: Mid) -> Option<ProducerKey> {
+        self.consumers
+            .iter()
+            .find(|(_, c)| c.mid() == Some(mid))
+            .map(|(k, _)| *k)
+    }
+}
+
+/// Build the `Rtc` of a new participant: ICE-lite, RTP mode, Opus/VP8/H264, our candidates.
+pub fn new_rtc(candidates: &[SocketAddr], now: Instant) -> Result<Rtc, str0m::RtcError> {
+    let mut rtc = Rtc::builder()
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .enable_h264(true)
+        .build(now);
+    for addr in candidates {
+        let candidate = Candidate::host(*addr, "udp")?;
+        rtc.add_local_candidate(candidate);
+    }
+    Ok(rtc)
+}
+
+/// Drain `rtc` until it asks for a timeout: send datagrams, queue events for the room.
+pub fn drain(
+    p: &mut Participant,
+    socket: &UdpSocket,
+    stats: &Stats,
+    events: &mut std::collections::VecDeque<(ParticipantKey, Event)>,
+) {
+    loop {
+        match p.rtc.poll_output() {
+            Ok(Output::Timeout(at)) => {
+                p.next_timeout = at;
+                return;
+            }
+            Ok(Output::Transmit(t)) => {
+                if socket.try_send_to(&t.contents, t.destination).is_err() {
+                    bump(&stats.udp_send_dropped);
+                }
+            }
+            Ok(Output::Event(event)) => events.push_back((p.key, event)),
+            Err(e) => {
+                let _g = p.span.enter();
+                warn!(error = %e, "peer connection failed");
+                p.rtc.disconnect();
+                p.next_timeout = Instant::now();
+                return;
+            }
+        }
+    }
+}

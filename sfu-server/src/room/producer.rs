@@ -1,0 +1,154 @@
+//! Producers (incoming tracks) and consumers (one subscriber's copy of one producer).
+
+use sfu_core::codec::Codec;
+use sfu_core::forwarder::Forwarder;
+use sfu_core::ids::{ParticipantId, ProducerId};
+use sfu_core::throttle::KeyframeThrottle;
+use signaling::{MediaKind, Track};
+use str0m::format::PayloadParams;
+use str0m::media::{Mid, Pt};
+
+use super::ParticipantKey;
+
+/// A producer's key inside the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProducerKey(pub u64);
+
+/// An incoming track and who receives it.
+pub struct Producer {
+    /// The protocol's track id.
+    pub id: ProducerId,
+    /// The publishing participant.
+    pub owner: ParticipantKey,
+    /// Its participant id.
+    pub owner_id: ParticipantId,
+    /// The m-line it arrives on in the publisher's peer connection.
+    pub mid: Mid,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Codec as last seen in its packets (or negotiated, before any packet).
+    pub codec: Codec,
+    /// Codec name for `Track.codec`.
+    pub codec_name: String,
+    /// Payload type and parameters of the last packet, to map onto subscribers' payload types.
+    pub params: Option<(Pt, PayloadParams)>,
+    /// RTP clock rate.
+    pub clock_rate: u32,
+    /// Simulcast rids, in layer order (empty when not simulcast).
+    pub rids: Vec<String>,
+    /// Muted by its publisher.
+    pub muted: bool,
+    /// Keyframe requests toward the publisher.
+    pub throttle: KeyframeThrottle,
+    /// Participants holding a consumer of it.
+    pub subscribers: Vec<ParticipantKey>,
+}
+
+impl Producer {
+    /// The protocol's description of this track.
+    pub fn track(&self) -> Track {
+        Track {
+            id: self.id.to_string(),
+            participant_id: self.owner_id.to_string(),
+            kind: self.kind,
+            muted: self.muted,
+            simulcast: self.rids.clone(),
+            codec: self.codec_name.clone(),
+        }
+    }
+}
+
+/// Where a consumer's m-line is in the subscriber's negotiation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerState {
+    /// Wanted, not offered yet.
+    ToAdd,
+    /// In the server's outstanding offer.
+    Offered(Mid),
+    /// Negotiated: packets flow.
+    Active(Mid),
+    /// To be stopped in the next offer.
+    ToRemove(Mid),
+    /// Stopped in the outstanding offer; gone once answered.
+    Removing(Mid),
+}
+
+/// One subscriber's copy of one producer.
+pub struct Consumer {
+    /// Its track id (for the offer's `tracks` map).
+    pub track_id: ProducerId,
+    /// The publisher's participant id (the m-line's msid stream id).
+    pub publisher_id: ParticipantId,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Negotiation state.
+    pub state: ConsumerState,
+    /// Stop it once the outstanding offer is answered.
+    pub remove_after_answer: bool,
+    /// Forward-or-drop decisions and number rewriting.
+    pub forwarder: Forwarder,
+    /// Publisher payload type → this subscriber's payload type, for the last codec seen.
+    pub pt_map: Option<(Pt, Pt)>,
+}
+
+impl Consumer {
+    /// The m-line carrying it, once offered.
+    pub fn mid(&self) -> Option<Mid> {
+        match self.state {
+            ConsumerState::ToAdd => None,
+            ConsumerState::Offered(m)
+            | ConsumerState::Active(m)
+            | ConsumerState::ToRemove(m)
+            | ConsumerState::Removing(m) => Some(m),
+        }
+    }
+
+    /// Mark it for removal. Returns true when it was never offered and can simply be dropped.
+    pub fn stop(&mut self) -> bool {
+        match self.state {
+            ConsumerState::ToAdd => true,
+            ConsumerState::Offered(_) => {
+                self.remove_after_answer = true;
+                false
+            }
+            ConsumerState::Active(mid) => {
+                self.state = ConsumerState::ToRemove(mid);
+                false
+            }
+            ConsumerState::ToRemove(_) | ConsumerState::Removing(_) => false,
+        }
+    }
+
+    /// Whether its m-line is (or is about to be) sending.
+    pub fn is_sending(&self) -> bool {
+        matches!(
+            self.state,
+            ConsumerState::Offered(_) | ConsumerState::Active(_)
+        )
+    }
+}
+
+/// Our codec family for a str0m codec.
+pub fn core_codec(codec: str0m::format::Codec) -> Codec {
+    match codec {
+        str0m::format::Codec::Opus => Codec::Opus,
+        str0m::format::Codec::Vp8 => Codec::Vp8,
+        str0m::format::Codec::H264 => Codec::H264,
+        _ => Codec::Other,
+    }
+}
+
+/// The simulcast layer index of a rid: `q`, `h`, `f` are 0, 1, 2; others follow the publisher's order.
+pub fn layer_of(rid: Option<&str>, rids: &[String]) -> u8 {
+    match rid {
+        None => 0,
+        Some("q") => 0,
+        Some("h") => 1,
+        Some("f") => 2,
+        Some(other) => rids
+            .iter()
+            .position(|r| r == other)
+            .and_then(|i| u8::try_from(i).ok())
+            .unwrap_or(0),
+    }
+}

@@ -1,0 +1,259 @@
+//! Client messages other than offer/answer, and publishing/unpublishing producers.
+
+use std::time::Duration;
+
+use sfu_core::ids::ProducerId;
+use sfu_core::throttle::KeyframeThrottle;
+use signaling::{ClientMessage, ErrorCode, MediaKind, ServerMessage};
+use str0m::Candidate;
+use str0m::media::Mid;
+use tracing::{debug, info};
+
+use super::producer::{Producer, ProducerKey, core_codec};
+use super::{ParticipantKey, Room};
+
+impl Room {
+    /// Handle one message of a joined participant.
+    pub(super) fn signal(&mut self, key: ParticipantKey, message: ClientMessage) {
+        match message {
+            ClientMessage::Offer { sdp } => self.client_offer(key, sdp),
+            ClientMessage::Answer { sdp } => self.client_answer(key, sdp),
+            ClientMessage::Candidate { candidate } => self.client_candidate(key, candidate),
+            ClientMessage::Subscribe {
+                track_id, paused, ..
+            } => self.subscribe(key, &track_id, paused),
+            ClientMessage::Unsubscribe { track_id } => self.unsubscribe(key, &track_id),
+            ClientMessage::Mute { track_id, muted } => self.mute(key, &track_id, muted),
+            // The session answers these itself.
+            ClientMessage::Join { .. } | ClientMessage::Leave | ClientMessage::Ping { .. } => {}
+        }
+    }
+
+    fn client_candidate(
+        &mut self,
+        key: ParticipantKey,
+        candidate: Option<signaling::IceCandidateInit>,
+    ) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        let _g = p.span.enter();
+        let Some(init) = candidate.filter(|c| !c.candidate.is_empty()) else {
+            debug!("client signalled end of candidates");
+            return;
+        };
+        let line = init.candidate.strip_prefix("a=").unwrap_or(&init.candidate);
+        match Candidate::from_sdp_string(line) {
+            Ok(candidate) => {
+                debug!(%candidate, "remote candidate added");
+                p.rtc.add_remote_candidate(candidate);
+                drop(_g);
+                super::participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
+            }
+            // ICE-lite learns the client's address from its checks; a candidate we cannot
+            // read only costs us that hint.
+            Err(e) => {
+                debug!(error = %e, candidate = %init.candidate, "unreadable remote candidate ignored")
+            }
+        }
+    }
+
+    fn producer_by_track(&self, track_id: &str) -> Option<ProducerKey> {
+        self.producers
+            .iter()
+            .find(|(_, p)| p.id.as_str() == track_id)
+            .map(|(k, _)| *k)
+    }
+
+    fn subscribe(&mut self, key: ParticipantKey, track_id: &str, paused: bool) {
+        let Some(producer) = self.producer_by_track(track_id) else {
+            self.reply_error_public(
+                key,
+                ErrorCode::NotFound,
+                format!("no track `{track_id}` in this room"),
+            );
+            return;
+        };
+        if self
+            .producers
+            .get(&producer)
+            .is_some_and(|p| p.owner == key)
+        {
+            self.reply_error_public(
+                key,
+                ErrorCode::BadRequest,
+                "cannot subscribe to your own track".into(),
+            );
+            return;
+        }
+        self.add_consumer(key, producer);
+        if let Some(consumer) = self
+            .participants
+            .get_mut(&key)
+            .and_then(|p| p.consumers.get_mut(&producer))
+        {
+            consumer
+                .forwarder
+                .set_target(if paused { None } else { Some(0) });
+        }
+        self.request_keyframes_for_new_consumers(key);
+    }
+
+    fn unsubscribe(&mut self, key: ParticipantKey, track_id: &str) {
+        let producer = self.producer_by_track(track_id);
+        let subscribed = producer.is_some_and(|pk| {
+            self.participants
+                .get(&key)
+                .is_some_and(|p| p.consumers.contains_key(&pk))
+        });
+        match producer {
+            Some(pk) if subscribed => self.remove_consumer(key, pk),
+            _ => self.reply_error_public(
+                key,
+                ErrorCode::NotFound,
+                format!("not subscribed to `{track_id}`"),
+            ),
+        }
+    }
+
+    fn mute(&mut self, key: ParticipantKey, track_id: &str, muted: bool) {
+        let Some(pk) = self.producer_by_track(track_id) else {
+            self.reply_error_public(
+                key,
+                ErrorCode::NotFound,
+                format!("no track `{track_id}` in this room"),
+            );
+            return;
+        };
+        let Some(producer) = self.producers.get_mut(&pk) else {
+            return;
+        };
+        if producer.owner != key {
+            self.reply_error_public(
+                key,
+                ErrorCode::Forbidden,
+                "only the publisher can mute its track".into(),
+            );
+            return;
+        }
+        if producer.muted == muted {
+            return;
+        }
+        producer.muted = muted;
+        self.broadcast(
+            key,
+            &ServerMessage::TrackMuted {
+                track_id: track_id.to_owned(),
+                muted,
+            },
+        );
+    }
+
+    pub(super) fn reply_error_public(
+        &mut self,
+        key: ParticipantKey,
+        code: ErrorCode,
+        message: String,
+    ) {
+        crate::stats::bump(&self.ctx.stats.signaling_errors);
+        self.send_to(key, ServerMessage::error(code, message));
+    }
+
+    /// A new m-line the participant sends on becomes a producer, announced and auto-subscribed.
+    pub(super) fn publish(&mut self, key: ParticipantKey, mid: Mid) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        let Some(media) = p.rtc.media(mid) else {
+            return;
+        };
+        let kind = match media.kind() {
+            str0m::media::MediaKind::Audio => MediaKind::Audio,
+            str0m::media::MediaKind::Video => MediaKind::Video,
+        };
+        let rids: Vec<String> = match media.rids_rx() {
+            str0m::media::Rids::Specific(rids) => rids.iter().map(|r| r.to_string()).collect(),
+            _ => Vec::new(),
+        };
+        let negotiated = media
+            .remote_pts()
+            .first()
+            .and_then(|pt| p.rtc.codec_config().find(|params| params.pt() == *pt))
+            .map(|params| params.spec());
+        let (codec, codec_name, clock_rate) = match negotiated {
+            Some(spec) => (
+                core_codec(spec.codec),
+                spec.codec.to_string(),
+                spec.clock_rate.get(),
+            ),
+            None if kind == MediaKind::Audio => {
+                (sfu_core::codec::Codec::Opus, "opus".into(), 48_000)
+            }
+            None => (sfu_core::codec::Codec::Vp8, "VP8".into(), 90_000),
+        };
+        let producer_key = ProducerKey(self.ctx.registry.next_participant_number());
+        let id = ProducerId::from_sequence(producer_key.0);
+        let interval = Duration::from_millis(self.ctx.config.keyframe_request_interval_ms);
+        let producer = Producer {
+            id: id.clone(),
+            owner: key,
+            owner_id: p.id.clone(),
+            mid,
+            kind,
+            codec,
+            codec_name,
+            params: None,
+            clock_rate,
+            rids,
+            muted: false,
+            throttle: KeyframeThrottle::new(interval),
+            subscribers: Vec::new(),
+        };
+        {
+            let _g = p.span.enter();
+            info!(track = %id, %mid, ?kind, codec = %producer.codec_name, simulcast = ?producer.rids, "track published");
+        }
+        p.published.insert(mid, producer_key);
+        let track = producer.track();
+        self.producers.insert(producer_key, producer);
+        self.broadcast(key, &ServerMessage::TrackPublished { track });
+        let auto: Vec<ParticipantKey> = self
+            .participants
+            .values()
+            .filter(|s| s.key != key && s.auto_subscribe)
+            .map(|s| s.key)
+            .collect();
+        for subscriber in auto {
+            self.add_consumer(subscriber, producer_key);
+        }
+    }
+
+    /// A producer is gone: stop every consumer of it and tell the room.
+    pub(super) fn unpublish(&mut self, producer_key: ProducerKey) {
+        let Some(producer) = self.producers.remove(&producer_key) else {
+            return;
+        };
+        if let Some(p) = self.participants.get_mut(&producer.owner) {
+            p.published.remove(&producer.mid);
+            p.rx_by_ssrc.retain(|_, (pk, _)| *pk != producer_key);
+            let _g = p.span.enter();
+            info!(track = %producer.id, "track unpublished");
+        }
+        for subscriber in &producer.subscribers {
+            if let Some(p) = self.participants.get_mut(subscriber)
+                && p.consumers.get_mut(&producer_key).is_some_and(|c| c.stop())
+            {
+                p.consumers.remove(&producer_key);
+            }
+        }
+        self.broadcast(
+            producer.owner,
+            &ServerMessage::TrackUnpublished {
+                track_id: producer.id.to_string(),
+            },
+        );
+        for subscriber in producer.subscribers {
+            self.maybe_offer(subscriber);
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! One signaling WebSocket: parse and validate client messages, hand them to the
+//! participant's room, and write the room's messages back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use sfu_core::ids::RoomId;
+use signaling::{
+    ClientMessage, ErrorCode, LeaveReason, Limits, ProtocolError, ServerMessage,
+    parse_client_message,
+};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::registry::Registry;
+use crate::room::{JoinRequest, Outbound, ParticipantKey, RoomCommand};
+use crate::stats::{Stats, bump};
+
+/// Messages queued toward one client before it counts as too slow and is dropped.
+const OUTBOUND_QUEUE: usize = 512;
+/// How long a new socket may take to send `join`.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many times a join is retried when it races with its room closing.
+const JOIN_ATTEMPTS: usize = 3;
+
+/// Serve one WebSocket until the client leaves, the socket drops or the room ends the session.
+pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
+    let limits = Limits {
+        max_message_bytes: registry.config().max_message_bytes,
+        ..Limits::default()
+    };
+    let first = match tokio::time::timeout(JOIN_TIMEOUT, next_message(&mut socket, &limits, &stats))
+        .await
+    {
+        Ok(Some(first)) => first,
+        Ok(None) => return,
+        Err(_) => {
+            reply_error(
+                &mut socket,
+                ProtocolError::bad_request("no `join` within 30 s"),
+            )
+            .await;
+            return;
+        }
+    };
+    let (room, name, auto_subscribe) = match first {
+        Ok(ClientMessage::Join {
+            room,
+            name,
+            auto_subscribe,
+            ..
+        }) => (room, name, auto_subscribe),
+        Ok(other) => {
+            let msg = format!(
+                "the first message must be `join`, not `{}`",
+                other.type_name()
+            );
+            reply_error(&mut socket, ProtocolError::bad_request(msg)).await;
+            return;
+        }
+        Err(e) => {
+            let msg = format!("the first message must be a valid `join`: {}", e.message);
+            reply_error(
+                &mut socket,
+                ProtocolError {
+                    code: e.code,
+                    message: msg,
+                },
+            )
+            .await;
+            return;
+        }
+    };
+    let room_id = RoomId::from_wire(room);
+    let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let joined = match join(&registry, &room_id, name, auto_subscribe, out_tx).await {
+        Ok(joined) => joined,
+        Err(e) => {
+            bump(&stats.signaling_errors);
+            reply_error(&mut socket, e).await;
+            return;
+        }
+    };
+    let span = info_span!("session", room = %room_id, participant = %joined.participant_id);
+    serve(socket, joined, out_rx, &limits, &stats)
+        .instrument(span)
+        .await;
+}
+
+struct Joined {
+    key: ParticipantKey,
+    participant_id: String,
+    commands: mpsc::Sender<RoomCommand>,
+}
+
+async fn join(
+    registry: &Registry,
+    room_id: &RoomId,
+    name: String,
+    auto_subscribe: bool,
+    out: mpsc::Sender<Outbound>,
+) -> Result<Joined, ProtocolError> {
+    for _ in 0..JOIN_ATTEMPTS {
+        let handle = registry.room(room_id);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let request = JoinRequest {
+            name: name.clone(),
+            auto_subscribe,
+            out: out.clone(),
+            reply: reply_tx,
+        };
+        if handle
+            .commands
+            .send(RoomCommand::Join(request))
+            .await
+            .is_err()
+        {
+            continue; // The room task ended between lookup and send; a new one is created.
+        }
+        match reply_rx.await {
+            Ok(Ok((key, participant_id))) => {
+                return Ok(Joined {
+                    key,
+                    participant_id,
+                    commands: handle.commands,
+                });
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => continue, // The room closed while our join was queued.
+        }
+    }
+    Err(ProtocolError {
+        code: ErrorCode::Internal,
+        message: "the room could not be joined, try again".into(),
+    })
+}
+
+async fn serve(
+    mut socket: WebSocket,
+    joined: Joined,
+    mut out_rx: mpsc::Receiver<Outbound>,
+    limits: &Limits,
+    stats: &Stats,
+) {
+    info!("joined");
+    let mut left_by_client = false;
+    loop {
+        tokio::select! {
+            incoming = next_message(&mut socket, limits, stats) => {
+                let Some(incoming) = incoming else { break };
+                match incoming {
+                    Err(e) => reply_error(&mut socket, e).await,
+                    Ok(ClientMessage::Ping { ts }) => {
+                        if send(&mut socket, &ServerMessage::Pong { ts }).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(ClientMessage::Join { .. }) => {
+                        reply_error(&mut socket, ProtocolError::bad_request("already joined")).await;
+                    }
+                    Ok(ClientMessage::Leave) => {
+                        left_by_client = true;
+                        let _ = joined.commands.send(RoomCommand::Leave(joined.key)).await;
+                        break;
+                    }
+                    Ok(message) => {
+                        debug!(kind = message.type_name(), "client message");
+                        if joined.commands.send(RoomCommand::Signal(joined.key, message)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            outbound = out_rx.recv() => {
+                match outbound {
+                    Some(Outbound::Message(message)) => {
+                        if send(&mut socket, &message).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Outbound::End(reason)) => {
+                        let _ = send(&mut socket, &ServerMessage::Leave { reason }).await;
+                        break;
+                    }
+                    None => {
+                        let _ = send(&mut socket, &ServerMessage::Leave { reason: LeaveReason::RoomClosed }).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if !left_by_client {
+        let _ = joined.commands.send(RoomCommand::Leave(joined.key)).await;
+    }
+    let _ = socket.send(Message::Close(None)).await;
+    info!(by_client = left_by_client, "session ended");
+}
+
+/// The next client message, `None` when the socket is closed. Protocol errors are
+/// counted here; the caller decides how to answer them.
+async fn next_message(
+    socket: &mut WebSocket,
+    limits: &Limits,
+    stats: &Stats,
+) -> Option<Result<ClientMessage, ProtocolError>> {
+    loop {
+        let frame = match socket.recv().await? {
+            Ok(frame) => frame,
+            Err(e) => {
+                debug!(error = %e, "WebSocket read failed");
+                return None;
+            }
+        };
+        let parsed = match frame {
+            Message::Text(text) => parse_client_message(text.as_str(), limits),
+            Message::Binary(_) => Err(ProtocolError::bad_request(
+                "binary frames are not part of the protocol; send JSON text",
+            )),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Close(_) => return None,
+        };
+        bump(&stats.ws_messages);
+        if parsed.is_err() {
+            bump(&stats.signaling_errors);
+        }
+        return Some(parsed);
+    }
+}
+
+/// Send an `error` reply. Counting is the caller's: parse errors are counted where they are read.
+async fn reply_error(socket: &mut WebSocket, error: ProtocolError) {
+    warn!(code = error.code.as_str(), message = %error.message, "refused client message");
+    let _ = send(socket, &ServerMessage::error(error.code, error.message)).await;
+}
+
+async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), axum::Error> {
+    socket.send(Message::Text(message.to_json().into())).await
+}

@@ -1,0 +1,81 @@
+//! Process-wide counters, readable at `/healthz`. Every drop is counted somewhere here.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// Monotonic counters shared by all tasks (relaxed atomics: they are statistics, not synchronization).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Datagrams read from the UDP socket.
+    pub udp_received: AtomicU64,
+    /// Datagrams dropped: unknown sender, not STUN from a new address, or a room too busy to take them.
+    pub udp_dropped: AtomicU64,
+    /// Datagrams a participant's WebRTC stack refused (bad DTLS/SRTP/RTP/RTCP).
+    pub udp_rejected: AtomicU64,
+    /// Datagrams that could not be sent (socket buffer full).
+    pub udp_send_dropped: AtomicU64,
+    /// Signaling messages received.
+    pub ws_messages: AtomicU64,
+    /// Signaling messages refused with an `error` reply.
+    pub signaling_errors: AtomicU64,
+    /// RTP packets forwarded to subscribers.
+    pub rtp_forwarded: AtomicU64,
+    /// RTP packets not forwarded to a subscriber (waiting for a keyframe, paused, no codec match…).
+    pub rtp_not_forwarded: AtomicU64,
+    /// Keyframe requests sent to publishers.
+    pub keyframe_requests_sent: AtomicU64,
+    /// Keyframe requests swallowed by the throttle.
+    pub keyframe_requests_throttled: AtomicU64,
+    /// Data channel messages relayed (counted once per receiving participant).
+    pub data_relayed: AtomicU64,
+    /// Data channel messages dropped (binary, too large, or the receiver's buffer full).
+    pub data_dropped: AtomicU64,
+    /// Participants removed because their signaling client could not keep up.
+    pub slow_clients_dropped: AtomicU64,
+}
+
+/// A plain snapshot of [`Stats`] for JSON output.
+#[derive(Debug, Serialize)]
+pub struct StatsSnapshot {
+    udp_received: u64,
+    udp_dropped: u64,
+    udp_rejected: u64,
+    udp_send_dropped: u64,
+    ws_messages: u64,
+    signaling_errors: u64,
+    rtp_forwarded: u64,
+    rtp_not_forwarded: u64,
+    keyframe_requests_sent: u64,
+    keyframe_requests_throttled: u64,
+    data_relayed: u64,
+    data_dropped: u64,
+    slow_clients_dropped: u64,
+}
+
+/// Add one to a counter.
+pub fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Stats {
+    /// Read every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            udp_received: r(&self.udp_received),
+            udp_dropped: r(&self.udp_dropped),
+            udp_rejected: r(&self.udp_rejected),
+            udp_send_dropped: r(&self.udp_send_dropped),
+            ws_messages: r(&self.ws_messages),
+            signaling_errors: r(&self.signaling_errors),
+            rtp_forwarded: r(&self.rtp_forwarded),
+            rtp_not_forwarded: r(&self.rtp_not_forwarded),
+            keyframe_requests_sent: r(&self.keyframe_requests_sent),
+            keyframe_requests_throttled: r(&self.keyframe_requests_throttled),
+            data_relayed: r(&self.data_relayed),
+            data_dropped: r(&self.data_dropped),
+            slow_clients_dropped: r(&self.slow_clients_dropped),
+        }
+    }
+}

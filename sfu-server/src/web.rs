@@ -1,0 +1,8 @@
+//! The browser client, embedded in the binary so it is served with no files on disk.
+
+/// `index.html` of the web client.
+pub const INDEX_HTML: &str = include_str!("../web/index.html");
+/// `app.js` of the web client.
+pub const APP_JS: &str = include_str!("../web/app.js");
+/// `style.css` of the web client.
+pub const STYLE_CSS: &str = include_str!("../web/style.css");

@@ -1,0 +1,940 @@
+'use strict';
+
+/*
+ * Browser client of the SFU.
+ *
+ * SfuClient speaks the signaling protocol (signaling/PROTOCOL.md) and owns the single
+ * RTCPeerConnection that carries the local tracks, every remote track and both data channels.
+ * It is exposed as window.sfu, the API the browser tests use (sfu-server/web/CONTRACT.md).
+ * The UI below it only reads that object and listens to its events:
+ *   'change' (state, participants, tracks or channels changed), 'status' ({text, error}),
+ *   'data' (a received data channel message), 'speakers' (the server's speaker list).
+ */
+
+const PING_INTERVAL_MS = 15000;
+
+const DATA_CHANNELS = {
+  reliable: { ordered: true },
+  lossy: { ordered: false, maxRetransmits: 0 },
+};
+
+// Simulcast layers for the optional `simulcast` join option, lowest first (rids from PROTOCOL.md).
+const SIMULCAST_ENCODINGS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+  { rid: 'f', maxBitrate: 1500000 },
+];
+
+// Server message type -> SfuClient method. Types not listed (pong, quality, ...) are only recorded.
+const SERVER_HANDLERS = {
+  joined: '_onJoined',
+  participant_joined: '_onParticipantJoined',
+  participant_left: '_onParticipantLeft',
+  track_published: '_onTrackPublished',
+  track_unpublished: '_onTrackUnpublished',
+  track_muted: '_onTrackMuted',
+  offer: '_onOffer',
+  answer: '_onAnswer',
+  candidate: '_onCandidate',
+  speakers: '_onSpeakers',
+  error: '_onError',
+  leave: '_onLeave',
+};
+
+function signalingUrl() {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/ws`;
+}
+
+function numberOrZero(value) {
+  return typeof value === 'number' ? value : 0;
+}
+
+function describeError(err) {
+  return err && err.message ? err.message : String(err);
+}
+
+function normalizeParticipant(participant) {
+  return { ...participant, tracks: participant.tracks || [] };
+}
+
+async function captureMedia(audio, video) {
+  if (!audio && !video) return new MediaStream();
+  if (!navigator.mediaDevices) {
+    throw new Error('camera and microphone need a secure context (https or localhost)');
+  }
+  return navigator.mediaDevices.getUserMedia({ audio, video });
+}
+
+// The m-sections of an SDP as comparable text: kind, rejection, mid, direction, msid and simulcast.
+function sectionSummary(sdp) {
+  return sdp.split(/\r\n(?=m=)/).slice(1).map((section) => {
+    const lines = section.split('\r\n');
+    const [kind, port] = lines[0].split(' ');
+    const wanted = (line) => /^a=(mid:|msid:|simulcast:|sendrecv$|sendonly$|recvonly$|inactive$)/.test(line);
+    return [kind, port === '0' ? 'rejected' : '', ...lines.filter(wanted)].join(' ');
+  }).join('\n');
+}
+
+// A transceiver that currently receives media from the server.
+function isReceiving(transceiver) {
+  return transceiver.currentDirection === 'recvonly' || transceiver.currentDirection === 'sendrecv';
+}
+
+class SfuClient extends EventTarget {
+  constructor() {
+    super();
+    this.room = null;
+    this.name = null;
+    this.state = 'idle';
+    this.messages = [];
+    this.dataMessages = [];
+    this.log = [];
+    this._resetSession(); // participantId, participants, localStream and the private session state
+  }
+
+  // ---- Test-facing API (CONTRACT.md) ----
+
+  async join({
+    room, name, token, autoSubscribe = true, audio = true, video = true, simulcast = false,
+  } = {}) {
+    if (this.state === 'joining' || this.state === 'joined') {
+      throw new Error(`cannot join while ${this.state}`);
+    }
+    this._resetSession();
+    this.room = room;
+    this.name = name;
+    this._simulcast = simulcast;
+    this._setState('joining', `Joining room ${room}…`);
+    try {
+      this.localStream = await this._captureWhileJoining(audio, video);
+      this._emit('change');
+      await this._connect();
+      return await this._sendJoin({ room, name, token, autoSubscribe });
+    } catch (err) {
+      this._teardown(`Join failed: ${describeError(err)}`, true);
+      throw err;
+    }
+  }
+
+  leave() {
+    if (this.state !== 'joining' && this.state !== 'joined') return;
+    this.send({ type: 'leave' });
+    this._teardown('Left the room');
+  }
+
+  send(message) {
+    if (!this._ws || this._ws.readyState !== WebSocket.OPEN) return false;
+    this._ws.send(JSON.stringify(message));
+    return true;
+  }
+
+  sendData(label, text) {
+    const channel = this._channels[label];
+    if (!channel || channel.readyState !== 'open') return false;
+    channel.send(text);
+    return true;
+  }
+
+  channelsOpen() {
+    return Object.keys(DATA_CHANNELS).every((label) => this._channels[label]?.readyState === 'open');
+  }
+
+  remoteTracks() {
+    return this._remoteEntries.map((entry) => ({
+      trackId: entry.trackId,
+      participantId: entry.participantId,
+      kind: entry.kind,
+      readyState: entry.ended ? 'ended' : entry.track.readyState,
+    }));
+  }
+
+  async inboundStats() {
+    const reports = await this._statsOfType('inbound-rtp');
+    return reports.map((report) => {
+      const mid = report.mid ?? this._midOfReceiverTrack(report.trackIdentifier);
+      const trackId = this._remoteTrackMap[mid] ?? null;
+      return {
+        trackId,
+        participantId: this._publisherOf(trackId),
+        kind: report.kind ?? report.mediaType,
+        mid,
+        ssrc: numberOrZero(report.ssrc),
+        packetsReceived: numberOrZero(report.packetsReceived),
+        bytesReceived: numberOrZero(report.bytesReceived),
+        framesDecoded: numberOrZero(report.framesDecoded),
+        frameWidth: numberOrZero(report.frameWidth),
+        frameHeight: numberOrZero(report.frameHeight),
+        nackCount: numberOrZero(report.nackCount),
+        packetsLost: numberOrZero(report.packetsLost),
+        retransmittedPacketsReceived: numberOrZero(report.retransmittedPacketsReceived),
+      };
+    });
+  }
+
+  async outboundStats() {
+    const reports = await this._statsOfType('outbound-rtp');
+    return reports.map((report) => {
+      const kind = report.kind ?? report.mediaType;
+      return {
+        kind,
+        mid: report.mid ?? this._midOfSenderKind(kind),
+        rid: report.rid ?? null,
+        packetsSent: numberOrZero(report.packetsSent),
+        bytesSent: numberOrZero(report.bytesSent),
+        framesEncoded: numberOrZero(report.framesEncoded),
+        frameWidth: numberOrZero(report.frameWidth),
+        active: report.active ?? true,
+      };
+    });
+  }
+
+  setMuted(kind, muted) {
+    const track = this.localTrack(kind);
+    if (!track) return false;
+    track.enabled = !muted;
+    const trackId = this._localTrackIds[kind];
+    // Without an id yet, the mute is sent once the server's answer names the track.
+    if (trackId) this.send({ type: 'mute', track_id: trackId, muted });
+    this._log(`local ${kind} ${muted ? 'muted' : 'unmuted'}`);
+    this._emit('change');
+    return true;
+  }
+
+  subscribe(trackId, quality = 'auto', paused = false) {
+    return this.send({ type: 'subscribe', track_id: trackId, quality, paused });
+  }
+
+  unsubscribe(trackId) {
+    return this.send({ type: 'unsubscribe', track_id: trackId });
+  }
+
+  // ---- Helpers for the UI ----
+
+  localTrack(kind) {
+    return this.localStream?.getTracks().find((track) => track.kind === kind) ?? null;
+  }
+
+  // Remote tracks currently playing: {trackId, participantId, kind, track}, stable objects.
+  remoteMedia() {
+    return this._remoteEntries.filter((entry) => !entry.ended);
+  }
+
+  // ---- Session lifecycle ----
+
+  _resetSession() {
+    this.participantId = null;
+    this.participants = {};
+    this.localStream = null;
+    this._session = (this._session || 0) + 1; // queued negotiation steps of older sessions are dropped
+    this._ws = null;
+    this._pc = null;
+    this._iceServers = [];
+    this._channels = {};
+    this._queue = Promise.resolve();
+    this._needsOffer = false;
+    this._remoteTrackMap = {}; // mid -> track id, from the latest server offer
+    this._localTrackIds = {}; // kind -> track id of our published track, from server answers
+    this._remoteEntries = []; // every remote track seen, see _addRemoteEntry
+    this._pingTimer = null;
+    this._pendingJoin = null;
+    this._simulcast = false;
+  }
+
+  // getUserMedia may outlast a leave() (e.g. a pending permission prompt): then the join is abandoned.
+  async _captureWhileJoining(audio, video) {
+    const stream = await captureMedia(audio, video);
+    if (this.state !== 'joining') {
+      stream.getTracks().forEach((track) => track.stop());
+      throw new Error('join cancelled');
+    }
+    return stream;
+  }
+
+  _connect() {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(signalingUrl());
+      this._ws = ws;
+      ws.onopen = () => {
+        this._log('signaling connected');
+        resolve();
+      };
+      ws.onmessage = (event) => this._onSocketMessage(event.data);
+      ws.onclose = (event) => {
+        reject(new Error('signaling connection closed'));
+        if (this._ws === ws) this._onSocketClosed(event);
+      };
+    });
+  }
+
+  // Sends `join`; the promise settles on `joined` (see _onJoined) or on an error/close before it.
+  _sendJoin({ room, name, token, autoSubscribe }) {
+    return new Promise((resolve, reject) => {
+      this._pendingJoin = { resolve, reject };
+      const message = { type: 'join', room, name, auto_subscribe: autoSubscribe };
+      if (token) message.token = token;
+      this.send(message);
+    });
+  }
+
+  _onSocketClosed(event) {
+    this._log(`signaling closed (code ${event.code})`);
+    if (this._pendingJoin) {
+      this._pendingJoin.reject(new Error('signaling connection closed'));
+    } else {
+      this._teardown('Disconnected from the server', true);
+    }
+  }
+
+  // Ends the session: stops pinging, closes socket, pc and camera, forgets the room. Idempotent.
+  _teardown(reason, isError = false) {
+    if (this.state !== 'joining' && this.state !== 'joined') return;
+    clearInterval(this._pingTimer);
+    const ws = this._ws;
+    this._ws = null; // detaches the close handler from this session before closing
+    if (ws) ws.close();
+    if (this._pc) this._pc.close();
+    this._pc = null;
+    this.localStream?.getTracks().forEach((track) => track.stop());
+    this._endRemoteTracks(() => true);
+    this.participants = {};
+    this._channels = {};
+    if (this._pendingJoin) this._pendingJoin.reject(new Error(reason));
+    this._pendingJoin = null;
+    this._log(`session ended: ${reason}`);
+    this._setState('left', reason, isError);
+  }
+
+  _startPing() {
+    this._pingTimer = setInterval(() => this.send({ type: 'ping', ts: Date.now() }), PING_INTERVAL_MS);
+  }
+
+  // ---- Server messages ----
+
+  _onSocketMessage(raw) {
+    let message;
+    try {
+      message = JSON.parse(raw);
+    } catch (err) {
+      this._log(`unparseable server message: ${describeError(err)}`);
+      return;
+    }
+    this.messages.push(message);
+    const handler = SERVER_HANDLERS[message.type];
+    if (handler) this[handler](message);
+  }
+
+  _onJoined(message) {
+    if (!this._pendingJoin) return;
+    this.participantId = message.participant_id;
+    this.room = message.room;
+    this.participants = Object.fromEntries(
+      (message.participants || []).map((p) => [p.id, normalizeParticipant(p)]),
+    );
+    // Built synchronously so that a server offer right after `joined` finds the pc.
+    this._iceServers = message.ice_servers || [];
+    this._setUpPeerConnection();
+    this._startPing();
+    this._log(`joined room ${this.room} as ${this.participantId}`);
+    this._setState('joined', `In room ${this.room} as ${this.name}`);
+    this._pendingJoin.resolve(message);
+    this._pendingJoin = null;
+  }
+
+  _onParticipantJoined({ participant }) {
+    if (participant.id === this.participantId) return;
+    this.participants[participant.id] = normalizeParticipant(participant);
+    this._emit('change');
+  }
+
+  _onParticipantLeft({ participant_id: participantId }) {
+    delete this.participants[participantId];
+    this._endRemoteTracks((entry) => entry.participantId === participantId);
+    this._emit('change');
+  }
+
+  _onTrackPublished({ track }) {
+    const owner = this.participants[track.participant_id];
+    if (!owner) return; // our own track, or a participant we don't know
+    owner.tracks = owner.tracks.filter((t) => t.id !== track.id).concat(track);
+    this._emit('change');
+  }
+
+  _onTrackUnpublished({ track_id: trackId }) {
+    for (const participant of Object.values(this.participants)) {
+      participant.tracks = participant.tracks.filter((t) => t.id !== trackId);
+    }
+    this._endRemoteTracks((entry) => entry.trackId === trackId);
+    this._emit('change');
+  }
+
+  _onTrackMuted({ track_id: trackId, muted }) {
+    const track = this._publishedTrack(trackId);
+    if (track) track.muted = muted;
+    this._emit('change');
+  }
+
+  _onOffer(message) {
+    this._log('received server offer');
+    this._enqueue('answer server offer', (pc) => this._answerServerOffer(pc, message));
+  }
+
+  _onAnswer(message) {
+    this._log('received server answer');
+    this._enqueue('apply server answer', (pc) => this._applyServerAnswer(pc, message));
+  }
+
+  // A null candidate means end-of-candidates, which addIceCandidate() without argument signals.
+  _onCandidate({ candidate }) {
+    this._enqueue('add remote candidate', (pc) => (
+      candidate ? pc.addIceCandidate(candidate) : pc.addIceCandidate()
+    ));
+  }
+
+  _onSpeakers({ speakers }) {
+    this._emit('speakers', speakers || []);
+  }
+
+  _onError({ code, message }) {
+    const text = `Error (${code}): ${message}`;
+    this._log(text);
+    if (this._pendingJoin) this._pendingJoin.reject(new Error(text));
+    this._setStatus(text, true);
+  }
+
+  _onLeave({ reason }) {
+    this._teardown(`Removed from the room: ${reason}`, true);
+  }
+
+  // ---- Peer connection ----
+
+  // The pc with our tracks and both data channels; its negotiationneeded event makes the first offer.
+  _setUpPeerConnection() {
+    this._createPeerConnection();
+    this._publishLocalMedia();
+    this._openDataChannels();
+  }
+
+  _createPeerConnection() {
+    // max-bundle: everything on one transport, so trickled candidates all belong to the first m-line.
+    const pc = new RTCPeerConnection({ iceServers: this._iceServers, bundlePolicy: 'max-bundle' });
+    this._pc = pc;
+    pc.onnegotiationneeded = () => this._requestOffer('negotiationneeded');
+    pc.onicecandidate = ({ candidate }) => {
+      this.send({ type: 'candidate', candidate: candidate ? candidate.toJSON() : null });
+    };
+    pc.ontrack = (event) => this._onTrack(event);
+    pc.onsignalingstatechange = () => this._log(`signalingState: ${pc.signalingState}`);
+    pc.onicegatheringstatechange = () => this._log(`iceGatheringState: ${pc.iceGatheringState}`);
+    pc.oniceconnectionstatechange = () => this._log(`iceConnectionState: ${pc.iceConnectionState}`);
+    pc.onconnectionstatechange = () => {
+      this._log(`connectionState: ${pc.connectionState}`);
+      const failed = pc.connectionState === 'failed';
+      this._setStatus(`In room ${this.room} as ${this.name}, media ${pc.connectionState}`, failed);
+    };
+  }
+
+  _publishLocalMedia() {
+    for (const track of this.localStream.getTracks()) {
+      const init = { direction: 'sendonly', streams: [this.localStream] };
+      if (track.kind === 'video' && this._simulcast) {
+        init.sendEncodings = SIMULCAST_ENCODINGS.map((encoding) => ({ ...encoding }));
+      }
+      this._pc.addTransceiver(track, init);
+    }
+  }
+
+  _openDataChannels() {
+    for (const [label, options] of Object.entries(DATA_CHANNELS)) {
+      const channel = this._pc.createDataChannel(label, options);
+      channel.onopen = () => this._onChannelStateChange(channel);
+      channel.onclose = () => this._onChannelStateChange(channel);
+      channel.onmessage = (event) => this._onDataMessage(label, event.data);
+      this._channels[label] = channel;
+    }
+  }
+
+  // Channels of a replaced pc (see _resolveGlare) or of an ended session are not reported.
+  _onChannelStateChange(channel) {
+    if (this._channels[channel.label] !== channel) return;
+    this._log(`data channel ${channel.label} ${channel.readyState}`);
+    this._emit('change');
+  }
+
+  // Relayed messages are {"from": participant id, "data": text}; anything else is kept as raw text.
+  _onDataMessage(label, raw) {
+    if (typeof raw !== 'string') {
+      this._log(`ignored binary message on ${label}`);
+      return;
+    }
+    let parsed = null;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      this._log(`non-JSON message on ${label}`);
+    }
+    const message = parsed && typeof parsed === 'object'
+      ? { label, from: parsed.from ?? null, data: parsed.data ?? '' }
+      : { label, from: null, data: raw };
+    this.dataMessages.push(message);
+    this._emit('data', message);
+  }
+
+  // ---- Negotiation (perfect negotiation, this client being the polite peer) ----
+
+  // Runs negotiation steps strictly one after another, each on the pc current when it runs.
+  // Steps queued in an earlier session (before a leave and a new join) are skipped.
+  _enqueue(label, step) {
+    if (!this._pc) {
+      this._log(`${label}: no peer connection, ignored`);
+      return;
+    }
+    const session = this._session;
+    this._queue = this._queue
+      .then(() => (session === this._session && this._pc ? step(this._pc) : undefined))
+      .catch((err) => this._log(`${label} failed: ${describeError(err)}`));
+  }
+
+  _requestOffer(reason) {
+    this._log(`offer needed (${reason})`);
+    this._needsOffer = true;
+    this._enqueue('send offer', (pc) => this._offerIfNeeded(pc));
+  }
+
+  // Offers pending local changes. While an offer is outstanding or a server offer is being answered
+  // the flag stays set; the step runs again after the server's answer or after our own answer.
+  async _offerIfNeeded(pc) {
+    if (!this._needsOffer || pc.signalingState !== 'stable') return;
+    this._needsOffer = false;
+    this._log('creating offer');
+    const offer = await pc.createOffer();
+    // A browser may keep asking for negotiation that its offers never contain (Chromium after some
+    // rollbacks); repeating the last negotiated offer would loop forever, so it is not sent.
+    const last = pc.currentLocalDescription;
+    if (last && last.type === 'offer' && sectionSummary(last.sdp) === sectionSummary(offer.sdp)) {
+      this._log('offer would change nothing, not sent');
+      return;
+    }
+    await pc.setLocalDescription(offer);
+    this.send({ type: 'offer', sdp: pc.localDescription.sdp });
+    this._log('sent offer');
+  }
+
+  async _answerServerOffer(currentPc, { sdp, tracks }) {
+    const glare = currentPc.signalingState === 'have-local-offer';
+    const pc = glare ? await this._resolveGlare(currentPc) : currentPc;
+    // Set before applying the offer: ontrack fires during setRemoteDescription and needs the map.
+    this._remoteTrackMap = tracks || {};
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    this._log('applied server offer');
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    this.send({ type: 'answer', sdp: pc.localDescription.sdp });
+    this._log('sent answer');
+    this._syncRemoteTracks(pc);
+    await this._offerIfNeeded(pc);
+  }
+
+  // Glare: the server ignores our offer, so we drop it and offer again after answering. Before
+  // anything was negotiated the pc is replaced instead of rolled back, because Chromium never offers
+  // the data channels again after a rollback of the offer that introduced them. Returns the pc to use.
+  async _resolveGlare(pc) {
+    this._needsOffer = true;
+    if (!pc.currentRemoteDescription) {
+      this._log('glare before the first negotiation: replacing the peer connection');
+      pc.close();
+      this._setUpPeerConnection();
+      this._emit('change');
+      return this._pc;
+    }
+    this._log('glare: rolling back own offer');
+    await pc.setLocalDescription({ type: 'rollback' });
+    return pc;
+  }
+
+  async _applyServerAnswer(pc, { sdp, tracks }) {
+    if (pc.signalingState !== 'have-local-offer') {
+      this._log(`ignored server answer in signalingState ${pc.signalingState}`);
+      return;
+    }
+    await pc.setRemoteDescription({ type: 'answer', sdp });
+    this._log('applied server answer');
+    this._storeLocalTrackIds(pc, tracks || {});
+    await this._offerIfNeeded(pc);
+  }
+
+  // Records the ids the server gave our tracks (answer map mid -> track id, resolved to the kind of
+  // the track we send on that mid). A track muted before its id was known is announced now.
+  _storeLocalTrackIds(pc, tracks) {
+    for (const transceiver of pc.getTransceivers()) {
+      const trackId = transceiver.mid === null ? undefined : tracks[transceiver.mid];
+      const track = transceiver.sender.track;
+      if (!trackId || !track) continue;
+      const isNew = this._localTrackIds[track.kind] !== trackId;
+      this._localTrackIds[track.kind] = trackId;
+      this._log(`local ${track.kind} track is ${trackId} (mid ${transceiver.mid})`);
+      if (isNew && !track.enabled) this.send({ type: 'mute', track_id: trackId, muted: true });
+    }
+  }
+
+  // ---- Remote tracks ----
+
+  _onTrack({ track, transceiver, streams }) {
+    const trackId = this._remoteTrackMap[transceiver.mid] ?? null;
+    // The server's msid names the publisher as the stream id; the tracks map is the fallback.
+    const participantId = streams[0]?.id ?? this._publisherOf(trackId);
+    this._log(`ontrack: ${track.kind} mid=${transceiver.mid} track=${trackId} from=${participantId}`);
+    this._addRemoteEntry(transceiver, track, trackId, participantId);
+  }
+
+  // One entry per (receiver track, track id): a transceiver reused for another track gets a new one.
+  _addRemoteEntry(transceiver, track, trackId, participantId) {
+    const exists = this._remoteEntries.some(
+      (entry) => !entry.ended && entry.track === track && entry.trackId === trackId,
+    );
+    if (exists) return;
+    const entry = { trackId, participantId, kind: track.kind, track, transceiver, ended: false };
+    this._remoteEntries.push(entry);
+    track.addEventListener('ended', () => this._endRemoteTracks((e) => e === entry));
+    this._emit('change');
+  }
+
+  // Runs after answering a server offer, whose map names every mid the server sends on: an entry
+  // whose mid no longer maps to its track has ended (m-line made inactive or rejected), whatever
+  // the browser's track events did; a receiving mid mapped to an unseen track gets an entry.
+  _syncRemoteTracks(pc) {
+    const stillMapped = (entry) => (this._remoteTrackMap[entry.transceiver.mid] ?? null) === entry.trackId;
+    this._endRemoteTracks((entry) => !stillMapped(entry));
+    for (const transceiver of pc.getTransceivers()) {
+      const trackId = transceiver.mid === null ? undefined : this._remoteTrackMap[transceiver.mid];
+      if (trackId && isReceiving(transceiver)) {
+        this._addRemoteEntry(transceiver, transceiver.receiver.track, trackId, this._publisherOf(trackId));
+      }
+    }
+  }
+
+  _endRemoteTracks(predicate) {
+    const ending = this._remoteEntries.filter((entry) => !entry.ended && predicate(entry));
+    for (const entry of ending) {
+      entry.ended = true;
+      this._log(`remote ${entry.kind} track ${entry.trackId} ended`);
+    }
+    if (ending.length) this._emit('change');
+  }
+
+  _publisherOf(trackId) {
+    if (!trackId) return null;
+    const entry = this._remoteEntries.find((e) => e.trackId === trackId && e.participantId);
+    if (entry) return entry.participantId;
+    const owner = Object.values(this.participants).find((p) => p.tracks.some((t) => t.id === trackId));
+    return owner ? owner.id : null;
+  }
+
+  _publishedTrack(trackId) {
+    for (const participant of Object.values(this.participants)) {
+      const track = participant.tracks.find((t) => t.id === trackId);
+      if (track) return track;
+    }
+    return null;
+  }
+
+  // ---- Stats ----
+
+  async _statsOfType(type) {
+    if (!this._pc) return [];
+    const report = await this._pc.getStats();
+    const matching = [];
+    report.forEach((stats) => {
+      if (stats.type === type) matching.push(stats);
+    });
+    return matching;
+  }
+
+  // Fallbacks for browsers whose rtp stats have no `mid`.
+  _midOfReceiverTrack(trackIdentifier) {
+    if (!this._pc || !trackIdentifier) return null;
+    const transceiver = this._pc.getTransceivers().find((t) => t.receiver.track.id === trackIdentifier);
+    return transceiver ? transceiver.mid : null;
+  }
+
+  _midOfSenderKind(kind) {
+    if (!this._pc) return null;
+    const transceiver = this._pc.getTransceivers().find((t) => t.sender.track?.kind === kind);
+    return transceiver ? transceiver.mid : null;
+  }
+
+  // ---- State, status, log ----
+
+  _setState(state, statusText, isError = false) {
+    this.state = state;
+    this._emit('change');
+    this._setStatus(statusText, isError);
+  }
+
+  _setStatus(text, error = false) {
+    this._emit('status', { text, error });
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  _log(text) {
+    const line = `${new Date().toISOString().slice(11, 23)} ${text}`;
+    this.log.push(line);
+    console.log(`[sfu] ${line}`);
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * UI: join form, tiles (local preview and one per remote participant), controls, chat.
+ * ------------------------------------------------------------------------------------------- */
+
+const dom = {};
+const mediaElements = new Map(); // remote media entry -> its <video>/<audio> element
+let playbackAwaitsClick = false;
+
+function initUi(sfu) {
+  // Element ids in kebab-case become camelCase keys of `dom` ('join-form' -> dom.joinForm).
+  for (const id of ['status', 'join-form', 'room', 'name', 'use-audio', 'use-video', 'join', 'call',
+    'toggle-mic', 'toggle-camera', 'leave', 'tiles', 'chat-log', 'chat-form', 'chat-input', 'chat-send']) {
+    dom[id.replace(/-(\w)/g, (_, c) => c.toUpperCase())] = document.getElementById(id);
+  }
+  const params = new URLSearchParams(location.search);
+  prefillForm(params);
+
+  dom.joinForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    joinFromForm(sfu, params);
+  });
+  dom.toggleMic.addEventListener('click', () => toggleLocal(sfu, 'audio'));
+  dom.toggleCamera.addEventListener('click', () => toggleLocal(sfu, 'video'));
+  dom.leave.addEventListener('click', () => sfu.leave());
+  dom.chatForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    sendChat(sfu);
+  });
+
+  sfu.addEventListener('change', () => render(sfu));
+  sfu.addEventListener('status', ({ detail }) => showStatus(detail.text, detail.error));
+  sfu.addEventListener('data', ({ detail }) => {
+    appendChat(senderName(sfu, detail.from), detail.data, detail.label);
+  });
+  sfu.addEventListener('speakers', ({ detail }) => highlightSpeakers(detail));
+  render(sfu);
+
+  if (params.get('autojoin') === '1' && dom.joinForm.checkValidity()) joinFromForm(sfu, params);
+}
+
+function prefillForm(params) {
+  dom.room.value = params.get('room') ?? dom.room.value;
+  dom.name.value = params.get('name') ?? dom.name.value;
+  if (params.get('audio') === '0') dom.useAudio.checked = false;
+  if (params.get('video') === '0') dom.useVideo.checked = false;
+}
+
+// Joins with the form's values; `token` and `simulcast=1` can only come from the URL.
+async function joinFromForm(sfu, params) {
+  dom.join.disabled = true;
+  dom.chatLog.replaceChildren();
+  try {
+    await sfu.join({
+      room: dom.room.value.trim(),
+      name: dom.name.value.trim(),
+      token: params.get('token') || undefined,
+      audio: dom.useAudio.checked,
+      video: dom.useVideo.checked,
+      simulcast: params.get('simulcast') === '1',
+    });
+  } catch {
+    // The client already shows the failure in the status line.
+  } finally {
+    dom.join.disabled = false;
+  }
+}
+
+function toggleLocal(sfu, kind) {
+  const track = sfu.localTrack(kind);
+  if (track) sfu.setMuted(kind, track.enabled);
+}
+
+function sendChat(sfu) {
+  const text = dom.chatInput.value.trim();
+  if (!text) return;
+  if (!sfu.sendData('reliable', text)) {
+    showStatus('Chat is not connected yet', true);
+    return;
+  }
+  appendChat('me', text, 'reliable');
+  dom.chatInput.value = '';
+}
+
+function showStatus(text, isError = false) {
+  dom.status.textContent = text;
+  dom.status.classList.toggle('error', isError);
+}
+
+function render(sfu) {
+  const inCall = sfu.state === 'joining' || sfu.state === 'joined';
+  dom.joinForm.hidden = inCall;
+  dom.call.hidden = !inCall;
+  renderToggle(dom.toggleMic, sfu.localTrack('audio'), 'mic');
+  renderToggle(dom.toggleCamera, sfu.localTrack('video'), 'camera');
+  dom.chatSend.disabled = !sfu.channelsOpen();
+  if (inCall) {
+    renderLocalTile(sfu);
+    renderRemoteTiles(sfu);
+  } else {
+    dom.tiles.replaceChildren();
+    mediaElements.clear();
+  }
+}
+
+function renderToggle(button, track, what) {
+  const muted = Boolean(track) && !track.enabled;
+  button.disabled = !track;
+  button.textContent = `${muted ? 'Unmute' : 'Mute'} ${what}`;
+  button.setAttribute('aria-pressed', String(muted));
+}
+
+function renderLocalTile(sfu) {
+  const tile = ensureTile('local', `${sfu.name} (you)`);
+  tile.classList.add('local');
+  tile.dataset.speaker = sfu.participantId ?? '';
+  const camera = sfu.localTrack('video');
+  let video = tile.querySelector('video');
+  if (!camera) {
+    if (video) video.remove();
+    return;
+  }
+  if (!video) {
+    video = createVideo(sfu.localStream);
+    video.muted = true; // the preview must never play our own microphone back
+    tile.querySelector('.media').append(video);
+  }
+  if (video.srcObject !== sfu.localStream) video.srcObject = sfu.localStream;
+  video.classList.toggle('off', !camera.enabled);
+}
+
+// Reconciles remote tiles with sfu.participants and the live remote tracks: one tile per
+// publisher (also for a track whose publisher is not, or no longer, in the participant list).
+function renderRemoteTiles(sfu) {
+  const live = sfu.remoteMedia();
+  const ids = new Set(Object.keys(sfu.participants));
+  live.forEach((media) => ids.add(tileKey(media)));
+
+  for (const [media, element] of mediaElements) {
+    if (!live.includes(media)) {
+      element.remove();
+      mediaElements.delete(media);
+    }
+  }
+  for (const tile of [...dom.tiles.querySelectorAll('.tile.remote')]) {
+    if (!ids.has(tile.dataset.participant)) tile.remove();
+  }
+  for (const id of ids) {
+    const tile = ensureTile(id, sfu.participants[id]?.name ?? id);
+    tile.classList.add('remote');
+    tile.dataset.speaker = id;
+  }
+  for (const media of live) {
+    if (!mediaElements.has(media)) attachRemoteMedia(findTile(tileKey(media)), media);
+  }
+  for (const [media, element] of mediaElements) {
+    element.classList.toggle('off', isPublisherMuted(sfu, media.trackId));
+  }
+}
+
+function tileKey(media) {
+  return media.participantId ?? 'unknown';
+}
+
+function findTile(key) {
+  return [...dom.tiles.children].find((tile) => tile.dataset.participant === key) ?? null;
+}
+
+function ensureTile(key, label) {
+  let tile = findTile(key);
+  if (!tile) {
+    tile = document.createElement('figure');
+    tile.className = 'tile';
+    tile.dataset.participant = key;
+    const media = document.createElement('div');
+    media.className = 'media';
+    const caption = document.createElement('figcaption');
+    caption.className = 'label';
+    tile.append(media, caption);
+    dom.tiles.append(tile);
+  }
+  tile.querySelector('.label').textContent = label;
+  return tile;
+}
+
+function attachRemoteMedia(tile, media) {
+  const stream = new MediaStream([media.track]);
+  const element = media.kind === 'video' ? createVideo(stream) : createAudio(stream);
+  element.muted = false;
+  element.dataset.trackId = media.trackId ?? '';
+  tile.querySelector('.media').append(element);
+  mediaElements.set(media, element);
+  playMedia(element);
+}
+
+function createVideo(stream) {
+  const video = document.createElement('video');
+  video.autoplay = true;
+  video.setAttribute('playsinline', ''); // no fullscreen takeover on iOS Safari
+  video.srcObject = stream;
+  return video;
+}
+
+function createAudio(stream) {
+  const audio = document.createElement('audio');
+  audio.autoplay = true;
+  audio.srcObject = stream;
+  return audio;
+}
+
+// Autoplay with sound may be refused without a user gesture (e.g. after ?autojoin=1):
+// then the next click anywhere starts every remote element.
+function playMedia(element) {
+  element.play().catch((err) => {
+    if (err.name !== 'NotAllowedError' || playbackAwaitsClick) return;
+    playbackAwaitsClick = true;
+    showStatus('Click anywhere to start playback');
+    document.addEventListener('click', () => {
+      playbackAwaitsClick = false;
+      mediaElements.forEach((el) => el.play().catch(() => {}));
+    }, { once: true });
+  });
+}
+
+function isPublisherMuted(sfu, trackId) {
+  return Object.values(sfu.participants).some(
+    (p) => p.tracks.some((t) => t.id === trackId && t.muted),
+  );
+}
+
+function highlightSpeakers(speakers) {
+  const speaking = new Set(speakers.filter((s) => s.level > 0).map((s) => s.participant_id));
+  for (const tile of dom.tiles.children) {
+    tile.classList.toggle('speaking', speaking.has(tile.dataset.speaker));
+  }
+}
+
+function senderName(sfu, participantId) {
+  return sfu.participants[participantId]?.name ?? participantId ?? 'unknown';
+}
+
+function appendChat(from, text, label) {
+  const line = document.createElement('li');
+  const who = document.createElement('strong');
+  who.textContent = `${from}: `;
+  line.append(who, String(text));
+  if (label !== 'reliable') line.classList.add(label);
+  dom.chatLog.append(line);
+  dom.chatLog.scrollTop = dom.chatLog.scrollHeight;
+}
+
+window.sfu = new SfuClient();
+initUi(window.sfu);

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The one command that runs every test on a fresh machine: installs what is missing,
+# builds the server, runs the Rust tests, then the browser end-to-end tests.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "==> installing Debian chromium and chromium-driver"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
+fi
+
+browser_tests=sfu-server/tests/browser
+if [ ! -f "$browser_tests/node_modules/.package-lock.json" ] \
+  || [ "$browser_tests/package-lock.json" -nt "$browser_tests/node_modules/.package-lock.json" ]; then
+  echo "==> npm ci in $browser_tests"
+  (cd "$browser_tests" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+fi
+
+echo "==> cargo build -p sfu-server"
+cargo build -p sfu-server
+
+echo "==> cargo test --workspace"
+cargo test --workspace
+
+# The binary cargo just built, wherever CARGO_TARGET_DIR or config puts the target directory.
+target_dir=$(cargo metadata --format-version 1 --no-deps \
+  | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+export SFU_SERVER_BIN="${SFU_SERVER_BIN:-$target_dir/debug/sfu-server}"
+
+echo "==> browser tests ($SFU_SERVER_BIN)"
+node --test --test-concurrency=1 --test-timeout=180000 "$browser_tests/"
