@@ -143,3 +143,22 @@ fn the_default_toml_parses_back_to_the_defaults() {
         Config::default()
     );
 }
+
+#[test]
+fn the_shipped_sample_config_matches_the_defaults() {
+    // Requirement: deploy/sfu.sample.toml is exactly the defaults, so it never drifts from the code.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/sfu.sample.toml");
+    let sample = Config::from_file(&path).expect("sample parses");
+    assert_eq!(sample, Config::default());
+    let text = std::fs::read_to_string(&path).expect("readable");
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        body,
+        Config::default_toml(),
+        "regenerate with `sfu-server --print-default-config`"
+    );
+}

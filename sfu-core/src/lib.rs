@@ -9,12 +9,19 @@
 //!   sequence/timestamp space across source switches.
 //! - [`forwarder`]: the per-consumer [`Forwarder`](forwarder::Forwarder) that decides, packet by
 //!   packet, forward (with rewritten numbers) or drop.
+//! - [`layers`]: the LayerSelector (which simulcast layer a consumer gets) and bandwidth
+//!   sharing across one subscriber's consumers.
+//! - [`monitor`]: which layers of a producer are arriving, and their bitrates.
+//! - [`speakers`]: active speaker ranking from audio levels.
 //! - [`throttle`]: keyframe request throttling toward publishers.
 //! - [`stun`]: reading the ICE username fragment that routes a datagram.
 
 pub mod codec;
 pub mod forwarder;
 pub mod ids;
+pub mod layers;
+pub mod monitor;
 pub mod munger;
+pub mod speakers;
 pub mod stun;
 pub mod throttle;

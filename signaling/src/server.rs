@@ -19,8 +19,6 @@ pub enum LeaveReason {
     Shutdown,
     /// The client or its media path stopped responding.
     Timeout,
-    /// The client sent a message it may not send at that point.
-    ProtocolViolation,
 }
 
 /// Every message the server may send, tagged by `type`.
