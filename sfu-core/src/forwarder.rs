@@ -77,6 +77,11 @@ impl Forwarder {
         }
     }
 
+    /// The layer it is set to forward (`None`: paused).
+    pub fn target(&self) -> Option<u8> {
+        self.target
+    }
+
     /// The layer being forwarded now (`None`: nothing is forwarded).
     pub fn current_layer(&self) -> Option<u8> {
         self.current

@@ -8,6 +8,9 @@
 /// Number of simulcast layers (q, h, f).
 pub const LAYER_COUNT: usize = 3;
 
+/// The layer already forwarded is kept while the budget covers this much less than its rate.
+pub const KEEP_DISCOUNT_PERCENT: u64 = 20;
+
 /// The layers a publisher is sending now, as a bit set (bit i = layer i).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LayerSet(u8);
@@ -55,6 +58,9 @@ pub struct LayerChoice {
     pub active: LayerSet,
     /// Measured bitrate of each layer, bits per second (0 when unknown).
     pub bitrates: [u64; LAYER_COUNT],
+    /// The layer forwarded now, which keeps its place until the budget falls clearly
+    /// below its rate (hysteresis against an estimate hovering around it).
+    pub current: Option<u8>,
 }
 
 impl LayerChoice {
@@ -76,9 +82,15 @@ impl LayerChoice {
         within.into_iter().chain(fallback)
     }
 
-    /// The bitrate of `layer`.
+    /// The bitrate `layer` is charged at: its measured rate, discounted by
+    /// [`KEEP_DISCOUNT_PERCENT`] for the layer already forwarded.
     pub fn cost(&self, layer: u8) -> u64 {
-        self.bitrates.get(usize::from(layer)).copied().unwrap_or(0)
+        let rate = self.bitrates.get(usize::from(layer)).copied().unwrap_or(0);
+        if self.current == Some(layer) {
+            rate * (100 - KEEP_DISCOUNT_PERCENT) / 100
+        } else {
+            rate
+        }
     }
 
     /// The best layer that fits `budget` bits per second (`None` budget: unlimited).
@@ -88,7 +100,7 @@ impl LayerChoice {
     }
 
     /// The cheapest layer it may be given at all, ignoring bandwidth.
-    fn lowest(&self) -> Option<u8> {
+    pub fn lowest(&self) -> Option<u8> {
         self.candidates().last()
     }
 }
@@ -140,6 +152,7 @@ mod tests {
             max_layer: max,
             active: LayerSet::of(active),
             bitrates: RATES,
+            current: None,
         }
     }
 
@@ -221,8 +234,31 @@ mod tests {
             max_layer: Some(F),
             active: LayerSet::of(&[Q, H, F]),
             bitrates: [0; 3],
+            current: None,
         };
         assert_eq!(c.select(Some(1)), Some(F));
+    }
+
+    #[test]
+    fn the_forwarded_layer_is_kept_until_the_budget_is_clearly_short() {
+        // Requirement: an estimate hovering just under a layer's rate does not make it flap; a clear shortfall does downgrade.
+        let mut c = choice(Some(F), &[Q, H, F]);
+        assert_eq!(
+            c.select(Some(1_400_000)),
+            Some(H),
+            "not yet forwarded: needs the full rate"
+        );
+        c.current = Some(F);
+        assert_eq!(
+            c.select(Some(1_400_000)),
+            Some(F),
+            "forwarded: kept at 93% of its rate"
+        );
+        assert_eq!(
+            c.select(Some(1_100_000)),
+            Some(H),
+            "73% of its rate: downgraded"
+        );
     }
 
     #[test]

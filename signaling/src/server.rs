@@ -89,6 +89,14 @@ pub enum ServerMessage {
         /// What is forwarded now.
         quality: ForwardedQuality,
     },
+    /// Dynacast: the simulcast layers of one of the client's own tracks that someone
+    /// receives; the client sends exactly these (`RTCRtpSender.setParameters` `active`).
+    Layers {
+        /// One of the client's published tracks.
+        track_id: String,
+        /// The rids to send; the others may be paused.
+        rids: Vec<String>,
+    },
     /// The active speakers changed.
     Speakers {
         /// Loudest first.

@@ -167,6 +167,10 @@ fn every_server_message_round_trips() {
             track_id: "TR_3".into(),
             quality: ForwardedQuality::Off,
         },
+        ServerMessage::Layers {
+            track_id: "TR_3".into(),
+            rids: vec!["q".into(), "h".into()],
+        },
         ServerMessage::Speakers {
             speakers: vec![Speaker {
                 participant_id: "PA_2".into(),
@@ -219,6 +223,14 @@ fn server_messages_match_the_documented_examples() {
         })
         .expect("json"),
         json!({"type":"leave","reason":"room_closed"})
+    );
+    assert_eq!(
+        serde_json::to_value(ServerMessage::Layers {
+            track_id: "TR_3".into(),
+            rids: vec!["q".into()]
+        })
+        .expect("json"),
+        json!({"type":"layers","track_id":"TR_3","rids":["q"]})
     );
     assert_eq!(
         serde_json::to_value(ServerMessage::Pong { ts: None }).expect("json"),

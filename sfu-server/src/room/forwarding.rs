@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use sfu_core::codec::is_keyframe_start;
 use sfu_core::forwarder::{Decision, DropReason, PacketInfo};
+use str0m::bwe::BweKind;
 use str0m::media::KeyframeRequestKind;
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState};
@@ -27,6 +28,19 @@ impl Room {
                 }
             }
             Event::IceConnectionStateChange(state) => self.ice_state(key, state),
+            Event::EgressBitrateEstimate(estimate) => {
+                let bps = match estimate {
+                    BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. } => {
+                        estimate.as_u64()
+                    }
+                    _ => return,
+                };
+                if let Some(p) = self.participants.get_mut(&key) {
+                    let _g = p.span.enter();
+                    debug!(bps, "bandwidth estimate");
+                    p.bwe_estimate = Some(bps);
+                }
+            }
             Event::Connected => {
                 if let Some(p) = self.participants.get_mut(&key) {
                     p.connected = true;
@@ -102,6 +116,13 @@ impl Room {
         let Some(producer) = self.producers.get_mut(&producer_key) else {
             return;
         };
+        producer
+            .monitor
+            .on_packet(layer, packet.payload.len(), packet.timestamp);
+        if let Some(level) = packet.header.ext_vals.audio_level {
+            self.speakers
+                .observe(&producer.owner, level, packet.timestamp);
+        }
         let info = PacketInfo {
             layer,
             seq: *packet.seq_no,
@@ -113,6 +134,7 @@ impl Room {
         let in_pt = packet.header.payload_type;
         let video = producer.codec.is_video();
         let mut keyframe_wanted = None;
+        let mut switched = Vec::new();
         for subscriber in &producer.subscribers {
             let Some(s) = self.participants.get_mut(subscriber) else {
                 continue;
@@ -123,7 +145,12 @@ impl Room {
             let ConsumerState::Active(mid) = consumer.state else {
                 continue;
             };
-            let munged = match consumer.forwarder.decide(&info) {
+            let layer_before = consumer.forwarder.current_layer();
+            let decision = consumer.forwarder.decide(&info);
+            if consumer.forwarder.current_layer() != layer_before {
+                switched.push(*subscriber);
+            }
+            let munged = match decision {
                 Decision::Forward(munged) => munged,
                 Decision::Drop(reason) => {
                     if reason == DropReason::WaitingForKeyframe {
@@ -171,6 +198,9 @@ impl Room {
         }
         if let Some(layer) = keyframe_wanted {
             self.request_keyframe(producer_key, layer, KeyframeRequestKind::Pli);
+        }
+        for subscriber in switched {
+            self.report_quality(subscriber);
         }
     }
 
@@ -255,22 +285,6 @@ impl Room {
         } else {
             let _g = p.span.enter();
             warn!(%mid, layer, "no incoming stream to request a keyframe from yet");
-        }
-    }
-
-    /// New video consumers wait for a keyframe: ask their publishers for one now.
-    pub(super) fn request_keyframes_for_new_consumers(&mut self, key: ParticipantKey) {
-        let Some(p) = self.participants.get(&key) else {
-            return;
-        };
-        let waiting: Vec<(ProducerKey, u8)> = p
-            .consumers
-            .iter()
-            .filter(|(_, c)| matches!(c.state, ConsumerState::Active(_)))
-            .filter_map(|(pk, c)| Some((*pk, c.forwarder.awaited_keyframe_layer()?)))
-            .collect();
-        for (producer_key, layer) in waiting {
-            self.request_keyframe(producer_key, layer, KeyframeRequestKind::Pli);
         }
     }
 }

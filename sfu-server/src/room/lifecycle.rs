@@ -72,6 +72,9 @@ impl Room {
             rx_by_ssrc: HashMap::new(),
             consumers: HashMap::new(),
             channels: HashMap::new(),
+            bwe_estimate: None,
+            bwe_desired: 0,
+            bwe_short_since: None,
         };
         {
             let _g = p.span.enter();
@@ -152,6 +155,7 @@ impl Room {
             info!(reason = ?reason, "participant left");
         }
         self.ctx.routes.remove(&p.ufrag);
+        self.speakers.remove(&key);
         self.ctx.registry.participant_delta(false);
         if let Some(reason) = reason {
             let _ = p.out.try_send(Outbound::End(reason));

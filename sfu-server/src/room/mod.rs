@@ -6,6 +6,7 @@
 
 mod data;
 mod forwarding;
+mod layers;
 mod lifecycle;
 mod negotiation;
 mod participant;
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use sfu_core::ids::RoomId;
+use sfu_core::speakers::SpeakerRanking;
 use signaling::{LeaveReason, ProtocolError, ServerMessage};
 use str0m::Event;
 use tokio::sync::{mpsc, oneshot};
@@ -30,8 +32,10 @@ use producer::{Producer, ProducerKey};
 const DATAGRAM_QUEUE: usize = 4096;
 /// Signaling commands queued toward one room.
 const COMMAND_QUEUE: usize = 256;
-/// Upper bound on how long the room sleeps when no participant needs a timeout sooner.
-const IDLE_TICK: Duration = Duration::from_secs(1);
+/// How often layers are re-chosen, dynacast updated and speakers ranked.
+const TICK: Duration = Duration::from_millis(250);
+/// Least time between two `speakers` messages.
+const SPEAKERS_INTERVAL: Duration = Duration::from_millis(300);
 
 /// A participant's key inside its room (never reused in a process).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +102,8 @@ pub fn spawn(id: RoomId, generation: u64, ctx: NodeContext) -> mpsc::Sender<Room
         producers: HashMap::new(),
         events: VecDeque::new(),
         to_remove: Vec::new(),
+        next_tick: Instant::now() + TICK,
+        speakers: SpeakerRanking::new(SPEAKERS_INTERVAL),
     };
     tokio::spawn(room.run(commands_rx, datagram_rx).instrument(span));
     commands_tx
@@ -124,6 +130,10 @@ pub(crate) struct Room {
     events: VecDeque<(ParticipantKey, Event)>,
     /// Participants to remove once the current step is done, with the reason told to them.
     to_remove: Vec<(ParticipantKey, Option<LeaveReason>)>,
+    /// When layers, dynacast and speakers are next reviewed.
+    next_tick: Instant,
+    /// Active speaker ranking from audio levels.
+    speakers: SpeakerRanking<ParticipantKey>,
 }
 
 impl Room {
@@ -141,7 +151,14 @@ impl Room {
                     None => break,
                 },
                 Some(datagram) = datagrams.recv() => self.handle_datagram(datagram),
-                _ = tokio::time::sleep_until(deadline.into()) => self.handle_timeouts(Instant::now()),
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    let now = Instant::now();
+                    self.handle_timeouts(now);
+                    if now >= self.next_tick {
+                        self.next_tick = now + TICK;
+                        self.tick(now);
+                    }
+                }
             }
             self.settle();
             if self.participants.is_empty() {
@@ -182,7 +199,36 @@ impl Room {
         self.participants
             .values()
             .map(Participant::next_deadline)
-            .fold(now + IDLE_TICK, Instant::min)
+            .fold(self.next_tick.max(now), Instant::min)
+    }
+
+    /// Periodic review: every subscriber's layers, dynacast, active speakers.
+    fn tick(&mut self, now: Instant) {
+        let keys: Vec<ParticipantKey> = self.participants.keys().copied().collect();
+        for key in keys {
+            self.allocate_layers(key, now);
+        }
+        self.update_dynacast();
+        if let Some(ranking) = self.speakers.poll(now) {
+            let speakers = ranking
+                .into_iter()
+                .filter_map(|(key, level)| {
+                    Some(signaling::Speaker {
+                        participant_id: self.participants.get(&key)?.id.to_string(),
+                        level,
+                    })
+                })
+                .collect();
+            self.broadcast_all(&ServerMessage::Speakers { speakers });
+        }
+    }
+
+    /// Queue a message to every participant.
+    fn broadcast_all(&mut self, message: &ServerMessage) {
+        let keys: Vec<ParticipantKey> = self.participants.keys().copied().collect();
+        for key in keys {
+            self.send_to(key, message.clone());
+        }
     }
 
     /// Queue a message to one participant; a client too slow to take it is removed.

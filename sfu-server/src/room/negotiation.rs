@@ -133,7 +133,7 @@ impl Room {
             .retain(|_, c| !matches!(c.state, ConsumerState::Removing(_)));
         participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
         self.arm_connect_deadline(key);
-        self.request_keyframes_for_new_consumers(key);
+        self.allocate_layers(key, Instant::now());
         self.maybe_offer(key);
     }
 
@@ -238,6 +238,9 @@ impl Room {
                 remove_after_answer: false,
                 forwarder: Forwarder::new(video, producer.clock_rate),
                 pt_map: None,
+                max_layer: Some(2),
+                reported: None,
+                created: self.ctx.registry.next_participant_number(),
             },
         );
         producer.subscribers.push(subscriber);

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use sfu_core::ids::ParticipantId;
+use str0m::bwe::Bitrate;
 use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
 use str0m::media::Mid;
@@ -54,6 +55,12 @@ pub struct Participant {
     pub consumers: HashMap<ProducerKey, Consumer>,
     /// Open data channels and their labels.
     pub channels: HashMap<ChannelId, String>,
+    /// Latest downlink bandwidth estimate (TWCC or REMB), bits per second.
+    pub bwe_estimate: Option<u64>,
+    /// The desired bitrate last given to the bandwidth estimator (what it probes toward).
+    pub bwe_desired: u64,
+    /// Since when the estimate has been too low for some consumer's cheapest layer.
+    pub bwe_short_since: Option<Instant>,
 }
 
 impl Participant {
@@ -74,7 +81,11 @@ impl Participant {
     }
 }
 
-/// Build the `Rtc` of a new participant: ICE-lite, RTP mode, Opus/VP8/H264, our candidates.
+/// Bandwidth estimate a subscriber starts from, before TWCC feedback refines it.
+const INITIAL_BWE: Bitrate = Bitrate::kbps(1500);
+
+/// Build the `Rtc` of a new participant: ICE-lite, RTP mode, Opus/VP8/H264, TWCC
+/// bandwidth estimation, our candidates.
 pub fn new_rtc(candidates: &[SocketAddr], now: Instant) -> Result<Rtc, str0m::RtcError> {
     let mut rtc = Rtc::builder()
         .set_ice_lite(true)
@@ -83,6 +94,7 @@ pub fn new_rtc(candidates: &[SocketAddr], now: Instant) -> Result<Rtc, str0m::Rt
         .enable_opus(true, false)
         .enable_vp8(true)
         .enable_h264(true)
+        .enable_bwe(Some(INITIAL_BWE))
         .build(now);
     for addr in candidates {
         let candidate = Candidate::host(*addr, "udp")?;

@@ -3,8 +3,9 @@
 use sfu_core::codec::Codec;
 use sfu_core::forwarder::Forwarder;
 use sfu_core::ids::{ParticipantId, ProducerId};
+use sfu_core::monitor::LayerMonitor;
 use sfu_core::throttle::KeyframeThrottle;
-use signaling::{MediaKind, Track};
+use signaling::{ForwardedQuality, MediaKind, Quality, Track};
 use str0m::format::PayloadParams;
 use str0m::media::{Mid, Pt};
 
@@ -42,6 +43,10 @@ pub struct Producer {
     pub throttle: KeyframeThrottle,
     /// Participants holding a consumer of it.
     pub subscribers: Vec<ParticipantKey>,
+    /// Which layers arrive, and their bitrates.
+    pub monitor: LayerMonitor,
+    /// The rids last asked of the publisher (dynacast); `None` until first decided.
+    pub requested_rids: Option<Vec<String>>,
 }
 
 impl Producer {
@@ -89,6 +94,12 @@ pub struct Consumer {
     pub forwarder: Forwarder,
     /// Publisher payload type → this subscriber's payload type, for the last codec seen.
     pub pt_map: Option<(Pt, Pt)>,
+    /// The highest layer the subscriber wants (`None`: paused by the subscriber).
+    pub max_layer: Option<u8>,
+    /// The quality last reported to the subscriber in a `quality` message.
+    pub reported: Option<ForwardedQuality>,
+    /// Creation order; later consumers come first when bandwidth is shared.
+    pub created: u64,
 }
 
 impl Consumer {
@@ -125,6 +136,25 @@ impl Consumer {
             self.state,
             ConsumerState::Offered(_) | ConsumerState::Active(_)
         )
+    }
+}
+
+/// The highest layer a subscriber's wish allows.
+pub fn max_layer_for(quality: Quality) -> u8 {
+    match quality {
+        Quality::Low => 0,
+        Quality::Medium => 1,
+        Quality::High | Quality::Auto => 2,
+    }
+}
+
+/// How a forwarded layer is named in `quality` messages.
+pub fn forwarded_quality(layer: Option<u8>) -> ForwardedQuality {
+    match layer {
+        None => ForwardedQuality::Off,
+        Some(0) => ForwardedQuality::Low,
+        Some(1) => ForwardedQuality::Medium,
+        Some(_) => ForwardedQuality::High,
     }
 }
 

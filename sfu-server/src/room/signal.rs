@@ -3,14 +3,18 @@
 use std::time::Duration;
 
 use sfu_core::ids::ProducerId;
+use sfu_core::monitor::LayerMonitor;
 use sfu_core::throttle::KeyframeThrottle;
-use signaling::{ClientMessage, ErrorCode, MediaKind, ServerMessage};
+use signaling::{ClientMessage, ErrorCode, MediaKind, Quality, ServerMessage};
 use str0m::Candidate;
 use str0m::media::Mid;
 use tracing::{debug, info};
 
-use super::producer::{Producer, ProducerKey, core_codec};
+use super::producer::{Producer, ProducerKey, core_codec, max_layer_for};
 use super::{ParticipantKey, Room};
+
+/// A simulcast layer with no packet for this long is no longer chosen.
+const LAYER_INACTIVE_AFTER: Duration = Duration::from_millis(1000);
 
 impl Room {
     /// Handle one message of a joined participant.
@@ -20,8 +24,10 @@ impl Room {
             ClientMessage::Answer { sdp } => self.client_answer(key, sdp),
             ClientMessage::Candidate { candidate } => self.client_candidate(key, candidate),
             ClientMessage::Subscribe {
-                track_id, paused, ..
-            } => self.subscribe(key, &track_id, paused),
+                track_id,
+                quality,
+                paused,
+            } => self.subscribe(key, &track_id, quality, paused),
             ClientMessage::Unsubscribe { track_id } => self.unsubscribe(key, &track_id),
             ClientMessage::Mute { track_id, muted } => self.mute(key, &track_id, muted),
             // The session answers these itself.
@@ -65,7 +71,7 @@ impl Room {
             .map(|(k, _)| *k)
     }
 
-    fn subscribe(&mut self, key: ParticipantKey, track_id: &str, paused: bool) {
+    fn subscribe(&mut self, key: ParticipantKey, track_id: &str, quality: Quality, paused: bool) {
         let Some(producer) = self.producer_by_track(track_id) else {
             self.reply_error_public(
                 key,
@@ -92,11 +98,9 @@ impl Room {
             .get_mut(&key)
             .and_then(|p| p.consumers.get_mut(&producer))
         {
-            consumer
-                .forwarder
-                .set_target(if paused { None } else { Some(0) });
+            consumer.max_layer = (!paused).then(|| max_layer_for(quality));
         }
-        self.request_keyframes_for_new_consumers(key);
+        self.allocate_layers(key, std::time::Instant::now());
     }
 
     fn unsubscribe(&mut self, key: ParticipantKey, track_id: &str) {
@@ -208,6 +212,8 @@ impl Room {
             muted: false,
             throttle: KeyframeThrottle::new(interval),
             subscribers: Vec::new(),
+            monitor: LayerMonitor::new(LAYER_INACTIVE_AFTER),
+            requested_rids: None,
         };
         {
             let _g = p.span.enter();

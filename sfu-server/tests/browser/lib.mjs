@@ -12,6 +12,11 @@ import { chromium } from 'playwright-core';
 export const REPO_ROOT = path.resolve(fileURLToPath(import.meta.url), '../../../..');
 export const SERVER_BIN = process.env.SFU_SERVER_BIN || path.join(REPO_ROOT, 'target/debug/sfu-server');
 export const CHROMIUM_BIN = '/usr/bin/chromium';
+// The binary embeds the web client at build time (include_str!). With SFU_WEB_FROM_DISK=1 the pages
+// load sfu-server/web/* from the working tree instead, to test client edits without a rebuild.
+export const WEB_DIR = path.join(REPO_ROOT, 'sfu-server/web');
+const WEB_FROM_DISK = process.env.SFU_WEB_FROM_DISK === '1';
+const WEB_FILES = { '/': ['index.html', 'text/html; charset=utf-8'], '/app.js': ['app.js', 'text/javascript; charset=utf-8'], '/style.css': ['style.css', 'text/css; charset=utf-8'] };
 
 // Flags from shared/design.md "Testing against real clients" (Playwright adds --headless itself
 // and refuses --user-data-dir in args; we pass a fresh one through launchPersistentContext).
@@ -162,7 +167,7 @@ export async function getHealth(baseUrl) {
  * Launches one headless Chromium (fresh profile under tmpDir) with fake camera and mic.
  * Fails, never skips, when Chromium is not installed.
  */
-export async function launchBrowser(tmpDir) {
+export async function launchBrowser(tmpDir, { extraArgs = [] } = {}) {
   if (!fs.existsSync(CHROMIUM_BIN)) {
     throw new Error(`Chromium not found at ${CHROMIUM_BIN}: install Debian packages chromium and chromium-driver (./test.sh does)`);
   }
@@ -171,7 +176,9 @@ export async function launchBrowser(tmpDir) {
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM_BIN,
     headless: true,
-    args: CHROMIUM_ARGS,
+    // A page answered by route.fulfill has no address space of its own: Chromium's local network
+    // access checks then block its WebSocket to 127.0.0.1.
+    args: [...CHROMIUM_ARGS, ...(WEB_FROM_DISK ? ['--disable-features=LocalNetworkAccessChecks'] : []), ...extraArgs],
     timeout: 30000,
   });
   profileDirs.set(context, userDataDir);
@@ -192,15 +199,19 @@ export async function closeBrowser(context) {
  * Opens the web client in a new page of `context`, waits for `window.sfu` and joins.
  * Returns a participant handle: {name, room, page, participantId, joined, console, ...}.
  */
-export async function openParticipant(context, baseUrl, { room, name, audio = true, video = true, autoSubscribe = true }) {
+export async function openParticipant(context, baseUrl, { room, name, audio = true, video = true, autoSubscribe = true, videoCodec, simulcast }) {
   const page = await context.newPage();
   const consoleLines = [];
   page.on('console', (msg) => consoleLines.push(`[${msg.type()}] ${msg.text()}`));
   page.on('pageerror', (err) => consoleLines.push(`[pageerror] ${err.message}`));
+  if (WEB_FROM_DISK) await serveWebFromDisk(page, baseUrl);
   await page.goto(`${baseUrl}/`, { timeout: 15000 });
   await page.waitForFunction(() => window.sfu && typeof window.sfu.join === 'function', null, { timeout: 10000 });
+  const opts = { room, name, audio, video, autoSubscribe };
+  if (videoCodec) opts.videoCodec = videoCodec;
+  if (simulcast !== undefined) opts.simulcast = simulcast;
   const joined = await withTimeout(
-    page.evaluate((opts) => window.sfu.join(opts), { room, name, audio, video, autoSubscribe }),
+    page.evaluate((o) => window.sfu.join(o), opts),
     20000,
     `${name}: sfu.join({room: ${room}})`,
   );
@@ -222,6 +233,15 @@ export async function openParticipant(context, baseUrl, { room, name, audio = tr
     messages: () => page.evaluate(() => window.sfu.messages),
     dataMessages: () => page.evaluate(() => window.sfu.dataMessages),
   };
+}
+
+/** Answers the page's requests for the web client's files from WEB_DIR (see SFU_WEB_FROM_DISK). */
+async function serveWebFromDisk(page, baseUrl) {
+  for (const [urlPath, [file, contentType]] of Object.entries(WEB_FILES)) {
+    await page.route(`${baseUrl}${urlPath}`, (route) => route.fulfill({
+      status: 200, contentType, body: fs.readFileSync(path.join(WEB_DIR, file)),
+    }));
+  }
 }
 
 /** Text describing each participant's client log and console tail, and the server log tail. */

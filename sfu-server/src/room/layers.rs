@@ -1,0 +1,195 @@
+//! Choosing each consumer's layer (LayerSelector + bandwidth sharing), reporting
+//! `quality` changes, and dynacast (`layers` toward publishers).
+
+use std::time::{Duration, Instant};
+
+use sfu_core::layers::{LayerChoice, LayerSet, allocate};
+use signaling::{MediaKind, ServerMessage};
+use str0m::bwe::Bitrate;
+use str0m::media::KeyframeRequestKind;
+
+use tracing::info;
+
+use super::participant;
+
+use super::producer::{ConsumerState, ProducerKey, forwarded_quality};
+use super::{ParticipantKey, Room};
+
+/// Bandwidth kept aside for each audio consumer when sharing a subscriber's estimate.
+const AUDIO_RESERVE_BPS: u64 = 64_000;
+/// The estimator probes this far above what the wished layers need, so the estimate
+/// does not settle exactly at the media rate.
+const DESIRED_HEADROOM_PERCENT: u64 = 130;
+/// How long the estimate must stay below a consumer's cheapest layer before it is paused.
+const PAUSE_AFTER: Duration = Duration::from_secs(3);
+/// The estimator always probes toward at least this much.
+const MIN_DESIRED_BPS: u64 = 300_000;
+
+impl Room {
+    /// Re-choose the layer of every consumer of one subscriber.
+    ///
+    /// Order when bandwidth is short: the most recently created consumer first
+    /// (a track the subscriber just asked for or that just appeared), then older ones.
+    pub(super) fn allocate_layers(&mut self, key: ParticipantKey, now: Instant) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        let mut video: Vec<(ProducerKey, u64)> = Vec::new();
+        let mut audio_consumers = 0u64;
+        for (pk, c) in p.consumers.iter_mut() {
+            if !matches!(c.state, ConsumerState::Active(_)) {
+                continue;
+            }
+            match c.kind {
+                MediaKind::Audio => {
+                    audio_consumers += 1;
+                    let target = c.max_layer.map(|_| 0);
+                    if c.forwarder.target() != target {
+                        c.forwarder.set_target(target);
+                    }
+                }
+                MediaKind::Video => video.push((*pk, c.created)),
+            }
+        }
+        video.sort_by_key(|(_, created)| std::cmp::Reverse(*created));
+        let choices: Vec<LayerChoice> = video
+            .iter()
+            .filter_map(|(pk, _)| {
+                let producer = self.producers.get(pk)?;
+                let consumer = p.consumers.get(pk)?;
+                let active = if producer.rids.is_empty() {
+                    LayerSet::of(&[0])
+                } else {
+                    producer.monitor.active(now)
+                };
+                Some(LayerChoice {
+                    max_layer: consumer.max_layer,
+                    active,
+                    bitrates: producer.monitor.bitrates(),
+                    current: consumer.forwarder.current_layer(),
+                })
+            })
+            .collect();
+        let budget = p
+            .bwe_estimate
+            .map(|b| b.saturating_sub(audio_consumers * AUDIO_RESERVE_BPS));
+        let mut picks = allocate(budget, &choices);
+        // Pause for bandwidth only when the shortage lasts: a dip of the estimate
+        // (at start-up, or while probing) keeps the cheapest layer flowing.
+        let starved = picks
+            .iter()
+            .zip(&choices)
+            .any(|(pick, c)| pick.is_none() && c.select(None).is_some());
+        if !starved {
+            p.bwe_short_since = None;
+        } else if now.saturating_duration_since(*p.bwe_short_since.get_or_insert(now)) < PAUSE_AFTER
+        {
+            for (pick, c) in picks.iter_mut().zip(&choices) {
+                if pick.is_none() {
+                    *pick = c.lowest();
+                }
+            }
+        }
+        let wanted = audio_consumers * AUDIO_RESERVE_BPS
+            + choices
+                .iter()
+                .filter_map(|c| c.select(None).map(|l| c.bitrates[usize::from(l)]))
+                .sum::<u64>();
+        let desired = wanted * DESIRED_HEADROOM_PERCENT / 100;
+        if desired.abs_diff(p.bwe_desired) * 10 > p.bwe_desired {
+            p.bwe_desired = desired;
+            p.rtc
+                .bwe()
+                .set_bitrate(Bitrate::kbps(0), Bitrate::bps(desired.max(MIN_DESIRED_BPS)));
+            participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
+        }
+        let mut keyframes = Vec::new();
+        for ((pk, _), pick) in video.iter().zip(picks) {
+            let Some(c) = p.consumers.get_mut(pk) else {
+                continue;
+            };
+            if c.forwarder.target() != pick {
+                let _g = p.span.enter();
+                info!(track = %c.track_id, from = ?c.forwarder.target(), to = ?pick, budget = ?budget, "consumer layer target changed");
+                c.forwarder.set_target(pick);
+            }
+            if let Some(layer) = c.forwarder.awaited_keyframe_layer() {
+                keyframes.push((*pk, layer));
+            }
+        }
+        self.report_quality(key);
+        for (pk, layer) in keyframes {
+            self.request_keyframe(pk, layer, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// Tell the subscriber about every simulcast consumer whose forwarded layer changed.
+    pub(super) fn report_quality(&mut self, key: ParticipantKey) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        let mut changes = Vec::new();
+        for (pk, c) in p.consumers.iter_mut() {
+            let simulcast = self.producers.get(pk).is_some_and(|pr| !pr.rids.is_empty());
+            if !simulcast || !matches!(c.state, ConsumerState::Active(_)) {
+                continue;
+            }
+            let quality = forwarded_quality(c.forwarder.current_layer());
+            if c.reported != Some(quality) {
+                c.reported = Some(quality);
+                changes.push(ServerMessage::Quality {
+                    track_id: c.track_id.to_string(),
+                    quality,
+                });
+            }
+        }
+        for message in changes {
+            self.send_to(key, message);
+        }
+    }
+
+    /// Dynacast: ask each simulcast publisher for exactly the layers its consumers want.
+    ///
+    /// A consumer wants the layer of its wish (capped at the highest rid published);
+    /// a producer nobody receives keeps its lowest layer, so a new subscriber starts fast.
+    pub(super) fn update_dynacast(&mut self) {
+        let mut requests = Vec::new();
+        for (producer_key, producer) in self.producers.iter_mut() {
+            if producer.rids.is_empty() {
+                continue;
+            }
+            let top = (producer.rids.len() - 1) as u8;
+            let mut wanted = LayerSet::EMPTY;
+            for subscriber in &producer.subscribers {
+                let wish = self
+                    .participants
+                    .get(subscriber)
+                    .and_then(|s| s.consumers.get(producer_key))
+                    .and_then(|c| c.max_layer);
+                if let Some(layer) = wish {
+                    wanted = wanted.with(layer.min(top));
+                }
+            }
+            if wanted.is_empty() {
+                wanted = wanted.with(0);
+            }
+            let rids: Vec<String> = wanted
+                .iter()
+                .filter_map(|l| producer.rids.get(usize::from(l)).cloned())
+                .collect();
+            if producer.requested_rids.as_ref() != Some(&rids) {
+                producer.requested_rids = Some(rids.clone());
+                requests.push((
+                    producer.owner,
+                    ServerMessage::Layers {
+                        track_id: producer.id.to_string(),
+                        rids,
+                    },
+                ));
+            }
+        }
+        for (owner, message) in requests {
+            self.send_to(owner, message);
+        }
+    }
+}
