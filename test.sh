@@ -8,10 +8,11 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-  echo "==> installing Debian chromium and chromium-driver"
+# chromium: the reference client; nftables: packet loss inside the loss test's own network namespace.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! command -v nft >/dev/null; then
+  echo "==> installing Debian chromium, chromium-driver and nftables"
   as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver nftables
 fi
 
 browser_tests=sfu-server/tests/browser
@@ -20,6 +21,10 @@ if [ ! -f "$browser_tests/node_modules/.package-lock.json" ] \
   echo "==> npm ci in $browser_tests"
   (cd "$browser_tests" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 fi
+
+echo "==> cargo fmt --check, cargo clippy"
+cargo fmt --all --check
+cargo clippy --all-targets -- -D warnings
 
 echo "==> cargo build -p sfu-server"
 cargo build -p sfu-server

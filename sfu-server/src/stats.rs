@@ -33,6 +33,18 @@ pub struct Stats {
     pub data_dropped: AtomicU64,
     /// Participants removed because their signaling client could not keep up.
     pub slow_clients_dropped: AtomicU64,
+    /// NACKs received from subscribers (answered by str0m from its send buffer when it still holds the packet).
+    pub nacks_from_subscribers: AtomicU64,
+    /// PLIs received from subscribers.
+    pub plis_from_subscribers: AtomicU64,
+    /// FIRs received from subscribers.
+    pub firs_from_subscribers: AtomicU64,
+    /// NACKs sent to publishers for packets lost on their uplink.
+    pub nacks_to_publishers: AtomicU64,
+    /// PLIs sent to publishers.
+    pub plis_to_publishers: AtomicU64,
+    /// FIRs sent to publishers.
+    pub firs_to_publishers: AtomicU64,
 }
 
 /// A plain snapshot of [`Stats`] for JSON output.
@@ -51,6 +63,12 @@ pub struct StatsSnapshot {
     data_relayed: u64,
     data_dropped: u64,
     slow_clients_dropped: u64,
+    nacks_from_subscribers: u64,
+    plis_from_subscribers: u64,
+    firs_from_subscribers: u64,
+    nacks_to_publishers: u64,
+    plis_to_publishers: u64,
+    firs_to_publishers: u64,
 }
 
 /// Add one to a counter.
@@ -76,6 +94,12 @@ impl Stats {
             data_relayed: r(&self.data_relayed),
             data_dropped: r(&self.data_dropped),
             slow_clients_dropped: r(&self.slow_clients_dropped),
+            nacks_from_subscribers: r(&self.nacks_from_subscribers),
+            plis_from_subscribers: r(&self.plis_from_subscribers),
+            firs_from_subscribers: r(&self.firs_from_subscribers),
+            nacks_to_publishers: r(&self.nacks_to_publishers),
+            plis_to_publishers: r(&self.plis_to_publishers),
+            firs_to_publishers: r(&self.firs_to_publishers),
         }
     }
 }

@@ -28,6 +28,8 @@ impl Room {
                 }
             }
             Event::IceConnectionStateChange(state) => self.ice_state(key, state),
+            Event::MediaEgressStats(stats) => self.egress_stats(key, stats),
+            Event::MediaIngressStats(stats) => self.ingress_stats(key, stats),
             Event::EgressBitrateEstimate(estimate) => {
                 let bps = match estimate {
                     BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. } => {

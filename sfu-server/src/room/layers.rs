@@ -150,8 +150,9 @@ impl Room {
 
     /// Dynacast: ask each simulcast publisher for exactly the layers its consumers want.
     ///
-    /// A consumer wants the layer of its wish (capped at the highest rid published);
-    /// a producer nobody receives keeps its lowest layer, so a new subscriber starts fast.
+    /// A consumer wants the layer of its wish (capped at the highest rid published) and,
+    /// until a switch completes, the layer it is forwarded now. The lowest layer is
+    /// always kept: it is the fallback when bandwidth drops, and a new subscriber starts on it.
     pub(super) fn update_dynacast(&mut self) {
         let mut requests = Vec::new();
         for (producer_key, producer) in self.producers.iter_mut() {
@@ -159,19 +160,23 @@ impl Room {
                 continue;
             }
             let top = (producer.rids.len() - 1) as u8;
-            let mut wanted = LayerSet::EMPTY;
+            // The lowest layer always flows: the fallback when a subscriber's bandwidth drops.
+            let mut wanted = LayerSet::of(&[0]);
             for subscriber in &producer.subscribers {
-                let wish = self
+                let Some(consumer) = self
                     .participants
                     .get(subscriber)
                     .and_then(|s| s.consumers.get(producer_key))
-                    .and_then(|c| c.max_layer);
-                if let Some(layer) = wish {
+                else {
+                    continue;
+                };
+                // The layer wished for, and the one still forwarded until a switch completes.
+                for layer in [consumer.max_layer, consumer.forwarder.current_layer()]
+                    .into_iter()
+                    .flatten()
+                {
                     wanted = wanted.with(layer.min(top));
                 }
-            }
-            if wanted.is_empty() {
-                wanted = wanted.with(0);
             }
             let rids: Vec<String> = wanted
                 .iter()

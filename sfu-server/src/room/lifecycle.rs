@@ -75,6 +75,7 @@ impl Room {
             bwe_estimate: None,
             bwe_desired: 0,
             bwe_short_since: None,
+            feedback_totals: Default::default(),
         };
         {
             let _g = p.span.enter();

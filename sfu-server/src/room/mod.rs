@@ -11,6 +11,7 @@ mod lifecycle;
 mod negotiation;
 mod participant;
 mod producer;
+mod rtcp_stats;
 mod signal;
 
 use std::collections::{HashMap, VecDeque};

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tracing::{Span, warn};
 
 use super::producer::{Consumer, ProducerKey};
+use super::rtcp_stats::FeedbackTotals;
 use super::{Outbound, ParticipantKey};
 use crate::stats::{Stats, bump};
 
@@ -61,6 +62,8 @@ pub struct Participant {
     pub bwe_desired: u64,
     /// Since when the estimate has been too low for some consumer's cheapest layer.
     pub bwe_short_since: Option<Instant>,
+    /// Cumulative RTCP feedback counts per stream, as last reported by str0m.
+    pub feedback_totals: FeedbackTotals,
 }
 
 impl Participant {
@@ -81,6 +84,9 @@ impl Participant {
     }
 }
 
+/// How often str0m reports per-stream statistics (RTCP feedback counts).
+const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Bandwidth estimate a subscriber starts from, before TWCC feedback refines it.
 const INITIAL_BWE: Bitrate = Bitrate::kbps(1500);
 
@@ -95,6 +101,7 @@ pub fn new_rtc(candidates: &[SocketAddr], now: Instant) -> Result<Rtc, str0m::Rt
         .enable_vp8(true)
         .enable_h264(true)
         .enable_bwe(Some(INITIAL_BWE))
+        .set_stats_interval(Some(STATS_INTERVAL))
         .build(now);
     for addr in candidates {
         let candidate = Candidate::host(*addr, "udp")?;

@@ -51,15 +51,16 @@ describe('simulcast: layer selection, seamless switching and dynacast', () => {
     return out;
   }
 
-  // Requirement: the publisher's track is announced with its three rids and P really sends all three.
-  check('the track is published as simulcast q/h/f and all three layers flow', async () => {
+  // Requirement: the publisher's track is announced with its three rids; with S wanting the best
+  // quality P sends f, and q (always kept); h nobody wants yet (dynacast, checked below).
+  check('the track is published as simulcast q/h/f and the wanted layers flow', async () => {
     const track = (await S.participants())[P.participantId].tracks.find((t) => t.id === videoTrackId);
     assert.deepEqual(track.simulcast, ['q', 'h', 'f']);
     await waitFor(async () => {
       const sent = await sentPerRid();
-      if (!(sent.q > 0 && sent.h > 0 && sent.f > 0)) throw new Error(`packetsSent per rid ${JSON.stringify(sent)}`);
+      if (!(sent.q > 0 && sent.f > 0)) throw new Error(`packetsSent per rid ${JSON.stringify(sent)}`);
       return true;
-    }, 20000, 'P to send all of q, h and f');
+    }, 20000, 'P to send q and f');
   });
 
   // Requirement: asking low, medium, high gives frame widths 320, 640, 1280 in turn, with `quality`
@@ -67,6 +68,8 @@ describe('simulcast: layer selection, seamless switching and dynacast', () => {
   check('switching low -> medium -> high changes the decoded width 320 -> 640 -> 1280 without freezes', async () => {
     await waitFor(async () => (await inbound())?.framesDecoded > 0, 20000, 'S to decode P\'s video');
     let longestStallMs = 0;
+    let stallPhase = '';
+    let phase = 'start';
     let lastFrames = (await inbound()).framesDecoded;
     let lastChange = Date.now();
     const watch = async () => {
@@ -76,10 +79,14 @@ describe('simulcast: layer selection, seamless switching and dynacast', () => {
         lastFrames = s.framesDecoded;
         lastChange = now;
       }
-      longestStallMs = Math.max(longestStallMs, now - lastChange);
+      if (now - lastChange > longestStallMs) {
+        longestStallMs = now - lastChange;
+        stallPhase = phase;
+      }
       return s;
     };
     for (const [quality, width] of [['low', 320], ['medium', 640], ['high', 1280], ['low', 320]]) {
+      phase = `switch to ${quality}`;
       await S.sfu(([t, q]) => window.sfu.subscribe(t, q), [videoTrackId, quality]);
       await waitFor(async () => {
         const s = await watch();
@@ -93,7 +100,7 @@ describe('simulcast: layer selection, seamless switching and dynacast', () => {
         await sleep(150);
       }
     }
-    assert.ok(longestStallMs <= 1000, `decoding stalled for ${longestStallMs} ms across switches`);
+    assert.ok(longestStallMs <= 1000, `decoding stalled for ${longestStallMs} ms (${stallPhase})`);
   });
 
   // Requirement: dynacast stops layers no consumer needs and restarts them when one is asked for.
@@ -107,6 +114,15 @@ describe('simulcast: layer selection, seamless switching and dynacast', () => {
       if (b.f > a.f || b.h > a.h) throw new Error(`h/f still sent: h ${a.h} -> ${b.h}, f ${a.f} -> ${b.f}`);
       return true;
     }, 15000, 'P to stop sending h and f while only low is wanted');
+    await S.sfu(([t]) => window.sfu.subscribe(t, 'medium'), [videoTrackId]);
+    await waitFor(async () => {
+      const a = await sentPerRid();
+      await sleep(1000);
+      const b = await sentPerRid();
+      if (!(b.h > a.h)) throw new Error(`h not restarted: ${a.h} -> ${b.h}`);
+      if (b.f > a.f) throw new Error(`f sent although only medium is wanted: ${a.f} -> ${b.f}`);
+      return true;
+    }, 15000, 'P to send h (and not f) once medium is wanted');
     await S.sfu(([t]) => window.sfu.subscribe(t, 'high'), [videoTrackId]);
     await waitFor(async () => {
       const a = await sentPerRid();

@@ -1,0 +1,74 @@
+//! RTCP feedback counters from str0m's periodic per-stream statistics.
+//!
+//! str0m reports cumulative NACK/PLI/FIR counts per stream; the room adds each
+//! stream's increase since the previous report to the node's counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use str0m::media::{Mid, Rid};
+use str0m::stats::{MediaEgressStats, MediaIngressStats};
+
+use super::{ParticipantKey, Room};
+
+/// Which way the feedback went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeedbackDirection {
+    /// Received from a subscriber about a stream we send.
+    FromSubscriber,
+    /// Sent by us to a publisher about a stream we receive.
+    ToPublisher,
+}
+
+/// Last cumulative (nacks, plis, firs) seen per stream of one participant.
+pub type FeedbackTotals =
+    std::collections::HashMap<(Mid, Option<Rid>, FeedbackDirection), [u64; 3]>;
+
+impl Room {
+    pub(super) fn egress_stats(&mut self, key: ParticipantKey, stats: MediaEgressStats) {
+        let totals = [stats.nacks, stats.plis, stats.firs];
+        let node = self.ctx.stats.clone();
+        let counters = [
+            &node.nacks_from_subscribers,
+            &node.plis_from_subscribers,
+            &node.firs_from_subscribers,
+        ];
+        self.add_feedback(
+            key,
+            (stats.mid, stats.rid, FeedbackDirection::FromSubscriber),
+            totals,
+            counters,
+        );
+    }
+
+    pub(super) fn ingress_stats(&mut self, key: ParticipantKey, stats: MediaIngressStats) {
+        let totals = [stats.nacks, stats.plis, stats.firs];
+        let node = self.ctx.stats.clone();
+        let counters = [
+            &node.nacks_to_publishers,
+            &node.plis_to_publishers,
+            &node.firs_to_publishers,
+        ];
+        self.add_feedback(
+            key,
+            (stats.mid, stats.rid, FeedbackDirection::ToPublisher),
+            totals,
+            counters,
+        );
+    }
+
+    fn add_feedback(
+        &mut self,
+        key: ParticipantKey,
+        stream: (Mid, Option<Rid>, FeedbackDirection),
+        totals: [u64; 3],
+        counters: [&AtomicU64; 3],
+    ) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        let previous = p.feedback_totals.insert(stream, totals).unwrap_or([0; 3]);
+        for ((now, before), counter) in totals.iter().zip(previous).zip(counters) {
+            counter.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
+        }
+    }
+}

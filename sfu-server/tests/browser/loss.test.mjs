@@ -1,0 +1,53 @@
+// Packet loss: the call runs in its own network namespace whose loopback drops 5% of UDP
+// packets (media and RTCP; signaling over TCP is untouched). This machine's kernel has no
+// netem qdisc, so the loss comes from an nftables rule with a random number generator.
+// Video must keep decoding, the subscriber must NACK and receive retransmissions, and the
+// server must count the NACKs it got from the subscriber and the ones it sent to the publisher.
+
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** Runs loss-call.mjs in a fresh network namespace dropping `percent`% of UDP; resolves to its JSON line. */
+function runUnderLoss(percent) {
+  const script = [
+    'set -e',
+    'ip link set lo up',
+    'nft add table inet loss',
+    'nft add chain inet loss out "{ type filter hook output priority 0; }"',
+    `nft add rule inet loss out meta l4proto udp numgen random mod 100 "<" ${percent} drop`,
+    `exec node ${JSON.stringify(path.join(here, 'loss-call.mjs'))}`,
+  ].join('; ');
+  return new Promise((resolve, reject) => {
+    const child = spawn('unshare', ['--net', '--', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const line = out.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
+      if (!line) return reject(new Error(`no result (exit ${code}); stdout: ${out}\nstderr: ${err}`));
+      resolve(JSON.parse(line));
+    });
+  });
+}
+
+// Requirement: under 5% loss video keeps decoding, NACKs flow on both legs and are answered with retransmissions.
+it('a call under 5% packet loss keeps decoding video, with NACKs and retransmissions', { timeout: 120000 }, async () => {
+  const result = await runUnderLoss(5);
+  assert.equal(result.error, undefined, `scenario failed: ${result.error}\n${result.log}`);
+  console.log(`loss result: ${JSON.stringify(result)}`);
+  const fps = result.frames_decoded / (result.window_ms / 1000);
+  assert.ok(fps >= 5, `only ${fps.toFixed(1)} frames/s decoded under loss`);
+  assert.ok(result.packets_lost_seen_by_subscriber > 0 || result.nacks_sent_by_subscriber > 0,
+    'no loss observed at all: is netem active?');
+  assert.ok(result.nacks_sent_by_subscriber > 0, 'the subscriber sent no NACKs');
+  assert.ok(result.retransmissions_received > 0, 'the subscriber received no retransmissions');
+  assert.ok(result.server.nacks_from_subscribers > 0, 'the server counted no NACKs from subscribers');
+  assert.ok(result.server.nacks_to_publishers > 0, 'the server sent no NACKs to the publisher');
+});
