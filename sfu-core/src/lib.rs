@@ -11,12 +11,14 @@
 //!   packet, forward (with rewritten numbers) or drop.
 //! - [`layers`]: the LayerSelector (which simulcast layer a consumer gets) and bandwidth
 //!   sharing across one subscriber's consumers.
+//! - [`dynacast`]: debouncing which simulcast layers a publisher is asked to send.
 //! - [`monitor`]: which layers of a producer are arriving, and their bitrates.
 //! - [`speakers`]: active speaker ranking from audio levels.
 //! - [`throttle`]: keyframe request throttling toward publishers.
 //! - [`stun`]: reading the ICE username fragment that routes a datagram.
 
 pub mod codec;
+pub mod dynacast;
 pub mod forwarder;
 pub mod ids;
 pub mod layers;

@@ -13,12 +13,17 @@
 
 const PING_INTERVAL_MS = 15000;
 
+// How long publish()/unpublish() wait for the server's answer that completes their change.
+const ANSWER_TIMEOUT_MS = 20000;
+
+const MEDIA_KINDS = ['audio', 'video'];
+
 const DATA_CHANNELS = {
   reliable: { ordered: true },
   lossy: { ordered: false, maxRetransmits: 0 },
 };
 
-// Simulcast layers for the optional `simulcast` join option, lowest first (rids from PROTOCOL.md).
+// Simulcast layers of camera video (the `simulcast` join option, on by default), lowest first (rids from PROTOCOL.md).
 const SIMULCAST_ENCODINGS = [
   { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
   { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
@@ -37,6 +42,7 @@ const SERVER_HANDLERS = {
   answer: '_onAnswer',
   candidate: '_onCandidate',
   speakers: '_onSpeakers',
+  layers: '_onLayers',
   error: '_onError',
   leave: '_onLeave',
 };
@@ -58,12 +64,16 @@ function normalizeParticipant(participant) {
   return { ...participant, tracks: participant.tracks || [] };
 }
 
-async function captureMedia(audio, video) {
+// With simulcast the camera is asked for 720p, so q/h/f are 320/640/1280 wide
+// (browsers send all three layers only from 720p up).
+const SIMULCAST_CAPTURE = { width: { ideal: 1280 }, height: { ideal: 720 } };
+
+async function captureMedia(audio, video, simulcast) {
   if (!audio && !video) return new MediaStream();
   if (!navigator.mediaDevices) {
     throw new Error('camera and microphone need a secure context (https or localhost)');
   }
-  return navigator.mediaDevices.getUserMedia({ audio, video });
+  return navigator.mediaDevices.getUserMedia({ audio, video: video && simulcast ? SIMULCAST_CAPTURE : video });
 }
 
 // The m-sections of an SDP as comparable text: kind, rejection, mid, direction, msid and simulcast.
@@ -74,6 +84,11 @@ function sectionSummary(sdp) {
     const wanted = (line) => /^a=(mid:|msid:|simulcast:|sendrecv$|sendonly$|recvonly$|inactive$)/.test(line);
     return [kind, port === '0' ? 'rejected' : '', ...lines.filter(wanted)].join(' ');
   }).join('\n');
+}
+
+// The mimeType of the codec report an rtp stats entry names through `codecId`, or null.
+function codecMimeType(report, stats) {
+  return (stats.codecId && report.get(stats.codecId)?.mimeType) || null;
 }
 
 // A transceiver that currently receives media from the server.
@@ -96,7 +111,7 @@ class SfuClient extends EventTarget {
   // ---- Test-facing API (CONTRACT.md) ----
 
   async join({
-    room, name, token, autoSubscribe = true, audio = true, video = true, simulcast = false,
+    room, name, token, autoSubscribe = true, audio = true, video = true, simulcast = true, videoCodec = null,
   } = {}) {
     if (this.state === 'joining' || this.state === 'joined') {
       throw new Error(`cannot join while ${this.state}`);
@@ -105,6 +120,7 @@ class SfuClient extends EventTarget {
     this.room = room;
     this.name = name;
     this._simulcast = simulcast;
+    this._videoCodec = videoCodec;
     this._setState('joining', `Joining room ${room}…`);
     try {
       this.localStream = await this._captureWhileJoining(audio, video);
@@ -123,10 +139,63 @@ class SfuClient extends EventTarget {
     this._teardown('Left the room');
   }
 
+  // Captures and sends the asked kinds that are not published yet, then offers. Resolves to
+  // {kind: track id} for the asked kinds once a server answer names the new tracks.
+  async publish({ audio = true, video = true } = {}) {
+    this._requireJoined('publish');
+    const session = this._session;
+    const asked = MEDIA_KINDS.filter((kind) => ({ audio, video })[kind]);
+    const missing = asked.filter((kind) => !this._isPublishing(kind));
+    if (missing.length) {
+      const stream = await captureMedia(missing.includes('audio'), missing.includes('video'), this._simulcast);
+      const tracks = stream.getTracks();
+      if (session !== this._session || this.state !== 'joined') {
+        tracks.forEach((track) => track.stop());
+        throw new Error('publish cancelled: the session ended');
+      }
+      // Another publish() may have sent a kind while we waited for the camera: keep its track.
+      const fresh = tracks.filter((track) => !this._isPublishing(track.kind));
+      tracks.filter((track) => !fresh.includes(track)).forEach((track) => track.stop());
+      for (const track of fresh) await this._sendTrack(track);
+      this._log(`publishing ${missing.join(' and ')}`);
+      this._emit('change');
+      await this._waitForAnswer(`publish ${missing.join('+')}`, (answered) => (
+        missing.every((kind) => this._answerNamesTrack(answered, kind))
+      ));
+    }
+    return Object.fromEntries(asked.map((kind) => [kind, this._localTrackIds[kind] ?? null]));
+  }
+
+  // Stops sending `kind`: the transceiver goes inactive (a later publish reuses it), the capture
+  // stops, and the promise resolves once a server answer no longer lists the track.
+  async unpublish(kind) {
+    this._requireJoined('unpublish');
+    const transceiver = this._sendTransceivers[kind];
+    const track = transceiver?.sender.track;
+    if (!track) return;
+    await transceiver.sender.replaceTrack(null);
+    transceiver.direction = 'inactive'; // fires negotiationneeded: the offer makes the m-line inactive
+    track.stop();
+    this.localStream.removeTrack(track);
+    delete this._localTrackIds[kind];
+    this._log(`unpublishing ${kind}`);
+    this._emit('change');
+    await this._waitForAnswer(`unpublish ${kind}`, (answered) => {
+      const current = this._sendTransceivers[kind];
+      // Done when the answer drops the mid, or when a publish() of this kind superseded us.
+      return !current || Boolean(current.sender.track) || current.mid === null || !(current.mid in answered);
+    });
+  }
+
   send(message) {
     if (!this._ws || this._ws.readyState !== WebSocket.OPEN) return false;
     this._ws.send(JSON.stringify(message));
     return true;
+  }
+
+  // kind -> the id the server gave the track we publish of that kind (only published kinds).
+  localTrackIds() {
+    return { ...this._localTrackIds };
   }
 
   sendData(label, text) {
@@ -151,7 +220,7 @@ class SfuClient extends EventTarget {
 
   async inboundStats() {
     const reports = await this._statsOfType('inbound-rtp');
-    return reports.map((report) => {
+    return reports.map(({ report, codec }) => {
       const mid = report.mid ?? this._midOfReceiverTrack(report.trackIdentifier);
       const trackId = this._remoteTrackMap[mid] ?? null;
       return {
@@ -159,6 +228,7 @@ class SfuClient extends EventTarget {
         participantId: this._publisherOf(trackId),
         kind: report.kind ?? report.mediaType,
         mid,
+        codec,
         ssrc: numberOrZero(report.ssrc),
         packetsReceived: numberOrZero(report.packetsReceived),
         bytesReceived: numberOrZero(report.bytesReceived),
@@ -174,12 +244,13 @@ class SfuClient extends EventTarget {
 
   async outboundStats() {
     const reports = await this._statsOfType('outbound-rtp');
-    return reports.map((report) => {
+    return reports.map(({ report, codec }) => {
       const kind = report.kind ?? report.mediaType;
       return {
         kind,
         mid: report.mid ?? this._midOfSenderKind(kind),
         rid: report.rid ?? null,
+        codec,
         packetsSent: numberOrZero(report.packetsSent),
         bytesSent: numberOrZero(report.bytesSent),
         framesEncoded: numberOrZero(report.framesEncoded),
@@ -235,15 +306,22 @@ class SfuClient extends EventTarget {
     this._needsOffer = false;
     this._remoteTrackMap = {}; // mid -> track id, from the latest server offer
     this._localTrackIds = {}; // kind -> track id of our published track, from server answers
+    this._sendTransceivers = {}; // kind -> our sendonly transceiver (kept, inactive, after unpublish)
+    this._answerWaiters = []; // publish()/unpublish() calls waiting for a server answer
     this._remoteEntries = []; // every remote track seen, see _addRemoteEntry
     this._pingTimer = null;
     this._pendingJoin = null;
     this._simulcast = false;
+    this._videoCodec = null;
+  }
+
+  _requireJoined(what) {
+    if (this.state !== 'joined' || !this._pc) throw new Error(`cannot ${what} while ${this.state}`);
   }
 
   // getUserMedia may outlast a leave() (e.g. a pending permission prompt): then the join is abandoned.
   async _captureWhileJoining(audio, video) {
-    const stream = await captureMedia(audio, video);
+    const stream = await captureMedia(audio, video, this._simulcast);
     if (this.state !== 'joining') {
       stream.getTracks().forEach((track) => track.stop());
       throw new Error('join cancelled');
@@ -301,6 +379,7 @@ class SfuClient extends EventTarget {
     this._channels = {};
     if (this._pendingJoin) this._pendingJoin.reject(new Error(reason));
     this._pendingJoin = null;
+    for (const waiter of [...this._answerWaiters]) this._settleWaiter(waiter, new Error(reason));
     this._log(`session ended: ${reason}`);
     this._setState('left', reason, isError);
   }
@@ -391,6 +470,22 @@ class SfuClient extends EventTarget {
     ));
   }
 
+  // Dynacast: send exactly the simulcast encodings the server says someone receives.
+  async _onLayers({ track_id: trackId, rids }) {
+    const kind = Object.keys(this._localTrackIds).find((k) => this._localTrackIds[k] === trackId);
+    const transceiver = kind && this._sendTransceivers && this._sendTransceivers[kind];
+    if (!transceiver) return;
+    const params = transceiver.sender.getParameters();
+    if (!params.encodings || params.encodings.length < 2) return;
+    for (const encoding of params.encodings) encoding.active = rids.includes(encoding.rid);
+    try {
+      await transceiver.sender.setParameters(params);
+      this._log(`layers: sending ${rids.join(',') || 'none'} of ${trackId}`);
+    } catch (err) {
+      this._log(`layers: setParameters failed: ${describeError(err)}`);
+    }
+  }
+
   _onSpeakers({ speakers }) {
     this._emit('speakers', speakers || []);
   }
@@ -435,12 +530,55 @@ class SfuClient extends EventTarget {
   }
 
   _publishLocalMedia() {
-    for (const track of this.localStream.getTracks()) {
-      const init = { direction: 'sendonly', streams: [this.localStream] };
-      if (track.kind === 'video' && this._simulcast) {
-        init.sendEncodings = SIMULCAST_ENCODINGS.map((encoding) => ({ ...encoding }));
-      }
-      this._pc.addTransceiver(track, init);
+    this._sendTransceivers = {};
+    for (const track of this.localStream.getTracks()) this._addSendTransceiver(track);
+  }
+
+  _addSendTransceiver(track) {
+    const init = { direction: 'sendonly', streams: [this.localStream] };
+    if (track.kind === 'video' && this._simulcast) {
+      init.sendEncodings = SIMULCAST_ENCODINGS.map((encoding) => ({ ...encoding }));
+    }
+    const transceiver = this._pc.addTransceiver(track, init);
+    if (track.kind === 'video') this._preferVideoCodec(transceiver);
+    this._sendTransceivers[track.kind] = transceiver;
+  }
+
+  // A track captured by publish(): sent on our transceiver of its kind left inactive by unpublish()
+  // (same m-line, the server gives it a new track id), or on a new transceiver.
+  async _sendTrack(track) {
+    this.localStream.addTrack(track);
+    const transceiver = this._sendTransceivers[track.kind];
+    if (!transceiver || transceiver.currentDirection === 'stopped') {
+      this._addSendTransceiver(track);
+      return;
+    }
+    await transceiver.sender.replaceTrack(track);
+    transceiver.sender.setStreams(this.localStream);
+    transceiver.direction = 'sendonly';
+  }
+
+  _isPublishing(kind) {
+    return Boolean(this._sendTransceivers[kind]?.sender.track);
+  }
+
+  // Offers only the chosen codec (and its retransmission format) on the video m-line, so the
+  // server's answer leaves the browser nothing else to send. Skipped if the browser cannot send it.
+  _preferVideoCodec(transceiver) {
+    const wanted = this._videoCodec;
+    if (!wanted || typeof transceiver.setCodecPreferences !== 'function') return;
+    const codecs = RTCRtpSender.getCapabilities('video')?.codecs ?? [];
+    const preferred = codecs.filter((codec) => codec.mimeType.toLowerCase() === `video/${wanted}`.toLowerCase());
+    if (!preferred.length) {
+      this._log(`this browser cannot send ${wanted} video; using its default codec`);
+      return;
+    }
+    const rtx = codecs.filter((codec) => codec.mimeType.toLowerCase() === 'video/rtx');
+    try {
+      transceiver.setCodecPreferences([...preferred, ...rtx]);
+      this._log(`video codec preference: ${wanted}`);
+    } catch (err) {
+      this._log(`cannot prefer ${wanted}: ${describeError(err)}`);
     }
   }
 
@@ -560,7 +698,39 @@ class SfuClient extends EventTarget {
     await pc.setRemoteDescription({ type: 'answer', sdp });
     this._log('applied server answer');
     this._storeLocalTrackIds(pc, tracks || {});
+    this._settleAnswerWaiters(tracks || {});
     await this._offerIfNeeded(pc);
+  }
+
+  // A promise settled by the first applied server answer for which isDone(answer.tracks) holds
+  // (see _settleAnswerWaiters), or rejected after ANSWER_TIMEOUT_MS or when the session ends.
+  _waitForAnswer(what, isDone) {
+    return new Promise((resolve, reject) => {
+      const waiter = { isDone, resolve, reject };
+      waiter.timer = setTimeout(() => {
+        this._settleWaiter(waiter, new Error(`${what}: no server answer completed it within ${ANSWER_TIMEOUT_MS} ms`));
+      }, ANSWER_TIMEOUT_MS);
+      this._answerWaiters.push(waiter);
+    });
+  }
+
+  _settleAnswerWaiters(tracks) {
+    for (const waiter of [...this._answerWaiters]) {
+      if (waiter.isDone(tracks)) this._settleWaiter(waiter);
+    }
+  }
+
+  _settleWaiter(waiter, error = null) {
+    clearTimeout(waiter.timer);
+    this._answerWaiters = this._answerWaiters.filter((w) => w !== waiter);
+    if (error) waiter.reject(error);
+    else waiter.resolve();
+  }
+
+  // Whether a server answer's tracks map names the track we now send of `kind`.
+  _answerNamesTrack(tracks, kind) {
+    const transceiver = this._sendTransceivers[kind];
+    return Boolean(transceiver?.sender.track && transceiver.mid !== null && tracks[transceiver.mid]);
   }
 
   // Records the ids the server gave our tracks (answer map mid -> track id, resolved to the kind of
@@ -640,12 +810,13 @@ class SfuClient extends EventTarget {
 
   // ---- Stats ----
 
+  // Reports of one type, each as {report, codec} with the mimeType of the codec it names.
   async _statsOfType(type) {
     if (!this._pc) return [];
-    const report = await this._pc.getStats();
+    const all = await this._pc.getStats();
     const matching = [];
-    report.forEach((stats) => {
-      if (stats.type === type) matching.push(stats);
+    all.forEach((stats) => {
+      if (stats.type === type) matching.push({ report: stats, codec: codecMimeType(all, stats) });
     });
     return matching;
   }
@@ -693,11 +864,12 @@ class SfuClient extends EventTarget {
 const dom = {};
 const mediaElements = new Map(); // remote media entry -> its <video>/<audio> element
 let playbackAwaitsClick = false;
+let publishingBusy = false; // a publish/unpublish from the buttons is under way
 
 function initUi(sfu) {
   // Element ids in kebab-case become camelCase keys of `dom` ('join-form' -> dom.joinForm).
   for (const id of ['status', 'join-form', 'room', 'name', 'use-audio', 'use-video', 'join', 'call',
-    'toggle-mic', 'toggle-camera', 'leave', 'tiles', 'chat-log', 'chat-form', 'chat-input', 'chat-send']) {
+    'toggle-mic', 'toggle-camera', 'publish', 'unpublish', 'leave', 'tiles', 'chat-log', 'chat-form', 'chat-input', 'chat-send']) {
     dom[id.replace(/-(\w)/g, (_, c) => c.toUpperCase())] = document.getElementById(id);
   }
   const params = new URLSearchParams(location.search);
@@ -709,6 +881,10 @@ function initUi(sfu) {
   });
   dom.toggleMic.addEventListener('click', () => toggleLocal(sfu, 'audio'));
   dom.toggleCamera.addEventListener('click', () => toggleLocal(sfu, 'video'));
+  dom.publish.addEventListener('click', () => changePublishing(sfu, () => sfu.publish({ audio: true, video: true })));
+  dom.unpublish.addEventListener('click', () => changePublishing(
+    sfu, () => Promise.all(MEDIA_KINDS.map((kind) => sfu.unpublish(kind))),
+  ));
   dom.leave.addEventListener('click', () => sfu.leave());
   dom.chatForm.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -733,7 +909,7 @@ function prefillForm(params) {
   if (params.get('video') === '0') dom.useVideo.checked = false;
 }
 
-// Joins with the form's values; `token` and `simulcast=1` can only come from the URL.
+// Joins with the form's values; `token`, `simulcast=1` and `codec=H264|VP8` can only come from the URL.
 async function joinFromForm(sfu, params) {
   dom.join.disabled = true;
   dom.chatLog.replaceChildren();
@@ -744,7 +920,8 @@ async function joinFromForm(sfu, params) {
       token: params.get('token') || undefined,
       audio: dom.useAudio.checked,
       video: dom.useVideo.checked,
-      simulcast: params.get('simulcast') === '1',
+      simulcast: params.get('simulcast') !== '0',
+      videoCodec: params.get('codec') || null,
     });
   } catch {
     // The client already shows the failure in the status line.
@@ -756,6 +933,20 @@ async function joinFromForm(sfu, params) {
 function toggleLocal(sfu, kind) {
   const track = sfu.localTrack(kind);
   if (track) sfu.setMuted(kind, track.enabled);
+}
+
+// Runs a publish/unpublish from the buttons, one at a time.
+async function changePublishing(sfu, change) {
+  publishingBusy = true;
+  render(sfu);
+  try {
+    await change();
+  } catch (err) {
+    showStatus(`Publishing failed: ${describeError(err)}`, true);
+  } finally {
+    publishingBusy = false;
+    render(sfu);
+  }
 }
 
 function sendChat(sfu) {
@@ -780,6 +971,9 @@ function render(sfu) {
   dom.call.hidden = !inCall;
   renderToggle(dom.toggleMic, sfu.localTrack('audio'), 'mic');
   renderToggle(dom.toggleCamera, sfu.localTrack('video'), 'camera');
+  const sending = MEDIA_KINDS.filter((kind) => sfu.localTrack(kind));
+  dom.publish.disabled = publishingBusy || sfu.state !== 'joined' || sending.length === MEDIA_KINDS.length;
+  dom.unpublish.disabled = publishingBusy || sfu.state !== 'joined' || sending.length === 0;
   dom.chatSend.disabled = !sfu.channelsOpen();
   if (inCall) {
     renderLocalTile(sfu);

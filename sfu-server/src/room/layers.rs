@@ -5,25 +5,17 @@ use std::time::{Duration, Instant};
 
 use sfu_core::layers::{LayerChoice, LayerSet, allocate};
 use signaling::{MediaKind, ServerMessage};
-use str0m::bwe::Bitrate;
 use str0m::media::KeyframeRequestKind;
 
 use tracing::info;
-
-use super::participant;
 
 use super::producer::{ConsumerState, ProducerKey, forwarded_quality};
 use super::{ParticipantKey, Room};
 
 /// Bandwidth kept aside for each audio consumer when sharing a subscriber's estimate.
 const AUDIO_RESERVE_BPS: u64 = 64_000;
-/// The estimator probes this far above what the wished layers need, so the estimate
-/// does not settle exactly at the media rate.
-const DESIRED_HEADROOM_PERCENT: u64 = 130;
 /// How long the estimate must stay below a consumer's cheapest layer before it is paused.
 const PAUSE_AFTER: Duration = Duration::from_secs(3);
-/// The estimator always probes toward at least this much.
-const MIN_DESIRED_BPS: u64 = 300_000;
 
 impl Room {
     /// Re-choose the layer of every consumer of one subscriber.
@@ -90,19 +82,6 @@ impl Room {
                 }
             }
         }
-        let wanted = audio_consumers * AUDIO_RESERVE_BPS
-            + choices
-                .iter()
-                .filter_map(|c| c.select(None).map(|l| c.bitrates[usize::from(l)]))
-                .sum::<u64>();
-        let desired = wanted * DESIRED_HEADROOM_PERCENT / 100;
-        if desired.abs_diff(p.bwe_desired) * 10 > p.bwe_desired {
-            p.bwe_desired = desired;
-            p.rtc
-                .bwe()
-                .set_bitrate(Bitrate::kbps(0), Bitrate::bps(desired.max(MIN_DESIRED_BPS)));
-            participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
-        }
         let mut keyframes = Vec::new();
         for ((pk, _), pick) in video.iter().zip(picks) {
             let Some(c) = p.consumers.get_mut(pk) else {
@@ -153,7 +132,8 @@ impl Room {
     /// A consumer wants the layer of its wish (capped at the highest rid published) and,
     /// until a switch completes, the layer it is forwarded now. The lowest layer is
     /// always kept: it is the fallback when bandwidth drops, and a new subscriber starts on it.
-    pub(super) fn update_dynacast(&mut self) {
+    /// Layers nobody wants any more are paused only after a hold time ([`sfu_core::dynacast`]).
+    pub(super) fn update_dynacast(&mut self, now: Instant) {
         let mut requests = Vec::new();
         for (producer_key, producer) in self.producers.iter_mut() {
             if producer.rids.is_empty() {
@@ -178,7 +158,9 @@ impl Room {
                     wanted = wanted.with(layer.min(top));
                 }
             }
-            let rids: Vec<String> = wanted
+            let rids: Vec<String> = producer
+                .layer_hold
+                .update(wanted, now)
                 .iter()
                 .filter_map(|l| producer.rids.get(usize::from(l)).cloned())
                 .collect();

@@ -209,7 +209,7 @@ impl Room {
         for key in keys {
             self.allocate_layers(key, now);
         }
-        self.update_dynacast();
+        self.update_dynacast(now);
         if let Some(ranking) = self.speakers.poll(now) {
             let speakers = ranking
                 .into_iter()

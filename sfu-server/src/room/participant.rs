@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use sfu_core::ids::ParticipantId;
-use str0m::bwe::Bitrate;
 use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
 use str0m::media::Mid;
@@ -56,10 +55,8 @@ pub struct Participant {
     pub consumers: HashMap<ProducerKey, Consumer>,
     /// Open data channels and their labels.
     pub channels: HashMap<ChannelId, String>,
-    /// Latest downlink bandwidth estimate (TWCC or REMB), bits per second.
+    /// Latest downlink bandwidth estimate (REMB), bits per second.
     pub bwe_estimate: Option<u64>,
-    /// The desired bitrate last given to the bandwidth estimator (what it probes toward).
-    pub bwe_desired: u64,
     /// Since when the estimate has been too low for some consumer's cheapest layer.
     pub bwe_short_since: Option<Instant>,
     /// Cumulative RTCP feedback counts per stream, as last reported by str0m.
@@ -87,11 +84,11 @@ impl Participant {
 /// How often str0m reports per-stream statistics (RTCP feedback counts).
 const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Bandwidth estimate a subscriber starts from, before TWCC feedback refines it.
-const INITIAL_BWE: Bitrate = Bitrate::kbps(1500);
-
-/// Build the `Rtc` of a new participant: ICE-lite, RTP mode, Opus/VP8/H264, TWCC
-/// bandwidth estimation, our candidates.
+/// Build the `Rtc` of a new participant: ICE-lite, RTP mode, Opus/VP8/H264, our candidates.
+///
+/// str0m's own TWCC estimator is not enabled: its probe padding goes out on SSRC 0 with the
+/// MID of an audio m-line, which browsers count as a second stream of that track. Downlink
+/// estimates come from the subscriber's REMB reports instead.
 pub fn new_rtc(candidates: &[SocketAddr], now: Instant) -> Result<Rtc, str0m::RtcError> {
     let mut rtc = Rtc::builder()
         .set_ice_lite(true)
@@ -100,7 +97,6 @@ pub fn new_rtc(candidates: &[SocketAddr], now: Instant) -> Result<Rtc, str0m::Rt
         .enable_opus(true, false)
         .enable_vp8(true)
         .enable_h264(true)
-        .enable_bwe(Some(INITIAL_BWE))
         .set_stats_interval(Some(STATS_INTERVAL))
         .build(now);
     for addr in candidates {

@@ -1,6 +1,7 @@
 //! Producers (incoming tracks) and consumers (one subscriber's copy of one producer).
 
 use sfu_core::codec::Codec;
+use sfu_core::dynacast::LayerHold;
 use sfu_core::forwarder::Forwarder;
 use sfu_core::ids::{ParticipantId, ProducerId};
 use sfu_core::monitor::LayerMonitor;
@@ -47,6 +48,8 @@ pub struct Producer {
     pub monitor: LayerMonitor,
     /// The rids last asked of the publisher (dynacast); `None` until first decided.
     pub requested_rids: Option<Vec<String>>,
+    /// Keeps unwanted layers requested for a while before pausing them.
+    pub layer_hold: LayerHold,
 }
 
 impl Producer {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use sfu_core::dynacast::LayerHold;
 use sfu_core::ids::ProducerId;
 use sfu_core::monitor::LayerMonitor;
 use sfu_core::throttle::KeyframeThrottle;
@@ -13,6 +14,8 @@ use tracing::{debug, info};
 use super::producer::{Producer, ProducerKey, core_codec, max_layer_for};
 use super::{ParticipantKey, Room};
 
+/// A simulcast layer nobody wants is paused at the publisher after this long.
+const DYNACAST_PAUSE_AFTER: Duration = Duration::from_secs(5);
 /// A simulcast layer with no packet for this long is no longer chosen.
 const LAYER_INACTIVE_AFTER: Duration = Duration::from_millis(1000);
 
@@ -214,6 +217,7 @@ impl Room {
             subscribers: Vec::new(),
             monitor: LayerMonitor::new(LAYER_INACTIVE_AFTER),
             requested_rids: None,
+            layer_hold: LayerHold::new(DYNACAST_PAUSE_AFTER),
         };
         {
             let _g = p.span.enter();
