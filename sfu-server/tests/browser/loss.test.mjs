@@ -1,6 +1,7 @@
 // Packet loss: the call runs in its own network namespace whose loopback drops 5% of UDP
-// packets (media and RTCP; signaling over TCP is untouched). This machine's kernel has no
-// netem qdisc, so the loss comes from an nftables rule with a random number generator.
+// packets on receipt (media and RTCP both ways; signaling over TCP is untouched). This machine's
+// kernel has no netem qdisc, so the loss comes from an nftables input rule with a random
+// number generator (an output rule would fail the sender's sendto, which Chromium retries).
 // Video must keep decoding, the subscriber must NACK and receive retransmissions, and the
 // server must count the NACKs it got from the subscriber and the ones it sent to the publisher.
 
@@ -18,8 +19,8 @@ function runUnderLoss(percent) {
     'set -e',
     'ip link set lo up',
     'nft add table inet loss',
-    'nft add chain inet loss out "{ type filter hook output priority 0; }"',
-    `nft add rule inet loss out meta l4proto udp numgen random mod 100 "<" ${percent} drop`,
+    'nft add chain inet loss in "{ type filter hook input priority 0; }"',
+    `nft add rule inet loss in meta l4proto udp numgen random mod 100 "<" ${percent} drop`,
     `exec node ${JSON.stringify(path.join(here, 'loss-call.mjs'))}`,
   ].join('; ');
   return new Promise((resolve, reject) => {
