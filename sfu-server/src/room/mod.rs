@@ -243,6 +243,12 @@ impl Room {
         }
     }
 
+    /// Refuse a participant's message with an `error` reply, counted as a signaling error.
+    fn reply_error(&mut self, key: ParticipantKey, code: signaling::ErrorCode, message: String) {
+        crate::stats::bump(&self.ctx.stats.signaling_errors);
+        self.send_to(key, ServerMessage::error(code, message));
+    }
+
     /// Queue a message to every participant but `except`.
     fn broadcast(&mut self, except: ParticipantKey, message: &ServerMessage) {
         let keys: Vec<ParticipantKey> = self

@@ -316,11 +316,6 @@ impl Room {
             p.connect_deadline = Some(Instant::now() + timeout);
         }
     }
-
-    fn reply_error(&mut self, key: ParticipantKey, code: ErrorCode, message: String) {
-        crate::stats::bump(&self.ctx.stats.signaling_errors);
-        self.send_to(key, ServerMessage::error(code, message));
-    }
 }
 
 /// The `a=mid:` values of an SDP, in order.

@@ -76,7 +76,7 @@ impl Room {
 
     fn subscribe(&mut self, key: ParticipantKey, track_id: &str, quality: Quality, paused: bool) {
         let Some(producer) = self.producer_by_track(track_id) else {
-            self.reply_error_public(
+            self.reply_error(
                 key,
                 ErrorCode::NotFound,
                 format!("no track `{track_id}` in this room"),
@@ -88,7 +88,7 @@ impl Room {
             .get(&producer)
             .is_some_and(|p| p.owner == key)
         {
-            self.reply_error_public(
+            self.reply_error(
                 key,
                 ErrorCode::BadRequest,
                 "cannot subscribe to your own track".into(),
@@ -115,7 +115,7 @@ impl Room {
         });
         match producer {
             Some(pk) if subscribed => self.remove_consumer(key, pk),
-            _ => self.reply_error_public(
+            _ => self.reply_error(
                 key,
                 ErrorCode::NotFound,
                 format!("not subscribed to `{track_id}`"),
@@ -125,7 +125,7 @@ impl Room {
 
     fn mute(&mut self, key: ParticipantKey, track_id: &str, muted: bool) {
         let Some(pk) = self.producer_by_track(track_id) else {
-            self.reply_error_public(
+            self.reply_error(
                 key,
                 ErrorCode::NotFound,
                 format!("no track `{track_id}` in this room"),
@@ -136,7 +136,7 @@ impl Room {
             return;
         };
         if producer.owner != key {
-            self.reply_error_public(
+            self.reply_error(
                 key,
                 ErrorCode::Forbidden,
                 "only the publisher can mute its track".into(),
@@ -154,16 +154,6 @@ impl Room {
                 muted,
             },
         );
-    }
-
-    pub(super) fn reply_error_public(
-        &mut self,
-        key: ParticipantKey,
-        code: ErrorCode,
-        message: String,
-    ) {
-        crate::stats::bump(&self.ctx.stats.signaling_errors);
-        self.send_to(key, ServerMessage::error(code, message));
     }
 
     /// A new m-line the participant sends on becomes a producer, announced and auto-subscribed.
