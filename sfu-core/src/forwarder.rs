@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use crate::munger::{Munged, RtpMunger};
+use crate::vp8_munger::{Vp8Fields, Vp8Munger};
 
 /// The facts about one incoming packet that forwarding depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +22,8 @@ pub struct PacketInfo {
     pub keyframe_start: bool,
     /// When it arrived.
     pub arrival: Instant,
+    /// Its VP8 payload descriptor counters (VP8 tracks only).
+    pub vp8: Option<Vp8Fields>,
 }
 
 /// Why a packet was not forwarded.
@@ -39,8 +42,8 @@ pub enum DropReason {
 /// What to do with one packet for one consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// Send it with these outgoing numbers.
-    Forward(Munged),
+    /// Send it with these outgoing numbers (and VP8 descriptor counters, for VP8).
+    Forward(Munged, Option<Vp8Fields>),
     /// Do not send it.
     Drop(DropReason),
 }
@@ -53,6 +56,7 @@ pub struct Forwarder {
     target: Option<u8>,
     current: Option<u8>,
     munger: RtpMunger,
+    vp8: Vp8Munger,
     last_forward: Option<Instant>,
 }
 
@@ -65,6 +69,7 @@ impl Forwarder {
             target: Some(0),
             current: None,
             munger: RtpMunger::new(),
+            vp8: Vp8Munger::new(),
             last_forward: None,
         }
     }
@@ -105,6 +110,9 @@ impl Forwarder {
             let advance = self.timestamp_advance(packet.arrival);
             self.munger
                 .switch_source(packet.seq, packet.timestamp, advance);
+            if let Some(fields) = packet.vp8 {
+                self.vp8.switch_source(fields);
+            }
             self.current = Some(target);
         } else if self.current != Some(packet.layer) {
             let reason = if self.current.is_none() || packet.layer == target {
@@ -117,7 +125,7 @@ impl Forwarder {
         match self.munger.rewrite(packet.seq, packet.timestamp) {
             Some(munged) => {
                 self.last_forward = Some(packet.arrival);
-                Decision::Forward(munged)
+                Decision::Forward(munged, packet.vp8.map(|f| self.vp8.rewrite(f)))
             }
             None => Decision::Drop(DropReason::Stale),
         }
@@ -157,12 +165,55 @@ mod tests {
                 timestamp: ts,
                 keyframe_start: key,
                 arrival: self.start + Duration::from_millis(ms),
+                vp8: None,
+            }
+        }
+
+        fn vp8(&self, layer: u8, seq: u64, key: bool, picture_id: u16, tl0: u8) -> PacketInfo {
+            PacketInfo {
+                vp8: Some(Vp8Fields {
+                    picture_id: Some(picture_id),
+                    tl0_pic_idx: Some(tl0),
+                }),
+                ..self.pkt(layer, seq, 0, key, 0)
             }
         }
     }
 
     fn fwd(seq: u64, timestamp: u32) -> Decision {
-        Decision::Forward(Munged { seq, timestamp })
+        Decision::Forward(Munged { seq, timestamp }, None)
+    }
+
+    /// The VP8 counters a forwarded packet carries.
+    fn vp8_out(decision: Decision) -> Option<(u16, u8)> {
+        match decision {
+            Decision::Forward(_, Some(f)) => Some((f.picture_id?, f.tl0_pic_idx?)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn vp8_picture_ids_continue_across_a_layer_switch() {
+        // Requirement: the subscriber sees one PictureID / TL0PICIDX sequence whichever layer is forwarded.
+        let b = Builder::new();
+        let mut f = Forwarder::new(true, 90_000);
+        let cases = [
+            (b.vp8(0, 1, true, 4000, 20), Some((4000, 20))),
+            (b.vp8(0, 2, false, 4001, 21), Some((4001, 21))),
+            (b.vp8(2, 900, true, 123, 250), None),
+        ];
+        for (packet, expected) in cases {
+            assert_eq!(vp8_out(f.decide(&packet)), expected, "{packet:?}");
+        }
+        f.set_target(Some(2));
+        let after_switch = [
+            (b.vp8(0, 3, false, 4002, 22), Some((4002, 22))),
+            (b.vp8(2, 901, true, 124, 251), Some((4003, 23))),
+            (b.vp8(2, 902, false, 125, 252), Some((4004, 24))),
+        ];
+        for (packet, expected) in after_switch {
+            assert_eq!(vp8_out(f.decide(&packet)), expected, "{packet:?}");
+        }
     }
 
     #[test]

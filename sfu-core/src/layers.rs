@@ -138,6 +138,19 @@ pub fn allocate(budget: Option<u64>, choices: &[LayerChoice]) -> Vec<Option<u8>>
     picked
 }
 
+/// The bandwidth every consumer's wish would take with no limit: the sum of the
+/// measured rates of the layers [`allocate`] gives an unlimited budget. A subscriber's
+/// estimator probes up to this figure, so it finds out whether the wishes fit.
+pub fn wanted_bitrate(choices: &[LayerChoice]) -> u64 {
+    choices
+        .iter()
+        .filter_map(|c| {
+            let layer = c.select(None)?;
+            c.bitrates.get(usize::from(layer)).copied()
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,5 +336,48 @@ mod tests {
         assert_eq!(set.iter().collect::<Vec<_>>(), vec![0, 2]);
         assert!(!set.contains(7));
         assert!(LayerSet::EMPTY.is_empty());
+    }
+
+    #[test]
+    fn wanted_bitrate_sums_what_an_unlimited_budget_gives() {
+        let mut kept = choice(Some(F), &[Q, H, F]);
+        kept.current = Some(F);
+        let table = [
+            // (consumers, wanted bits per second, requirement)
+            (vec![], 0, "nothing wanted, nothing to probe for"),
+            (
+                vec![choice(Some(F), &[Q, H, F])],
+                1_500_000,
+                "full layer when wished and sent",
+            ),
+            (
+                vec![choice(Some(F), &[Q, H])],
+                500_000,
+                "only layers that arrive count",
+            ),
+            (
+                vec![choice(None, &[Q, H, F])],
+                0,
+                "a paused consumer wants nothing",
+            ),
+            (
+                vec![kept],
+                1_500_000,
+                "the kept layer counts at its full rate",
+            ),
+            (
+                vec![choice(Some(Q), &[Q, H, F]), choice(Some(H), &[Q, H, F])],
+                650_000,
+                "the wishes of all consumers add up",
+            ),
+            (
+                vec![choice(Some(Q), &[H, F])],
+                500_000,
+                "the fallback above a too-low wish",
+            ),
+        ];
+        for (choices, wanted, requirement) in table {
+            assert_eq!(wanted_bitrate(&choices), wanted, "{requirement}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! - [`codec`]: reading the few facts the SFU needs from VP8/H264 payloads (keyframes).
 //! - [`munger`]: the [`RtpMunger`](munger::RtpMunger) that gives a subscriber one gap-free
 //!   sequence/timestamp space across source switches.
+//! - [`vp8_munger`]: continuous VP8 PictureID / TL0PICIDX across source switches.
 //! - [`forwarder`]: the per-consumer [`Forwarder`](forwarder::Forwarder) that decides, packet by
 //!   packet, forward (with rewritten numbers) or drop.
 //! - [`layers`]: the LayerSelector (which simulcast layer a consumer gets) and bandwidth
@@ -27,3 +28,4 @@ pub mod munger;
 pub mod speakers;
 pub mod stun;
 pub mod throttle;
+pub mod vp8_munger;

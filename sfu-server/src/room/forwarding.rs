@@ -10,9 +10,9 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState};
 use tracing::{debug, info, warn};
 
-use super::participant;
 use super::producer::{ConsumerState, ProducerKey, core_codec, layer_of};
 use super::{ParticipantKey, Room};
+use super::{participant, vp8};
 use crate::stats::bump;
 
 impl Room {
@@ -125,12 +125,14 @@ impl Room {
             self.speakers
                 .observe(&producer.owner, level, packet.timestamp);
         }
+        let vp8_in = vp8::read(producer.codec, &packet.payload);
         let info = PacketInfo {
             layer,
             seq: *packet.seq_no,
             timestamp: packet.header.timestamp,
             keyframe_start: is_keyframe_start(producer.codec, &packet.payload),
             arrival: packet.timestamp,
+            vp8: vp8_in.map(|(_, fields)| fields),
         };
         let ext = forwarded_extensions(&packet.header.ext_vals);
         let in_pt = packet.header.payload_type;
@@ -152,8 +154,8 @@ impl Room {
             if consumer.forwarder.current_layer() != layer_before {
                 switched.push(*subscriber);
             }
-            let munged = match decision {
-                Decision::Forward(munged) => munged,
+            let (munged, vp8_out) = match decision {
+                Decision::Forward(munged, vp8_out) => (munged, vp8_out),
                 Decision::Drop(reason) => {
                     if reason == DropReason::WaitingForKeyframe {
                         keyframe_wanted = consumer.forwarder.awaited_keyframe_layer();
@@ -183,18 +185,24 @@ impl Room {
                 bump(&self.ctx.stats.rtp_not_forwarded);
                 continue;
             };
-            stream.write_rtp(
-                RtpWrite::new(
-                    out_pt,
-                    munged.seq.into(),
-                    munged.timestamp,
-                    packet.timestamp,
-                    packet.payload.clone(),
-                )
-                .marker(packet.header.marker)
-                .ext_vals(ext.clone())
-                .nackable(video),
-            );
+            let mut write = RtpWrite::new(
+                out_pt,
+                munged.seq.into(),
+                munged.timestamp,
+                packet.timestamp,
+                packet.payload.clone(),
+            )
+            .marker(packet.header.marker)
+            .ext_vals(ext.clone())
+            .nackable(video);
+            let patch = vp8_in
+                .as_ref()
+                .zip(vp8_out)
+                .and_then(|((descriptor, _), out)| vp8::patch(descriptor, out));
+            if let Some(patch) = patch {
+                write = write.vp8_patch(patch);
+            }
+            stream.write_rtp(write);
             bump(&self.ctx.stats.rtp_forwarded);
             participant::drain(s, &self.ctx.socket, &self.ctx.stats, &mut self.events);
         }

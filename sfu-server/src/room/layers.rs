@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use sfu_core::layers::{LayerChoice, LayerSet, allocate};
+use sfu_core::layers::{LayerChoice, LayerSet, allocate, wanted_bitrate};
 use signaling::{MediaKind, ServerMessage};
+use str0m::bwe::Bitrate;
 use str0m::media::KeyframeRequestKind;
 
 use tracing::info;
@@ -62,6 +63,13 @@ impl Room {
                 })
             })
             .collect();
+        let desired = wanted_bitrate(&choices) + audio_consumers * AUDIO_RESERVE_BPS;
+        if desired != p.bwe_desired {
+            p.bwe_desired = desired;
+            p.rtc
+                .bwe()
+                .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
+        }
         let budget = p
             .bwe_estimate
             .map(|b| b.saturating_sub(audio_consumers * AUDIO_RESERVE_BPS));

@@ -73,6 +73,7 @@ impl Room {
             consumers: HashMap::new(),
             channels: HashMap::new(),
             bwe_estimate: None,
+            bwe_desired: 0,
             bwe_short_since: None,
             feedback_totals: Default::default(),
         };

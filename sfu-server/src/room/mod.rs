@@ -13,6 +13,7 @@ mod participant;
 mod producer;
 mod rtcp_stats;
 mod signal;
+mod vp8;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use sfu_core::ids::ParticipantId;
+use str0m::bwe::Bitrate;
 use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
+use str0m::format::CodecConfig;
 use str0m::media::Mid;
 use str0m::rtp::Ssrc;
 use str0m::{Candidate, Event, Output, Rtc};
@@ -55,8 +57,10 @@ pub struct Participant {
     pub consumers: HashMap<ProducerKey, Consumer>,
     /// Open data channels and their labels.
     pub channels: HashMap<ChannelId, String>,
-    /// Latest downlink bandwidth estimate (REMB), bits per second.
+    /// Latest downlink bandwidth estimate (TWCC, or REMB), bits per second.
     pub bwe_estimate: Option<u64>,
+    /// What the estimator was last told to probe for, bits per second.
+    pub bwe_desired: u64,
     /// Since when the estimate has been too low for some consumer's cheapest layer.
     pub bwe_short_since: Option<Instant>,
     /// Cumulative RTCP feedback counts per stream, as last reported by str0m.
@@ -84,21 +88,40 @@ impl Participant {
 /// How often str0m reports per-stream statistics (RTCP feedback counts).
 const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Build the `Rtc` of a new participant: ICE-lite, RTP mode, Opus/VP8/H264, our candidates.
+/// Where a subscriber's downlink estimate starts before TWCC feedback refines it.
+const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(1_000);
+
+/// Build the `Rtc` of a new participant: ICE-lite, RTP mode, Opus/VP8/H264, our candidates,
+/// and str0m's TWCC bandwidth estimator for the downlink.
 ///
-/// str0m's own TWCC estimator is not enabled: its probe padding goes out on SSRC 0 with the
-/// MID of an audio m-line, which browsers count as a second stream of that track. Downlink
-/// estimates come from the subscriber's REMB reports instead.
+/// Opus is negotiated without `transport-cc` feedback. str0m probes for bandwidth on the
+/// first sending m-line with TWCC feedback; when that is an audio m-line, its padding goes
+/// out on SSRC 0 and browsers count it as a second stream of the audio track. Without TWCC
+/// on audio, probes ride a video m-line (on its RTX stream once video flows).
 pub fn new_rtc(candidates: &[SocketAddr], now: Instant) -> Result<Rtc, str0m::RtcError> {
-    let mut rtc = Rtc::builder()
+    let mut builder = Rtc::builder()
         .set_ice_lite(true)
         .set_rtp_mode(true)
         .clear_codecs()
         .enable_opus(true, false)
         .enable_vp8(true)
         .enable_h264(true)
-        .set_stats_interval(Some(STATS_INTERVAL))
-        .build(now);
+        .enable_bwe(Some(INITIAL_ESTIMATE))
+        .set_stats_interval(Some(STATS_INTERVAL));
+    let params = builder
+        .codec_config()
+        .params()
+        .iter()
+        .cloned()
+        .map(|mut params| {
+            if params.spec().codec.is_audio() {
+                params.set_fb_transport_cc(false);
+            }
+            params
+        })
+        .collect();
+    *builder.codec_config() = CodecConfig::new_from_payload_params(params);
+    let mut rtc = builder.build(now);
     for addr in candidates {
         let candidate = Candidate::host(*addr, "udp")?;
         rtc.add_local_candidate(candidate);

@@ -34,6 +34,9 @@ export const CHROMIUM_ARGS = [
   '--autoplay-policy=no-user-gesture-required',
 ];
 
+/** Chromium sends three simulcast layers only from 720p up unless this field trial lifts the limit. */
+export const SIMULCAST_ARGS = ['--force-fieldtrials=WebRTC-LegacySimulcastLayerLimit/Disabled/'];
+
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A fresh temp directory for one test file's logs and browser profile. */

@@ -7,35 +7,19 @@
 
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runInNetns } from './netns.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** Runs loss-call.mjs in a fresh network namespace dropping `percent`% of UDP; resolves to its JSON line. */
 function runUnderLoss(percent) {
-  const script = [
-    'set -e',
-    'ip link set lo up',
+  return runInNetns(path.join(here, 'loss-call.mjs'), [
     'nft add table inet loss',
     'nft add chain inet loss in "{ type filter hook input priority 0; }"',
     `nft add rule inet loss in meta l4proto udp numgen random mod 100 "<" ${percent} drop`,
-    `exec node ${JSON.stringify(path.join(here, 'loss-call.mjs'))}`,
-  ].join('; ');
-  return new Promise((resolve, reject) => {
-    const child = spawn('unshare', ['--net', '--', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err += d; });
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      const line = out.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
-      if (!line) return reject(new Error(`no result (exit ${code}); stdout: ${out}\nstderr: ${err}`));
-      resolve(JSON.parse(line));
-    });
-  });
+  ]);
 }
 
 // Requirement: under 5% loss video keeps decoding, NACKs flow on both legs and are answered with retransmissions.

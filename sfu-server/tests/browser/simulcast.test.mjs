@@ -6,11 +6,8 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   makeTempDir, startServer, launchBrowser, openParticipant, closeParticipant,
-  waitFor, withDiagnostics, sleep,
+  waitFor, withDiagnostics, sleep, SIMULCAST_ARGS,
 } from './lib.mjs';
-
-// Chromium sends three layers only from 720p up unless this field trial lifts the limit.
-const SIMULCAST_ARGS = ['--force-fieldtrials=WebRTC-LegacySimulcastLayerLimit/Disabled/'];
 
 describe('simulcast: layer selection, seamless switching and dynacast', () => {
   let server;
