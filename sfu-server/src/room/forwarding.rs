@@ -19,7 +19,9 @@ impl Room {
     pub(super) fn handle_event(&mut self, key: ParticipantKey, event: Event) {
         match event {
             Event::RtpPacket(packet) => self.forward_rtp(key, packet),
-            Event::KeyframeRequest(request) => self.subscriber_keyframe_request(key, request.mid),
+            Event::KeyframeRequest(request) => {
+                self.subscriber_keyframe_request(key, request.mid, request.kind)
+            }
             Event::ChannelOpen(id, label) => self.channel_open(key, id, label),
             Event::ChannelData(data) => self.relay_data(key, data),
             Event::ChannelClose(id) => {
@@ -207,7 +209,7 @@ impl Room {
             participant::drain(s, &self.ctx.socket, &self.ctx.stats, &mut self.events);
         }
         if let Some(layer) = keyframe_wanted {
-            self.request_keyframe(producer_key, layer, KeyframeRequestKind::Pli);
+            self.request_keyframe(producer_key, layer, KeyframeRequestKind::Fir);
         }
         for subscriber in switched {
             self.report_quality(subscriber);
@@ -240,8 +242,14 @@ impl Room {
         producer.params = Some((pt, *params));
     }
 
-    /// A subscriber asked for a keyframe (PLI/FIR) on one of its consumers.
-    fn subscriber_keyframe_request(&mut self, key: ParticipantKey, mid: str0m::media::Mid) {
+    /// A subscriber asked for a keyframe (PLI/FIR) on one of its consumers: the same kind
+    /// of request goes to the publisher of the layer it receives.
+    fn subscriber_keyframe_request(
+        &mut self,
+        key: ParticipantKey,
+        mid: str0m::media::Mid,
+        kind: KeyframeRequestKind,
+    ) {
         let Some(p) = self.participants.get(&key) else {
             return;
         };
@@ -257,10 +265,14 @@ impl Room {
                     .or(c.forwarder.awaited_keyframe_layer())
             })
             .unwrap_or(0);
-        self.request_keyframe(producer_key, layer, KeyframeRequestKind::Pli);
+        self.request_keyframe(producer_key, layer, kind);
     }
 
     /// Ask a publisher for a keyframe of one layer, at most once per throttle interval.
+    ///
+    /// A consumer that starts a layer (a new subscriber, or a switch) has no decoder state for
+    /// it, so callers ask for a full intra refresh (FIR); it goes out as a PLI when the
+    /// publisher did not negotiate FIR for its codec.
     pub(super) fn request_keyframe(
         &mut self,
         producer_key: ProducerKey,
@@ -269,6 +281,14 @@ impl Room {
     ) {
         let Some(producer) = self.producers.get_mut(&producer_key) else {
             return;
+        };
+        let fir_negotiated = producer
+            .params
+            .as_ref()
+            .is_some_and(|(_, params)| params.fb_fir());
+        let kind = match kind {
+            KeyframeRequestKind::Fir if fir_negotiated => KeyframeRequestKind::Fir,
+            _ => KeyframeRequestKind::Pli,
         };
         if !producer.throttle.try_request(layer, Instant::now()) {
             bump(&self.ctx.stats.keyframe_requests_throttled);

@@ -106,7 +106,7 @@ impl Room {
         }
         self.report_quality(key);
         for (pk, layer) in keyframes {
-            self.request_keyframe(pk, layer, KeyframeRequestKind::Pli);
+            self.request_keyframe(pk, layer, KeyframeRequestKind::Fir);
         }
     }
 
