@@ -6,7 +6,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   makeTempDir, startServer, launchBrowser, openParticipant, closeParticipant,
-  waitFor, withDiagnostics, sleep, SIMULCAST_ARGS,
+  waitFor, withDiagnostics, sleep, SIMULCAST_ARGS, getHealth,
 } from './lib.mjs';
 
 describe('simulcast: layer selection, seamless switching and dynacast', () => {
@@ -98,6 +98,13 @@ describe('simulcast: layer selection, seamless switching and dynacast', () => {
       }
     }
     assert.ok(longestStallMs <= 1000, `decoding stalled for ${longestStallMs} ms (${stallPhase})`);
+    // Each switch starts a layer the subscriber has no decoder state for: the server asks the
+    // publisher with FIR, which Chromium negotiates for VP8.
+    await waitFor(async () => {
+      const { counters } = await getHealth(server.baseUrl);
+      if (!(counters.firs_to_publishers > 0)) throw new Error(`counters ${JSON.stringify(counters)}`);
+      return true;
+    }, 5000, 'the server\'s FIR count toward publishers to grow');
   });
 
   // Requirement: dynacast stops layers no consumer needs and restarts them when one is asked for.
