@@ -21,6 +21,8 @@ pub struct Stats {
     pub signaling_errors: AtomicU64,
     /// RTP packets forwarded to subscribers.
     pub rtp_forwarded: AtomicU64,
+    /// RTP payload bytes forwarded to subscribers (before SRTP and headers).
+    pub rtp_forwarded_bytes: AtomicU64,
     /// RTP packets not forwarded to a subscriber (waiting for a keyframe, paused, no codec match…).
     pub rtp_not_forwarded: AtomicU64,
     /// Keyframe requests sent to publishers.
@@ -57,6 +59,7 @@ pub struct StatsSnapshot {
     ws_messages: u64,
     signaling_errors: u64,
     rtp_forwarded: u64,
+    rtp_forwarded_bytes: u64,
     rtp_not_forwarded: u64,
     keyframe_requests_sent: u64,
     keyframe_requests_throttled: u64,
@@ -76,6 +79,11 @@ pub fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Add `n` to a counter.
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
 impl Stats {
     /// Read every counter.
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -88,6 +96,7 @@ impl Stats {
             ws_messages: r(&self.ws_messages),
             signaling_errors: r(&self.signaling_errors),
             rtp_forwarded: r(&self.rtp_forwarded),
+            rtp_forwarded_bytes: r(&self.rtp_forwarded_bytes),
             rtp_not_forwarded: r(&self.rtp_not_forwarded),
             keyframe_requests_sent: r(&self.keyframe_requests_sent),
             keyframe_requests_throttled: r(&self.keyframe_requests_throttled),

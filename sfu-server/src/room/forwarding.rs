@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 use super::producer::{ConsumerState, ProducerKey, core_codec, layer_of};
 use super::{ParticipantKey, Room};
 use super::{participant, vp8};
-use crate::stats::bump;
+use crate::stats::{add, bump};
 
 impl Room {
     pub(super) fn handle_event(&mut self, key: ParticipantKey, event: Event) {
@@ -206,6 +206,10 @@ impl Room {
             }
             stream.write_rtp(write);
             bump(&self.ctx.stats.rtp_forwarded);
+            add(
+                &self.ctx.stats.rtp_forwarded_bytes,
+                u64::try_from(packet.payload.len()).unwrap_or(0),
+            );
             participant::drain(s, &self.ctx.socket, &self.ctx.stats, &mut self.events);
         }
         if let Some(layer) = keyframe_wanted {

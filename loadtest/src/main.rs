@@ -1,0 +1,196 @@
+//! `loadtest`: synthetic WebRTC publishers and subscribers that load an SFU through its
+//! signaling protocol and report what they measured (see `loadtest/README.md`).
+
+mod cli;
+mod media;
+mod payload;
+mod peer;
+mod progress;
+mod report;
+mod rng;
+mod scenario;
+mod server_usage;
+mod track_stats;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use crate::cli::Args;
+use crate::progress::{Progress, STATUS_INTERVAL, StatusLine};
+use crate::report::{Report, ServerCost};
+use crate::scenario::Scenario;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("loadtest: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Run the scenario; `Ok(false)` when it ran but failed its checks.
+fn run(args: Args) -> anyhow::Result<bool> {
+    let base = match &args.scenario {
+        Some(path) => Scenario::from_file(path)?,
+        None => Scenario::default(),
+    };
+    let scenario = args.apply(base);
+    scenario.validate()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(load(Arc::new(scenario.clone()), args.server_pid))?;
+    print!("{}", report::render(&report));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(report.passed)
+}
+
+/// A snapshot of the server's cost counters.
+struct ServerSample {
+    at: Instant,
+    cpu: Duration,
+    forwarded: server_usage::Forwarded,
+}
+
+async fn sample_server(pid: u32, http_base: &str) -> anyhow::Result<ServerSample> {
+    Ok(ServerSample {
+        at: Instant::now(),
+        cpu: server_usage::cpu_time(pid)?,
+        forwarded: server_usage::forwarded(http_base).await?,
+    })
+}
+
+async fn load(scenario: Arc<Scenario>, server_pid: Option<u32>) -> anyhow::Result<Report> {
+    let plans = scenario.peers();
+    let progress = Arc::new(Progress::default());
+    let started = Instant::now();
+    let stop_at = started + scenario.duration;
+    let ramp_gap = Duration::from_secs_f64(1.0 / scenario.ramp);
+    let ramp_end = started + ramp_gap * u32::try_from(plans.len()).unwrap_or(u32::MAX);
+    // The server's cost is measured once everyone had time to connect, until the end.
+    let warmup = (scenario.duration / 5).min(Duration::from_secs(5));
+    let window_start = (ramp_end + warmup).min(stop_at - scenario.duration / 2);
+    let window_end = stop_at - Duration::from_millis(200).min(scenario.duration / 10);
+    let http_base = scenario.http_base();
+
+    let mut handles = Vec::with_capacity(plans.len());
+    let spawner = {
+        let scenario = scenario.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            for (i, plan) in plans.into_iter().enumerate() {
+                let at = started + ramp_gap * u32::try_from(i).unwrap_or(u32::MAX);
+                tokio::time::sleep_until(at.into()).await;
+                handles.push(tokio::spawn(peer::run(
+                    plan,
+                    scenario.clone(),
+                    progress.clone(),
+                    stop_at,
+                )));
+            }
+            handles
+        })
+    };
+    let participants = scenario.peers().len();
+    let mut status = StatusLine::new(participants);
+    let mut first = None;
+    let mut last = None;
+    let mut next_status = Instant::now() + STATUS_INTERVAL;
+    loop {
+        let now = Instant::now();
+        if let Some(pid) = server_pid {
+            if first.is_none() && now >= window_start {
+                first = Some(sample_server(pid, &http_base).await?);
+            }
+            if last.is_none() && now >= window_end {
+                last = Some(sample_server(pid, &http_base).await?);
+            }
+        }
+        if now >= stop_at {
+            break;
+        }
+        if now >= next_status {
+            status.update(&progress);
+            next_status += STATUS_INTERVAL;
+        }
+        let mut wake = next_status.min(stop_at);
+        if server_pid.is_some() {
+            for (taken, at) in [
+                (first.is_some(), window_start),
+                (last.is_some(), window_end),
+            ] {
+                if !taken {
+                    wake = wake.min(at);
+                }
+            }
+        }
+        tokio::time::sleep_until(wake.into()).await;
+    }
+    let handles = spawner.await?;
+    let mut results = Vec::with_capacity(handles.len());
+    for h in handles {
+        results.push(h.await?);
+    }
+    status.update(&progress);
+    status.finish();
+
+    let (rooms, total) = report::summarize(&results, scenario.duration);
+    let server = match (server_pid, first, last) {
+        (Some(pid), Some(a), Some(b)) => Some(server_cost(pid, &a, &b)),
+        _ => None,
+    };
+    let checks = report::checks(&total, &scenario);
+    let errors = results
+        .iter()
+        .flat_map(|r| r.errors.iter().cloned())
+        .take(20)
+        .collect();
+    Ok(Report {
+        passed: checks.iter().all(|c| c.passed),
+        rooms,
+        total,
+        server,
+        loadtest_cpu_s: server_usage::cpu_time(std::process::id())
+            .ok()
+            .map(|d| d.as_secs_f64()),
+        checks,
+        errors,
+    })
+}
+
+fn server_cost(pid: u32, a: &ServerSample, b: &ServerSample) -> ServerCost {
+    let window_s = b.at.duration_since(a.at).as_secs_f64().max(1e-3);
+    let cpu_s = b.cpu.saturating_sub(a.cpu).as_secs_f64();
+    let packets = b.forwarded.packets.saturating_sub(a.forwarded.packets);
+    let megabits = b.forwarded.bytes.saturating_sub(a.forwarded.bytes) as f64 * 8.0 / 1e6;
+    ServerCost {
+        window_s,
+        cpu_s,
+        forwarded_packets: packets,
+        forwarded_megabits: megabits,
+        packets_per_s: packets as f64 / window_s,
+        cpu_us_per_packet: (packets > 0).then(|| cpu_s * 1e6 / packets as f64),
+        cpu_ms_per_megabit: (megabits > 0.0).then(|| cpu_s * 1e3 / megabits),
+        cores_used: cpu_s / window_s,
+        peak_rss_mib: server_usage::peak_rss(pid)
+            .ok()
+            .map(|b| b as f64 / (1024.0 * 1024.0)),
+    }
+}

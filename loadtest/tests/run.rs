@@ -1,0 +1,207 @@
+//! End to end: the loadtest binary against a real sfu-server process on loopback.
+//!
+//! Needs `target/debug/sfu-server` (built by `./test.sh` before the tests, or
+//! `cargo build -p sfu-server`).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+/// A running sfu-server, killed on drop.
+struct Server {
+    child: Child,
+    ws_url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server_binary() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/sfu-server");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p sfu-server` first",
+        path.display()
+    );
+    path
+}
+
+fn start_server() -> Server {
+    let mut child = Command::new(server_binary())
+        .args(["--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sfu-server");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let http = loop {
+        let line = lines
+            .next()
+            .expect("server printed its listening line")
+            .expect("readable stdout");
+        if let Some(rest) = line.split("http=").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .expect("http address")
+                .to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    Server {
+        child,
+        ws_url: format!("ws://{http}/ws"),
+    }
+}
+
+fn loadtest(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(args)
+        .output()
+        .expect("run loadtest")
+}
+
+fn temp_file(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("loadtest-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn a_small_call_delivers_every_track_and_reports_the_server_cost() {
+    // Requirement: 2 publishers and 1 subscriber in one room receive every track they should,
+    // intact and from the right publisher; the report gives latency, join time and the server's
+    // CPU per forwarded packet; --json writes the same report for machines.
+    let server = start_server();
+    let json = temp_file("report.json");
+    let pid = server.child.id().to_string();
+    let out = loadtest(&[
+        "--url",
+        &server.ws_url,
+        "--rooms",
+        "1",
+        "--publishers",
+        "2",
+        "--subscribers",
+        "1",
+        "--duration",
+        "6s",
+        "--data-per-sec",
+        "5",
+        "--server-pid",
+        &pid,
+        "--json",
+        json.to_str().expect("utf-8 path"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "loadtest failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("PASS every expected track delivered media (8/8)"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json report"))
+            .expect("valid JSON");
+    let total = &report["total"];
+    assert_eq!(
+        total["tracks_expected"], 8,
+        "each of 3 receivers gets the other publishers' audio+video"
+    );
+    assert_eq!(total["tracks_received"], 8);
+    assert_eq!(total["errors"], 0, "{report}");
+    assert!(total["frames"].as_u64().expect("frames") > 100, "{total}");
+    assert!(total["latency_ms"]["p50"].as_f64().expect("latency") > 0.0);
+    assert!(total["join_ms"]["p95"].as_f64().expect("join time") > 0.0);
+    assert!(
+        total["data_received"].as_u64().expect("data") > 0,
+        "data messages relayed"
+    );
+    let server_cost = &report["server"];
+    assert!(
+        server_cost["forwarded_packets"].as_u64().expect("packets") > 0,
+        "{server_cost}"
+    );
+    assert!(server_cost["cpu_us_per_packet"].as_f64().expect("cost") > 0.0);
+    assert!(server_cost["peak_rss_mib"].as_f64().expect("rss") > 1.0);
+    let _ = std::fs::remove_file(json);
+}
+
+#[test]
+fn a_missed_threshold_fails_the_run() {
+    // Requirement: the exit code is non-zero when a threshold given by flags is not met.
+    let server = start_server();
+    let out = loadtest(&[
+        "--url",
+        &server.ws_url,
+        "--publishers",
+        "2",
+        "--duration",
+        "3s",
+        "--simulcast",
+        "off",
+        "--max-p99-latency",
+        "0ms",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL p99 latency"), "{stdout}");
+}
+
+#[test]
+fn a_scenario_file_runs_like_the_flags() {
+    // Requirement: a TOML scenario describes a run; flags still override it.
+    let server = start_server();
+    let file = temp_file("scenario.toml");
+    std::fs::write(
+        &file,
+        format!("url = \"{}\"\nrooms = 2\npublishers = 1\nsubscribers = 1\nduration = \"3s\"\nvideo = false\n", server.ws_url),
+    )
+    .expect("write scenario");
+    let out = loadtest(&[
+        "--scenario",
+        file.to_str().expect("utf-8 path"),
+        "--rooms",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("(1/1)"),
+        "one room: the subscriber gets the publisher's audio: {stdout}"
+    );
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn bad_input_is_refused_with_a_message() {
+    // Requirement: a bad scenario or an unreachable server ends with a clear error, not a hang.
+    let out = loadtest(&["--rooms", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rooms must be at least 1"));
+    let out = loadtest(&[
+        "--url",
+        "ws://127.0.0.1:1/ws",
+        "--publishers",
+        "1",
+        "--duration",
+        "2s",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "nothing delivered");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("error: participant 0"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
