@@ -30,6 +30,9 @@ use crate::track_stats::TrackStats;
 const RIDS: [&str; 3] = ["q", "h", "f"];
 /// Errors kept per participant (the count goes on).
 const MAX_ERRORS_KEPT: usize = 10;
+/// Packets one received video frame may span: a full-size keyframe at the default bitrates
+/// needs about 30 (str0m's default), so there is room for higher bitrates.
+const REORDERING_PACKETS: usize = 300;
 /// Give up joining after this long.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -158,6 +161,7 @@ impl<'a> Peer<'a> {
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
+            .set_reordering_size_video(REORDERING_PACKETS)
             .build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp")?);
         let (mut ws_tx, mut ws_rx) = ws.split();

@@ -15,6 +15,8 @@ use super::{ParticipantKey, Room};
 
 /// Bandwidth kept aside for each audio consumer when sharing a subscriber's estimate.
 const AUDIO_RESERVE_BPS: u64 = 64_000;
+/// The least a subscriber with video is probed for, bits per second.
+const MIN_VIDEO_PROBE_TARGET_BPS: u64 = 2_500_000;
 /// How long the estimate must stay below a consumer's cheapest layer before it is paused.
 const PAUSE_AFTER: Duration = Duration::from_secs(3);
 
@@ -63,7 +65,15 @@ impl Room {
                 })
             })
             .collect();
-        let desired = wanted_bitrate(&choices) + audio_consumers * AUDIO_RESERVE_BPS;
+        // str0m's first probes go to 3x and 6x the initial estimate, capped at twice the
+        // desired rate, and happen once: they must not be spent on an audio-only target or
+        // on layers whose rate is not measured yet.
+        let desired = if choices.is_empty() {
+            0
+        } else {
+            (wanted_bitrate(&choices) + audio_consumers * AUDIO_RESERVE_BPS)
+                .max(MIN_VIDEO_PROBE_TARGET_BPS)
+        };
         if desired != p.bwe_desired {
             p.bwe_desired = desired;
             p.rtc

@@ -1,9 +1,9 @@
-// The scenario of bandwidth.test.mjs, meant to run inside a private network namespace (it adds
-// and removes nftables rules there). P publishes three simulcast layers, S receives with quality
-// "auto". Once S decodes the full layer, packets from the server's UDP port are policed to
-// LIMIT_KBPS on receipt (the server's downlink toward S; P only gets RTCP from it); S must fall
-// to a lower layer and keep decoding. The limit is then lifted and S must climb back to the full
-// layer. Prints one JSON line with what was seen.
+// The scenario of bandwidth.test.mjs, meant to run inside a private network namespace (it
+// changes the loopback's queueing there). P publishes three simulcast layers, S receives with
+// quality "auto". Once S decodes the full layer, packets from the server's UDP port are shaped
+// to LIMIT_KBPS with a short queue (an htb class; the server's downlink toward S, P only gets
+// RTCP from it), like a slow access link; S must fall to a lower layer and keep decoding. The
+// limit is then lifted and S must climb back to the full layer. Prints one JSON line.
 
 import { execFileSync } from 'node:child_process';
 import {
@@ -13,7 +13,9 @@ import {
 
 const LIMIT_KBPS = 400;
 
-const nft = (...args) => execFileSync('nft', args, { stdio: 'pipe' });
+const tc = (...args) => execFileSync('tc', args, { stdio: 'pipe' });
+/** Queue of the limited class, in packets (about 0.7 s at the limit). */
+const QUEUE_PACKETS = 30;
 
 const tmp = makeTempDir('sfu-bandwidth-');
 const server = await startServer(tmp);
@@ -38,10 +40,13 @@ try {
   };
 
   await widthBecomes('unlimited', (w) => w === 1280, 40000);
-  nft('add', 'table', 'inet', 'police');
-  nft('add', 'chain', 'inet', 'police', 'in', '{ type filter hook input priority 0; }');
-  nft('add', 'rule', 'inet', 'police', 'in', 'udp', 'sport', String(server.udpPort),
-    'limit', 'rate', 'over', `${LIMIT_KBPS / 8} kbytes/second`, 'burst', '16 kbytes', 'drop');
+  tc('qdisc', 'add', 'dev', 'lo', 'root', 'handle', '1:', 'htb', 'default', '10');
+  tc('class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:10', 'htb', 'rate', '10gbit');
+  tc('class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:20', 'htb',
+    'rate', `${LIMIT_KBPS}kbit`, 'ceil', `${LIMIT_KBPS}kbit`, 'burst', '4kb');
+  tc('qdisc', 'add', 'dev', 'lo', 'parent', '1:20', 'handle', '20:', 'pfifo', 'limit', String(QUEUE_PACKETS));
+  tc('filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ip', 'prio', '1',
+    'u32', 'match', 'ip', 'sport', String(server.udpPort), '0xffff', 'flowid', '1:20');
   await widthBecomes('limited', (w) => w > 0 && w < 1280, 40000);
   const before = await inbound();
   await sleep(5000);
@@ -49,7 +54,7 @@ try {
   seen.frames_decoded_while_limited = after.framesDecoded - before.framesDecoded;
   seen.width_while_limited = after.frameWidth;
   seen.qualities_while_limited = await qualities();
-  nft('delete', 'table', 'inet', 'police');
+  tc('qdisc', 'del', 'dev', 'lo', 'root');
   await widthBecomes('lifted', (w) => w === 1280, 60000);
   seen.qualities = await qualities();
   seen.elapsed_ms = Date.now() - started;

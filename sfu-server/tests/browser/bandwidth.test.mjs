@@ -1,7 +1,7 @@
 // Bandwidth-driven layer selection: the server estimates each subscriber's downlink from TWCC
 // feedback and forwards the best simulcast layer that fits. The call runs in its own network
-// namespace, where bandwidth-call.mjs polices the server's downlink to 400 kbit/s and lifts
-// the limit again.
+// namespace, where bandwidth-call.mjs shapes the server's downlink to 400 kbit/s (htb) and
+// lifts the limit again.
 
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
