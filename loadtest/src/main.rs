@@ -126,6 +126,10 @@ async fn load(scenario: Arc<Scenario>, server_pid: Option<u32>) -> anyhow::Resul
         if now >= stop_at {
             break;
         }
+        let finished = progress.finished.load(std::sync::atomic::Ordering::Relaxed);
+        if now >= ramp_end && finished >= participants as u64 {
+            break; // Every participant already stopped (e.g. the server went away).
+        }
         if now >= next_status {
             status.update(&progress);
             next_status += STATUS_INTERVAL;

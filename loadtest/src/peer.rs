@@ -59,6 +59,8 @@ pub struct PeerResult {
     pub error_count: u64,
     /// The first few errors, for the report.
     pub errors: Vec<String>,
+    /// It stopped before the end of the run (connection lost, server gone, refused).
+    pub ended_early: bool,
 }
 
 impl PeerResult {
@@ -110,9 +112,11 @@ pub async fn run(
         data_received: 0,
         error_count: 0,
         errors: Vec::new(),
+        ended_early: false,
     };
     if let Err(e) = Peer::run(&plan, &scenario, &progress, stop_at, &mut result).await {
         result.error(&progress, format!("participant {}: {e}", plan.index));
+        result.ended_early = true;
     }
     add(&progress.finished, 1);
     result
@@ -258,7 +262,7 @@ impl<'a> Peer<'a> {
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 result.error(self.progress, "ICE disconnected".to_owned());
             }
-            Event::MediaData(data) => self.on_media(data.mid, &data.data, result),
+            Event::MediaData(data) => self.on_media(data.mid, &data.data, data.contiguous, result),
             Event::KeyframeRequest(request) => {
                 if let Some(video) = self.video.as_mut().filter(|v| v.mid == request.mid) {
                     let layer = request
@@ -281,7 +285,7 @@ impl<'a> Peer<'a> {
         }
     }
 
-    fn on_media(&mut self, mid: Mid, data: &[u8], result: &mut PeerResult) {
+    fn on_media(&mut self, mid: Mid, data: &[u8], contiguous: bool, result: &mut PeerResult) {
         let Some(inbound) = self.inbound.get(&mid) else {
             return;
         };
@@ -295,6 +299,8 @@ impl<'a> Peer<'a> {
             .or_insert_with(|| (track.kind, TrackStats::new(track.participant_id.clone())));
         if stats.frames == 0 && stats.errors == 0 {
             add(&self.progress.tracks_receiving, 1);
+        } else if !contiguous {
+            stats.on_rtp_gap();
         }
         match payload::decode(data) {
             Ok(header) => stats.on_frame(&header, data.len(), now_us()),

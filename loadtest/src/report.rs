@@ -75,6 +75,10 @@ pub struct Summary {
     pub join_ms: Option<Percentiles>,
     /// Simulcast layer changes seen by receivers.
     pub layer_switches: u64,
+    /// Frames that arrived after a gap in their track's RTP sequence numbers.
+    pub rtp_gaps: u64,
+    /// Participants that stopped before the end (connection lost, server gone).
+    pub participants_failed: u64,
     /// Data channel messages sent.
     pub data_sent: u64,
     /// Data channel messages received.
@@ -195,6 +199,7 @@ fn summarize_room(room: &str, members: &[&PeerResult], duration: Duration) -> Su
             s.duplicates += stats.duplicates;
             s.reordered += stats.reordered;
             s.layer_switches += u64::from(stats.layer_switches);
+            s.rtp_gaps += stats.rtp_gaps;
             s.receive_mbps += stats.bytes as f64 * 8.0 / secs / 1e6;
             jitters.push(stats.jitter_us() / 1000.0);
         }
@@ -202,6 +207,7 @@ fn summarize_room(room: &str, members: &[&PeerResult], duration: Duration) -> Su
         s.data_sent += m.data_sent;
         s.data_received += m.data_received;
         s.errors += m.error_count;
+        s.participants_failed += u64::from(m.ended_early);
     }
     let expected = s.frames + s.frames_lost;
     s.loss = if expected == 0 {
@@ -231,6 +237,14 @@ pub fn checks(total: &Summary, scenario: &Scenario) -> Vec<Check> {
         ),
         passed: total.tracks_received == total.tracks_expected && total.tracks_expected > 0,
     }];
+    let participants = u64::from(total.publishers + total.subscribers);
+    out.push(Check {
+        what: format!(
+            "every participant stayed until the end ({}/{participants})",
+            participants - total.participants_failed
+        ),
+        passed: total.participants_failed == 0,
+    });
     if let Some(max) = scenario.max_loss {
         out.push(Check {
             what: format!(
@@ -266,7 +280,7 @@ pub fn render(report: &Report) -> String {
         |p: Option<Percentiles>| p.map_or("-".to_owned(), |p| format!("{:.0}/{:.0}", p.p50, p.p95));
     let _ = writeln!(
         out,
-        "{:<12} {:>4} {:>4} {:>11} {:>9} {:>9} {:>8} {:>20} {:>8} {:>12} {:>8} {:>6}",
+        "{:<12} {:>4} {:>4} {:>11} {:>9} {:>9} {:>8} {:>20} {:>8} {:>12} {:>8} {:>5} {:>6}",
         "room",
         "pub",
         "sub",
@@ -278,12 +292,13 @@ pub fn render(report: &Report) -> String {
         "jitter",
         "join p50/95",
         "switches",
+        "gaps",
         "errors"
     );
     for s in report.rooms.iter().chain(std::iter::once(&report.total)) {
         let _ = writeln!(
             out,
-            "{:<12} {:>4} {:>4} {:>11} {:>9.2} {:>9.2} {:>8.3} {:>20} {:>8.2} {:>12} {:>8} {:>6}",
+            "{:<12} {:>4} {:>4} {:>11} {:>9.2} {:>9.2} {:>8.3} {:>20} {:>8.2} {:>12} {:>8} {:>5} {:>6}",
             s.room,
             s.publishers,
             s.subscribers,
@@ -295,6 +310,7 @@ pub fn render(report: &Report) -> String {
             s.jitter_ms,
             join(s.join_ms),
             s.layer_switches,
+            s.rtp_gaps,
             s.errors,
         );
     }
@@ -364,6 +380,7 @@ mod tests {
             data_received: 0,
             error_count: 0,
             errors: Vec::new(),
+            ended_early: false,
         }
     }
 
@@ -414,7 +431,8 @@ mod tests {
         receive(&mut a, "TB", "PA_1", &[0, 1, 2, 3], 2_000);
         receive(&mut b, "TA", "PA_0", &[0, 1, 3], 4_000);
         receive(&mut s, "TA", "PA_0", &[0, 1, 2, 3], 2_000);
-        let lonely = peer(3, "r1", true, &["TC"]);
+        let mut lonely = peer(3, "r1", true, &["TC"]);
+        lonely.ended_early = true;
         let (rooms, total) = summarize(&[a, b, s, lonely], Duration::from_secs(1));
         let r0 = &rooms[0];
         assert_eq!((r0.publishers, r0.subscribers), (2, 1));
@@ -437,10 +455,11 @@ mod tests {
             ..Scenario::default()
         };
         let verdicts: Vec<bool> = checks(&total, &scenario).iter().map(|c| c.passed).collect();
+        assert_eq!(total.participants_failed, 1);
         assert_eq!(
             verdicts,
-            vec![false, false, true],
-            "tracks missing, loss too high, latency fine"
+            vec![false, false, false, true],
+            "tracks missing, one participant failed, loss too high, latency fine"
         );
     }
 }

@@ -62,6 +62,8 @@ pub struct TrackStats {
     last_layer: Option<u8>,
     /// How often the forwarded simulcast layer changed.
     pub layer_switches: u32,
+    /// Frames that did not continue the RTP stream of the previous one (sequence gap).
+    pub rtp_gaps: u64,
     /// First and last arrival, microseconds since the Unix epoch.
     pub span_us: Option<(u64, u64)>,
 }
@@ -84,8 +86,15 @@ impl TrackStats {
             last_transit_us: None,
             last_layer: None,
             layer_switches: 0,
+            rtp_gaps: 0,
             span_us: None,
         }
+    }
+
+    /// A frame arrived after a gap in the RTP sequence numbers: the stream the SFU forwards
+    /// for a track must stay continuous across layer switches.
+    pub fn on_rtp_gap(&mut self) {
+        self.rtp_gaps += 1;
     }
 
     /// A frame that failed to decode.

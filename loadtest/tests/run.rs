@@ -72,10 +72,10 @@ fn temp_file(name: &str) -> PathBuf {
 }
 
 #[test]
-fn a_small_call_delivers_every_track_and_reports_the_server_cost() {
-    // Requirement: 2 publishers and 1 subscriber in one room receive every track they should,
-    // intact and from the right publisher; the report gives latency, join time and the server's
-    // CPU per forwarded packet; --json writes the same report for machines.
+fn small_calls_deliver_every_track_and_report_the_server_cost() {
+    // Requirement: in 2 rooms of 2 publishers and 1 subscriber, every receiver gets every track
+    // it should, intact and from the right publisher, with under 1% loss; the report gives
+    // latency, join time and the server's CPU per forwarded packet; --json writes it for machines.
     let server = start_server();
     let json = temp_file("report.json");
     let pid = server.child.id().to_string();
@@ -83,17 +83,19 @@ fn a_small_call_delivers_every_track_and_reports_the_server_cost() {
         "--url",
         &server.ws_url,
         "--rooms",
-        "1",
+        "2",
         "--publishers",
         "2",
         "--subscribers",
         "1",
         "--duration",
-        "6s",
+        "10s",
         "--data-per-sec",
         "5",
         "--server-pid",
         &pid,
+        "--max-loss",
+        "1%",
         "--json",
         json.to_str().expect("utf-8 path"),
     ]);
@@ -104,18 +106,21 @@ fn a_small_call_delivers_every_track_and_reports_the_server_cost() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("PASS every expected track delivered media (8/8)"),
+        stdout.contains("PASS every expected track delivered media (16/16)"),
         "{stdout}"
     );
+    assert!(stdout.contains("PASS frame loss"), "{stdout}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("json report"))
             .expect("valid JSON");
     let total = &report["total"];
     assert_eq!(
-        total["tracks_expected"], 8,
-        "each of 3 receivers gets the other publishers' audio+video"
+        total["tracks_expected"], 16,
+        "per room, 3 receivers get the other publishers' audio+video"
     );
-    assert_eq!(total["tracks_received"], 8);
+    assert_eq!(total["tracks_received"], 16);
+    assert!(total["loss"].as_f64().expect("loss") < 0.01, "{total}");
+    assert_eq!(total["rtp_gaps"], 0, "{total}");
     assert_eq!(total["errors"], 0, "{report}");
     assert!(total["frames"].as_u64().expect("frames") > 100, "{total}");
     assert!(total["latency_ms"]["p50"].as_f64().expect("latency") > 0.0);
@@ -203,5 +208,53 @@ fn bad_input_is_refused_with_a_message() {
         String::from_utf8_lossy(&out.stdout).contains("error: participant 0"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn a_server_that_dies_mid_run_fails_the_run_quickly() {
+    // Requirement: when the server goes away the loadtest reports it and exits non-zero, without
+    // waiting out (or hanging past) the planned duration.
+    let mut server = start_server();
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args([
+            "--url",
+            &server.ws_url,
+            "--publishers",
+            "2",
+            "--simulcast",
+            "off",
+            "--duration",
+            "60s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run loadtest");
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    server.child.kill().expect("kill the server");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("loadtest status") {
+            break status;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "loadtest still running 26 s after the server died"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut stdout)
+        .expect("read stdout");
+    assert_eq!(status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL every participant stayed until the end (0/2)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("closed the signaling connection")
+            || stdout.contains("signaling connection failed"),
+        "{stdout}"
     );
 }
