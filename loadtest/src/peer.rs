@@ -33,6 +33,10 @@ const MAX_ERRORS_KEPT: usize = 10;
 /// Packets one received video frame may span: a full-size keyframe at the default bitrates
 /// needs about 30 (str0m's default), so there is room for higher bitrates.
 const REORDERING_PACKETS: usize = 300;
+/// How many already-due timeouts one drain handles before serving the sockets again.
+const DUE_TIMEOUTS_PER_DRAIN: usize = 256;
+/// Kernel receive buffer asked for on each participant's socket.
+const PEER_SOCKET_BUFFER_BYTES: usize = 1024 * 1024;
 /// Give up joining after this long.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -159,7 +163,7 @@ impl<'a> Peer<'a> {
             MaybeTlsStream::Plain(tcp) => tcp.local_addr()?.ip(),
             _ => anyhow::bail!("only ws:// is supported"),
         };
-        let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
+        let socket = bind_peer_socket(SocketAddr::new(local_ip, 0))?;
         let local = socket.local_addr()?;
         let mut rtc = Rtc::builder()
             .clear_codecs()
@@ -239,11 +243,21 @@ impl<'a> Peer<'a> {
         }
     }
 
-    /// Handle every output of the `Rtc`; returns when it next needs a timeout.
+    /// Handle every output of the `Rtc`; returns when it next needs a timeout. Timeouts that
+    /// are already due (str0m releases one queued packet per timeout) are handled right here,
+    /// not after a round trip through the timer.
     fn drain(&mut self, result: &mut PeerResult) -> anyhow::Result<Instant> {
+        let mut due_left = DUE_TIMEOUTS_PER_DRAIN;
         loop {
             match self.rtc.poll_output()? {
-                Output::Timeout(at) => return Ok(at),
+                Output::Timeout(at) => {
+                    let now = Instant::now();
+                    if at > now || due_left == 0 {
+                        return Ok(at);
+                    }
+                    due_left -= 1;
+                    self.rtc.handle_input(Input::Timeout(now))?;
+                }
                 Output::Transmit(t) => {
                     let _ = self.socket.try_send_to(&t.contents, t.destination);
                 }
@@ -552,6 +566,21 @@ impl<'a> Peer<'a> {
         result.bytes_sent += sent;
         add(&self.progress.bytes_sent, sent);
     }
+}
+
+/// A participant's UDP socket, with a receive buffer big enough for a burst of keyframes
+/// from many publishers while the (shared) runtime is busy with other participants.
+fn bind_peer_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    // Best effort: the kernel caps it at net.core.rmem_max.
+    let _ = socket.set_recv_buffer_size(PEER_SOCKET_BUFFER_BYTES);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
 }
 
 fn to_json(message: &ClientMessage) -> String {

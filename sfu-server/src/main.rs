@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::registry::Registry;
@@ -38,8 +38,7 @@ fn str0m_aws_lc_rs_default() {
 
 async fn run(config: config::Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let udp = UdpSocket::bind(config.udp_listen)
-        .await
+    let (udp, udp_buffer) = udp::bind_media_socket(config.udp_listen)
         .with_context(|| format!("cannot bind the UDP media socket on {}", config.udp_listen))?;
     let udp_addr = udp
         .local_addr()
@@ -58,7 +57,7 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
 
     println!("sfu-server listening: http={http_addr} udp={udp_addr}");
     println!("open http://{http_addr}/ in two browser tabs to try a call");
-    info!(%http_addr, %udp_addr, candidates = ?config.candidate_ips(), "sfu-server started");
+    info!(%http_addr, %udp_addr, udp_buffer, candidates = ?config.candidate_ips(), "sfu-server started");
 
     let app = http::router(registry, stats);
     axum::serve(http, app)

@@ -17,6 +17,28 @@ use crate::registry::{Route, Routes};
 use crate::room::Datagram;
 use crate::stats::{Stats, bump};
 
+/// Kernel buffer asked for in each direction. Every participant's media shares this one
+/// socket, and the default (~200 KiB) overflows when many publishers' frames arrive at
+/// once; Linux caps the request at `net.core.rmem_max` / `wmem_max`.
+const SOCKET_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
+/// Bind the media socket with large kernel buffers. Returns it and the receive buffer
+/// size the kernel granted.
+pub fn bind_media_socket(addr: SocketAddr) -> std::io::Result<(UdpSocket, usize)> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    // Best effort: a smaller buffer still works, it only drops sooner under bursts.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    let granted = socket.recv_buffer_size()?;
+    Ok((UdpSocket::from_std(socket.into())?, granted))
+}
+
 /// Largest datagram accepted; WebRTC packets stay well under the MTU.
 const MAX_DATAGRAM: usize = 2048;
 /// Size at which stale address entries are first swept.

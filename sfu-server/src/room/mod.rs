@@ -233,14 +233,19 @@ impl Room {
         }
     }
 
-    /// Queue a message to one participant; a client too slow to take it is removed.
+    /// Queue a message to one participant; a client too slow to take it is removed
+    /// (told `timeout`), one whose session already ended is removed quietly.
     fn send_to(&mut self, key: ParticipantKey, message: ServerMessage) {
         let Some(p) = self.participants.get(&key) else {
             return;
         };
-        if p.out.try_send(Outbound::Message(message)).is_err() {
-            crate::stats::bump(&self.ctx.stats.slow_clients_dropped);
-            self.to_remove.push((key, Some(LeaveReason::Timeout)));
+        match p.out.try_send(Outbound::Message(message)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                crate::stats::bump(&self.ctx.stats.slow_clients_dropped);
+                self.to_remove.push((key, Some(LeaveReason::Timeout)));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.to_remove.push((key, None)),
         }
     }
 
