@@ -131,6 +131,13 @@ impl TrackStats {
                     self.reordered += 1;
                     return;
                 }
+                if seq == self.highest_seq && self.last_layer != Some(header.layer) {
+                    // Every layer carries the same frame numbers: switching up, the new
+                    // layer's keyframe can repeat the number just forwarded from the old one.
+                    self.layer_switches += 1;
+                    self.last_layer = Some(header.layer);
+                    return;
+                }
                 if self.seen.test_and_set(seq) {
                     self.duplicates += 1;
                     return;
@@ -252,6 +259,23 @@ mod tests {
         // Transit 2000, 2000, 4000, 2000: D = 0, 2000, 2000 -> J = 0, 125, 242.1875.
         assert!((t.jitter_us() - 242.1875).abs() < 1e-9, "{}", t.jitter_us());
         assert_eq!(t.span_us, Some((3_000, 102_000)));
+    }
+
+    #[test]
+    fn a_switch_that_repeats_a_frame_number_is_a_switch_not_a_duplicate() {
+        // Requirement: the new layer's first frame may carry the number just received on the
+        // old layer; a true repeat on the same layer is still a duplicate.
+        let t = feed(&[
+            (0, 0, 0, 1),
+            (1, 0, 0, 2),
+            (1, 2, 0, 3),
+            (2, 2, 0, 4),
+            (2, 2, 0, 5),
+        ]);
+        assert_eq!(
+            (t.frames, t.duplicates, t.layer_switches, t.lost()),
+            (3, 1, 1, 0)
+        );
     }
 
     #[test]
