@@ -276,7 +276,10 @@ impl<'a> Peer<'a> {
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 result.error(self.progress, "ICE disconnected".to_owned());
             }
-            Event::MediaData(data) => self.on_media(data.mid, &data.data, data.contiguous, result),
+            Event::MediaData(data) => {
+                let rtp = (**data.seq_range.start(), **data.seq_range.end());
+                self.on_media(data.mid, &data.data, data.contiguous, rtp, result)
+            }
             Event::KeyframeRequest(request) => {
                 if let Some(video) = self.video.as_mut().filter(|v| v.mid == request.mid) {
                     let layer = request
@@ -299,7 +302,14 @@ impl<'a> Peer<'a> {
         }
     }
 
-    fn on_media(&mut self, mid: Mid, data: &[u8], contiguous: bool, result: &mut PeerResult) {
+    fn on_media(
+        &mut self,
+        mid: Mid,
+        data: &[u8],
+        contiguous: bool,
+        (rtp_first, rtp_last): (u64, u64),
+        result: &mut PeerResult,
+    ) {
         let Some(inbound) = self.inbound.get(&mid) else {
             return;
         };
@@ -316,6 +326,7 @@ impl<'a> Peer<'a> {
         } else if !contiguous {
             stats.on_rtp_gap();
         }
+        stats.on_rtp_packets(rtp_first, rtp_last);
         match payload::decode(data) {
             Ok(header) => stats.on_frame(&header, data.len(), now_us()),
             Err(e) => {

@@ -63,6 +63,12 @@ pub struct Summary {
     pub frames_lost: u64,
     /// Missing over expected frames.
     pub loss: f64,
+    /// RTP packets of the received frames.
+    pub packets: u64,
+    /// RTP packets missing (by sequence number) in the received streams.
+    pub packets_lost: u64,
+    /// Missing over expected packets.
+    pub packet_loss: f64,
     /// Duplicate frames.
     pub duplicates: u64,
     /// Reordered frames.
@@ -200,6 +206,8 @@ fn summarize_room(room: &str, members: &[&PeerResult], duration: Duration) -> Su
             s.reordered += stats.reordered;
             s.layer_switches += u64::from(stats.layer_switches);
             s.rtp_gaps += stats.rtp_gaps;
+            s.packets += stats.rtp_packets;
+            s.packets_lost += stats.rtp_lost();
             s.receive_mbps += stats.bytes as f64 * 8.0 / secs / 1e6;
             jitters.push(stats.jitter_us() / 1000.0);
         }
@@ -209,6 +217,12 @@ fn summarize_room(room: &str, members: &[&PeerResult], duration: Duration) -> Su
         s.errors += m.error_count;
         s.participants_failed += u64::from(m.ended_early);
     }
+    let expected_packets = s.packets + s.packets_lost;
+    s.packet_loss = if expected_packets == 0 {
+        0.0
+    } else {
+        s.packets_lost as f64 / expected_packets as f64
+    };
     let expected = s.frames + s.frames_lost;
     s.loss = if expected == 0 {
         0.0
@@ -280,7 +294,7 @@ pub fn render(report: &Report) -> String {
         |p: Option<Percentiles>| p.map_or("-".to_owned(), |p| format!("{:.0}/{:.0}", p.p50, p.p95));
     let _ = writeln!(
         out,
-        "{:<12} {:>4} {:>4} {:>11} {:>9} {:>9} {:>8} {:>20} {:>8} {:>12} {:>8} {:>5} {:>6}",
+        "{:<12} {:>4} {:>4} {:>11} {:>9} {:>9} {:>8} {:>10} {:>20} {:>8} {:>12} {:>8} {:>5} {:>6}",
         "room",
         "pub",
         "sub",
@@ -288,6 +302,7 @@ pub fn render(report: &Report) -> String {
         "send Mb/s",
         "recv Mb/s",
         "loss %",
+        "pkt loss %",
         "latency p50/95/99 ms",
         "jitter",
         "join p50/95",
@@ -298,7 +313,7 @@ pub fn render(report: &Report) -> String {
     for s in report.rooms.iter().chain(std::iter::once(&report.total)) {
         let _ = writeln!(
             out,
-            "{:<12} {:>4} {:>4} {:>11} {:>9.2} {:>9.2} {:>8.3} {:>20} {:>8.2} {:>12} {:>8} {:>5} {:>6}",
+            "{:<12} {:>4} {:>4} {:>11} {:>9.2} {:>9.2} {:>8.3} {:>10.3} {:>20} {:>8.2} {:>12} {:>8} {:>5} {:>6}",
             s.room,
             s.publishers,
             s.subscribers,
@@ -306,6 +321,7 @@ pub fn render(report: &Report) -> String {
             s.send_mbps,
             s.receive_mbps,
             s.loss * 100.0,
+            s.packet_loss * 100.0,
             ms(s.latency_ms),
             s.jitter_ms,
             join(s.join_ms),

@@ -64,6 +64,10 @@ pub struct TrackStats {
     pub layer_switches: u32,
     /// Frames that did not continue the RTP stream of the previous one (sequence gap).
     pub rtp_gaps: u64,
+    /// RTP packets that made up the frames received (by their sequence numbers).
+    pub rtp_packets: u64,
+    /// First and highest RTP sequence number seen.
+    rtp_range: Option<(u64, u64)>,
     /// First and last arrival, microseconds since the Unix epoch.
     pub span_us: Option<(u64, u64)>,
 }
@@ -87,6 +91,8 @@ impl TrackStats {
             last_layer: None,
             layer_switches: 0,
             rtp_gaps: 0,
+            rtp_packets: 0,
+            rtp_range: None,
             span_us: None,
         }
     }
@@ -95,6 +101,26 @@ impl TrackStats {
     /// for a track must stay continuous across layer switches.
     pub fn on_rtp_gap(&mut self) {
         self.rtp_gaps += 1;
+    }
+
+    /// A frame made of the RTP packets `first..=last` (extended sequence numbers) arrived.
+    /// Packets at or below the highest already seen are not counted again.
+    pub fn on_rtp_packets(&mut self, first: u64, last: u64) {
+        let new_from = match self.rtp_range {
+            None => first,
+            Some((_, highest)) if last <= highest => return,
+            Some((_, highest)) => first.max(highest + 1),
+        };
+        self.rtp_packets += last + 1 - new_from;
+        let start = self.rtp_range.map_or(first, |(start, _)| start.min(first));
+        self.rtp_range = Some((start, last));
+    }
+
+    /// RTP packets missing between the first and highest sequence number seen.
+    pub fn rtp_lost(&self) -> u64 {
+        self.rtp_range.map_or(0, |(first, last)| {
+            (last + 1 - first).saturating_sub(self.rtp_packets)
+        })
     }
 
     /// A frame that failed to decode.
@@ -276,6 +302,24 @@ mod tests {
             (t.frames, t.duplicates, t.layer_switches, t.lost()),
             (3, 1, 1, 0)
         );
+    }
+
+    #[test]
+    fn counts_rtp_packet_loss_from_frame_sequence_ranges() {
+        // Requirement: packet loss is told from the RTP sequence numbers of delivered frames.
+        let mut t = TrackStats::new("PA_1".to_owned());
+        for (first, last) in [(100, 104), (105, 105), (109, 112), (106, 108), (111, 112)] {
+            t.on_rtp_packets(first, last);
+        }
+        assert_eq!(
+            (t.rtp_packets, t.rtp_lost()),
+            (10, 3),
+            "106..=108 came late: counted as lost, not again"
+        );
+        let mut fresh = TrackStats::new("PA_1".to_owned());
+        assert_eq!(fresh.rtp_lost(), 0);
+        fresh.on_rtp_packets(0, 0);
+        assert_eq!((fresh.rtp_packets, fresh.rtp_lost()), (1, 0));
     }
 
     #[test]

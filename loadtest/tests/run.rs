@@ -121,6 +121,13 @@ fn small_calls_deliver_every_track_and_report_the_server_cost() {
     assert_eq!(total["tracks_received"], 16);
     assert!(total["loss"].as_f64().expect("loss") < 0.01, "{total}");
     assert_eq!(total["rtp_gaps"], 0, "{total}");
+    assert!(
+        total["packets"].as_u64().expect("packets") > total["frames"].as_u64().expect("frames")
+    );
+    assert!(
+        total["packet_loss"].as_f64().expect("packet loss") < 0.01,
+        "{total}"
+    );
     assert_eq!(total["errors"], 0, "{report}");
     assert!(total["frames"].as_u64().expect("frames") > 100, "{total}");
     assert!(total["latency_ms"]["p50"].as_f64().expect("latency") > 0.0);
