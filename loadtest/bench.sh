@@ -10,7 +10,7 @@ mkdir -p "$out_dir"
 
 run() {
   local name="$1"; shift
-  RUST_LOG=warn target/release/sfu-server --http 127.0.0.1:18480 --udp 127.0.0.1:18481 >"$out_dir/$name.server.log" 2>&1 &
+  RUST_LOG=warn target/release/sfu-server --http 127.0.0.1:18480 --udp 127.0.0.1:18481 --metrics-listen 127.0.0.1:0 >"$out_dir/$name.server.log" 2>&1 &
   local pid=$!
   sleep 1
   echo "### $name: loadtest --duration $duration $*"

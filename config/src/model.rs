@@ -30,6 +30,17 @@ pub struct Config {
     pub ice_connect_timeout_secs: u64,
     /// Log output format.
     pub log_format: LogFormat,
+    /// Serve Prometheus metrics at `/metrics` on [`Config::metrics_listen`].
+    pub metrics_enabled: bool,
+    /// Address of the metrics listener (kept apart from the public HTTP listener).
+    pub metrics_listen: SocketAddr,
+    /// At most this many rooms get their own `room`-labelled series (the largest first),
+    /// so the number of series stays bounded.
+    pub metrics_max_rooms: usize,
+    /// Bearer token for the admin API (`/api/`) and the dashboard. Unset: they are open
+    /// only while the HTTP listener is on a loopback address, and refused otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
 }
 
 /// One ICE server handed to clients.
@@ -70,6 +81,10 @@ impl Default for Config {
             keyframe_request_interval_ms: 500,
             ice_connect_timeout_secs: 20,
             log_format: LogFormat::Text,
+            metrics_enabled: true,
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            metrics_max_rooms: 100,
+            admin_token: None,
         }
     }
 }
@@ -123,6 +138,12 @@ impl Config {
         toml::to_string_pretty(&Config::default()).unwrap_or_default()
     }
 
+    /// Whether the admin API may be used without a token: only when none is configured and
+    /// the HTTP listener is reachable from this host alone.
+    pub fn admin_open_without_token(&self) -> bool {
+        self.admin_token.is_none() && self.http_listen.ip().is_loopback()
+    }
+
     /// The IPs to advertise in ICE candidates.
     pub fn candidate_ips(&self) -> Vec<IpAddr> {
         if self.advertise_ips.is_empty() {
@@ -171,6 +192,9 @@ impl Config {
         }
         if let Some(server) = self.ice_servers.iter().find(|s| s.urls.is_empty()) {
             return invalid(format!("an ice_servers entry has no urls: {server:?}"));
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return invalid("admin_token must be at least 16 characters".into());
         }
         Ok(())
     }

@@ -15,6 +15,10 @@ pub struct Overrides {
     pub advertise_ips: Vec<IpAddr>,
     /// Overrides [`Config::log_format`].
     pub log_format: Option<LogFormat>,
+    /// Overrides [`Config::metrics_listen`].
+    pub metrics_listen: Option<SocketAddr>,
+    /// Overrides [`Config::admin_token`].
+    pub admin_token: Option<String>,
 }
 
 impl Overrides {
@@ -31,6 +35,12 @@ impl Overrides {
         }
         if let Some(v) = self.log_format {
             config.log_format = v;
+        }
+        if let Some(v) = self.metrics_listen {
+            config.metrics_listen = v;
+        }
+        if let Some(v) = self.admin_token {
+            config.admin_token = Some(v);
         }
         config
     }

@@ -35,8 +35,13 @@ fn overrides_win_over_the_file() {
         udp_listen: None,
         advertise_ips: vec!["10.1.2.3".parse().expect("ip")],
         log_format: Some(LogFormat::Json),
+        metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
+        admin_token: Some("0123456789abcdef".to_owned()),
     }
     .apply(file);
+    assert_eq!(config.metrics_listen.port(), 0);
+    assert_eq!(config.admin_token.as_deref(), Some("0123456789abcdef"));
+    assert!(!config.admin_open_without_token());
     assert_eq!(config.http_listen.port(), 9100);
     assert_eq!(config.udp_listen, Config::default().udp_listen);
     assert_eq!(
@@ -113,6 +118,10 @@ fn validation_rejects_each_impossible_value() {
                     credential: None,
                 }]
             }),
+        ),
+        (
+            "admin_token",
+            Box::new(|c| c.admin_token = Some("short".to_owned())),
         ),
     ];
     for (field, mutate) in cases {

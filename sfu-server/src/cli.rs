@@ -41,6 +41,23 @@ pub struct Cli {
     #[arg(long = "log-format", env = "SFU_LOG_FORMAT", value_parser = parse_log_format, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
 
+    /// Prometheus metrics listen address (`/metrics`; port 0 picks a free port).
+    #[arg(
+        long = "metrics-listen",
+        env = "SFU_METRICS_LISTEN",
+        value_name = "ADDR:PORT"
+    )]
+    metrics_listen: Option<SocketAddr>,
+
+    /// Bearer token required by the admin API and the dashboard.
+    #[arg(
+        long = "admin-token",
+        env = "SFU_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
+
     /// Print the built-in default configuration as TOML and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -72,6 +89,8 @@ impl Cli {
             udp_listen: self.udp,
             advertise_ips: self.advertise_ips.clone(),
             log_format: self.log_format,
+            metrics_listen: self.metrics_listen,
+            admin_token: self.admin_token.clone(),
         }
         .apply(base);
         config.validate().context("refusing to start")?;

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use crate::api;
 use crate::registry::Registry;
 use crate::session;
 use crate::stats::Stats;
@@ -37,7 +38,11 @@ pub fn router(registry: Registry, stats: Arc<Stats>) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/ws", get(websocket))
-        .with_state(AppState { registry, stats })
+        .with_state(AppState {
+            registry: registry.clone(),
+            stats,
+        })
+        .merge(api::router(registry))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -1,7 +1,9 @@
 //! `sfu-server`: the SFU binary. See the README for how to run it.
 
+mod api;
 mod cli;
 mod http;
+mod metrics;
 mod registry;
 mod room;
 mod session;
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::registry::Registry;
 use crate::stats::Stats;
@@ -55,7 +57,30 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     let registry = Registry::new(config.clone(), udp.clone(), udp_addr, stats.clone());
     tokio::spawn(udp::receive_loop(udp, registry.routes(), stats.clone()));
 
-    println!("sfu-server listening: http={http_addr} udp={udp_addr}");
+    let mut metrics_note = String::new();
+    if config.metrics_enabled {
+        let exporter = metrics::install()?;
+        let listener = TcpListener::bind(config.metrics_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot bind the metrics listener on {}",
+                    config.metrics_listen
+                )
+            })?;
+        let metrics_addr = listener
+            .local_addr()
+            .context("metrics listener has no local address")?;
+        metrics_note = format!(" metrics={metrics_addr}");
+        let app = metrics::router(exporter, registry.clone(), stats.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                warn!(error = %e, "metrics listener failed");
+            }
+        });
+    }
+
+    println!("sfu-server listening: http={http_addr} udp={udp_addr}{metrics_note}");
     println!("open http://{http_addr}/ in two browser tabs to try a call");
     info!(%http_addr, %udp_addr, udp_buffer, candidates = ?config.candidate_ips(), "sfu-server started");
 

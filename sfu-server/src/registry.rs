@@ -9,10 +9,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use sfu_core::ids::RoomId;
+use std::time::Duration;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
-use crate::room::{self, Datagram, ParticipantKey, RoomCommand};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::room::{self, AdminRequest, Datagram, ParticipantKey, RoomCommand, RoomSnapshot};
 use crate::stats::Stats;
 
 /// Where datagrams for one participant go.
@@ -33,6 +35,27 @@ pub struct RoomHandle {
     /// Commands (joins, signaling) to the room task.
     pub commands: mpsc::Sender<RoomCommand>,
     generation: u64,
+}
+
+/// How long an operator's request waits for a room's answer.
+const ADMIN_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl RoomHandle {
+    /// Send an operator's request and wait for the answer; `None` when the room is gone
+    /// or too busy to answer in time.
+    pub async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<T>) -> AdminRequest,
+    ) -> Option<T> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .try_send(RoomCommand::Admin(request(reply)))
+            .ok()?;
+        tokio::time::timeout(ADMIN_ANSWER_TIMEOUT, answer)
+            .await
+            .ok()?
+            .ok()
+    }
 }
 
 struct Inner {
@@ -139,6 +162,31 @@ impl Registry {
                 }
             })
             .clone()
+    }
+
+    /// Every room's id and handle.
+    pub fn rooms(&self) -> Vec<(RoomId, RoomHandle)> {
+        self.inner
+            .rooms
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect()
+    }
+
+    /// The handle of a room that exists (never starts one).
+    pub fn existing_room(&self, id: &RoomId) -> Option<RoomHandle> {
+        self.inner.rooms.get(id).map(|e| e.value().clone())
+    }
+
+    /// Snapshots of every room (rooms that do not answer within a second are left out).
+    pub async fn snapshots(&self) -> Vec<RoomSnapshot> {
+        let mut out = Vec::new();
+        for (_, handle) in self.rooms() {
+            if let Some(snapshot) = handle.ask(AdminRequest::Snapshot).await {
+                out.push(snapshot);
+            }
+        }
+        out
     }
 
     /// Forget a room whose task is ending, unless a newer task already took its name.

@@ -231,6 +231,8 @@ async fn next_message(
 
 /// Send an `error` reply. Counting is the caller's: parse errors are counted where they are read.
 async fn reply_error(socket: &mut WebSocket, error: ProtocolError) {
+    ::metrics::counter!(crate::metrics::SIGNALING_ERRORS, "code" => error.code.as_str())
+        .increment(1);
     warn!(code = error.code.as_str(), message = %error.message, "refused client message");
     let _ = send(socket, &ServerMessage::error(error.code, error.message)).await;
 }

@@ -84,6 +84,19 @@ pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 
+impl StatsSnapshot {
+    /// Every counter by name, for exporters.
+    pub fn counters(&self) -> Vec<(String, u64)> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map
+                .into_iter()
+                .filter_map(|(name, value)| Some((name, value.as_u64()?)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl Stats {
     /// Read every counter.
     pub fn snapshot(&self) -> StatsSnapshot {

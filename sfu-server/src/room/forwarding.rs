@@ -47,7 +47,12 @@ impl Room {
             }
             Event::Connected => {
                 if let Some(p) = self.participants.get_mut(&key) {
+                    if !p.connected_once {
+                        ::metrics::histogram!(crate::metrics::JOIN_SECONDS)
+                            .record(p.joined_at.elapsed().as_secs_f64());
+                    }
                     p.connected = true;
+                    p.connected_once = true;
                     p.connect_deadline = None;
                     let _g = p.span.enter();
                     info!("peer connection connected (ICE + DTLS)");
@@ -123,6 +128,10 @@ impl Room {
         producer
             .monitor
             .on_packet(layer, packet.payload.len(), packet.timestamp);
+        if producer.admin_muted {
+            bump(&self.ctx.stats.rtp_not_forwarded);
+            return;
+        }
         if let Some(level) = packet.header.ext_vals.audio_level {
             self.speakers
                 .observe(&producer.owner, level, packet.timestamp);
@@ -141,6 +150,7 @@ impl Room {
         let video = producer.codec.is_video();
         let mut keyframe_wanted = None;
         let mut switched = Vec::new();
+        let (mut forwarded, mut forwarded_bytes) = (0u64, 0u64);
         for subscriber in &producer.subscribers {
             let Some(s) = self.participants.get_mut(subscriber) else {
                 continue;
@@ -205,15 +215,21 @@ impl Room {
                 write = write.vp8_patch(patch);
             }
             stream.write_rtp(write);
+            let bytes = u64::try_from(packet.payload.len()).unwrap_or(0);
             bump(&self.ctx.stats.rtp_forwarded);
-            add(
-                &self.ctx.stats.rtp_forwarded_bytes,
-                u64::try_from(packet.payload.len()).unwrap_or(0),
-            );
+            add(&self.ctx.stats.rtp_forwarded_bytes, bytes);
+            forwarded += 1;
+            forwarded_bytes += bytes;
             participant::drain(s, &self.ctx.socket, &self.ctx.stats, &mut self.events);
         }
         if let Some(layer) = keyframe_wanted {
             self.request_keyframe(producer_key, layer, KeyframeRequestKind::Fir);
+        }
+        self.forwarded_packets += forwarded;
+        self.forwarded_bytes += forwarded_bytes;
+        if forwarded > 0 {
+            self.forwarding_seconds
+                .record(packet.timestamp.elapsed().as_secs_f64());
         }
         for subscriber in switched {
             self.report_quality(subscriber);

@@ -68,6 +68,8 @@ impl Room {
             first_offer_after: Some(now + FIRST_OFFER_DELAY),
             connect_deadline: None,
             connected: false,
+            connected_once: false,
+            joined_at: Instant::now(),
             published: HashMap::new(),
             rx_by_ssrc: HashMap::new(),
             consumers: HashMap::new(),
@@ -240,10 +242,19 @@ impl Room {
                 participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
             }
             if !p.rtc.is_alive() {
+                ::metrics::counter!(crate::metrics::CONNECTION_FAILURES, "reason" => "peer_connection_closed")
+                    .increment(1);
                 self.to_remove.push((key, Some(LeaveReason::Timeout)));
                 continue;
             }
             if p.connect_deadline.is_some_and(|d| d <= now) {
+                let reason = if p.connected_once {
+                    "media_path_lost"
+                } else {
+                    "ice_connect_timeout"
+                };
+                ::metrics::counter!(crate::metrics::CONNECTION_FAILURES, "reason" => reason)
+                    .increment(1);
                 let _g = p.span.enter();
                 warn!("media path not connected in time; removing participant");
                 drop(_g);

@@ -4,6 +4,7 @@
 //! [`Datagram`]s from the UDP loop. Everything inside runs on the room's task,
 //! so forwarding is a plain synchronous loop with no locks.
 
+mod admin;
 mod data;
 mod forwarding;
 mod layers;
@@ -26,6 +27,9 @@ use str0m::Event;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, info, info_span};
 
+#[cfg(test)]
+pub use self::admin::ParticipantSnapshot;
+pub use self::admin::{AdminRequest, RoomSnapshot};
 use crate::registry::NodeContext;
 use participant::Participant;
 use producer::{Producer, ProducerKey};
@@ -78,6 +82,8 @@ pub enum RoomCommand {
     Signal(ParticipantKey, signaling::ClientMessage),
     /// The participant left or its socket closed.
     Leave(ParticipantKey),
+    /// An operator's request (admin API, dashboard, metrics).
+    Admin(AdminRequest),
 }
 
 /// What a room sends to a signaling session.
@@ -106,6 +112,10 @@ pub fn spawn(id: RoomId, generation: u64, ctx: NodeContext) -> mpsc::Sender<Room
         to_remove: Vec::new(),
         next_tick: Instant::now() + TICK,
         speakers: SpeakerRanking::new(SPEAKERS_INTERVAL),
+        opened_at: Instant::now(),
+        forwarded_packets: 0,
+        forwarded_bytes: 0,
+        forwarding_seconds: ::metrics::histogram!(crate::metrics::FORWARDING_SECONDS),
     };
     tokio::spawn(room.run(commands_rx, datagram_rx).instrument(span));
     commands_tx
@@ -136,6 +146,14 @@ pub(crate) struct Room {
     next_tick: Instant,
     /// Active speaker ranking from audio levels.
     speakers: SpeakerRanking<ParticipantKey>,
+    /// When the room opened.
+    opened_at: Instant,
+    /// RTP packets forwarded in this room.
+    forwarded_packets: u64,
+    /// RTP payload bytes forwarded in this room.
+    forwarded_bytes: u64,
+    /// Time inside the SFU per forwarded packet (handle kept: recorded per packet).
+    forwarding_seconds: ::metrics::Histogram,
 }
 
 impl Room {
@@ -179,6 +197,7 @@ impl Room {
             RoomCommand::Join(request) => self.join(request),
             RoomCommand::Signal(key, message) => self.signal(key, message),
             RoomCommand::Leave(key) => self.to_remove.push((key, None)),
+            RoomCommand::Admin(request) => self.admin(request),
         }
     }
 
@@ -252,6 +271,7 @@ impl Room {
     /// Refuse a participant's message with an `error` reply, counted as a signaling error.
     fn reply_error(&mut self, key: ParticipantKey, code: signaling::ErrorCode, message: String) {
         crate::stats::bump(&self.ctx.stats.signaling_errors);
+        ::metrics::counter!(crate::metrics::SIGNALING_ERRORS, "code" => code.as_str()).increment(1);
         self.send_to(key, ServerMessage::error(code, message));
     }
 

@@ -49,6 +49,10 @@ pub struct Participant {
     pub connect_deadline: Option<Instant>,
     /// Whether ICE and DTLS completed.
     pub connected: bool,
+    /// Whether ICE and DTLS completed at least once.
+    pub connected_once: bool,
+    /// When it joined.
+    pub joined_at: Instant,
     /// Published tracks by m-line.
     pub published: HashMap<Mid, ProducerKey>,
     /// Incoming SSRC → (producer, layer), resolved on first packet.

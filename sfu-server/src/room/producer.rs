@@ -40,6 +40,8 @@ pub struct Producer {
     pub rids: Vec<String>,
     /// Muted by its publisher.
     pub muted: bool,
+    /// Muted by an operator: its packets are not forwarded.
+    pub admin_muted: bool,
     /// Keyframe requests toward the publisher.
     pub throttle: KeyframeThrottle,
     /// Participants holding a consumer of it.
@@ -53,13 +55,18 @@ pub struct Producer {
 }
 
 impl Producer {
+    /// Muted by its publisher or by an operator.
+    pub fn is_muted(&self) -> bool {
+        self.muted || self.admin_muted
+    }
+
     /// The protocol's description of this track.
     pub fn track(&self) -> Track {
         Track {
             id: self.id.to_string(),
             participant_id: self.owner_id.to_string(),
             kind: self.kind,
-            muted: self.muted,
+            muted: self.is_muted(),
             simulcast: self.rids.clone(),
             codec: self.codec_name.clone(),
         }

@@ -67,7 +67,7 @@ impl Room {
         }
     }
 
-    fn producer_by_track(&self, track_id: &str) -> Option<ProducerKey> {
+    pub(super) fn producer_by_track(&self, track_id: &str) -> Option<ProducerKey> {
         self.producers
             .iter()
             .find(|(_, p)| p.id.as_str() == track_id)
@@ -146,14 +146,18 @@ impl Room {
         if producer.muted == muted {
             return;
         }
+        let was = producer.is_muted();
         producer.muted = muted;
-        self.broadcast(
-            key,
-            &ServerMessage::TrackMuted {
-                track_id: track_id.to_owned(),
-                muted,
-            },
-        );
+        let now = producer.is_muted();
+        if was != now {
+            self.broadcast(
+                key,
+                &ServerMessage::TrackMuted {
+                    track_id: track_id.to_owned(),
+                    muted: now,
+                },
+            );
+        }
     }
 
     /// A new m-line the participant sends on becomes a producer, announced and auto-subscribed.
@@ -203,6 +207,7 @@ impl Room {
             clock_rate,
             rids,
             muted: false,
+            admin_muted: false,
             throttle: KeyframeThrottle::new(interval),
             subscribers: Vec::new(),
             monitor: LayerMonitor::new(LAYER_INACTIVE_AFTER),

@@ -98,7 +98,7 @@ export async function startServer(tmpDir, { extraArgs = [], env = {}, timeoutMs 
   }
   const logPath = path.join(tmpDir, 'server.log');
   const log = fs.createWriteStream(logPath);
-  const proc = spawn(SERVER_BIN, ['--http', '127.0.0.1:0', '--udp', '127.0.0.1:0', ...extraArgs], {
+  const proc = spawn(SERVER_BIN, ['--http', '127.0.0.1:0', '--udp', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', ...extraArgs], {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -110,8 +110,8 @@ export async function startServer(tmpDir, { extraArgs = [], env = {}, timeoutMs 
     proc.stdout.on('data', (chunk) => {
       log.write(chunk);
       buffered += chunk.toString();
-      const m = buffered.match(/listening: http=(\S+) udp=(\S+)/);
-      if (m) resolve({ http: m[1], udp: m[2] });
+      const m = buffered.match(/listening: http=(\S+) udp=(\S+)(?: metrics=(\S+))?\n/);
+      if (m) resolve({ http: m[1], udp: m[2], metrics: m[3] });
     });
     proc.once('error', reject);
     exited.then(({ code, signal }) =>
@@ -145,6 +145,7 @@ export async function startServer(tmpDir, { extraArgs = [], env = {}, timeoutMs 
       udpHost,
       udpPort,
       baseUrl: `http://${addr.http}`,
+      metricsUrl: addr.metrics ? `http://${addr.metrics}/metrics` : undefined,
       wsUrl: `ws://${addr.http}/ws`,
     });
     return server;

@@ -1,0 +1,277 @@
+//! The admin REST API under `/api/`: list rooms, room detail, kick, mute, close.
+//!
+//! Every request needs `Authorization: Bearer <admin_token>`; without a configured
+//! token the API is open only while the HTTP listener is on loopback. Errors are JSON
+//! `{"error": {"code": ..., "message": ...}}` with a matching status code.
+
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sfu_core::ids::RoomId;
+
+use crate::registry::{Registry, RoomHandle};
+use crate::room::AdminRequest;
+
+/// An API error: status, machine code, message for people.
+struct ApiError(StatusCode, &'static str, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.1, "message": self.2}});
+        (self.0, Json(body)).into_response()
+    }
+}
+
+fn not_found(what: String) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "not_found", what)
+}
+
+/// One line of the room list.
+#[derive(Debug, Serialize)]
+struct RoomSummary {
+    room: String,
+    participants: usize,
+    producers: usize,
+    consumers: usize,
+    ingress_bps: u64,
+    forwarded_packets: u64,
+    age_secs: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MuteBody {
+    muted: bool,
+}
+
+/// The `/api/` routes, behind the admin credential check.
+pub fn router(registry: Registry) -> Router {
+    Router::new()
+        .route("/api/rooms", get(list_rooms))
+        .route("/api/rooms/{room}", get(room_detail).delete(close_room))
+        .route(
+            "/api/rooms/{room}/participants/{participant}/kick",
+            post(kick),
+        )
+        .route("/api/rooms/{room}/tracks/{track}/mute", post(mute))
+        .fallback(|| async { not_found("no such API endpoint".to_owned()) })
+        .layer(middleware::from_fn_with_state(
+            registry.clone(),
+            require_admin,
+        ))
+        .with_state(registry)
+}
+
+/// Refuse requests without the admin credential.
+pub async fn require_admin(
+    State(registry): State<Registry>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match admin_allowed(
+        registry.config(),
+        request.headers().get(header::AUTHORIZATION),
+    ) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn admin_allowed(
+    config: &config::Config,
+    authorization: Option<&axum::http::HeaderValue>,
+) -> Result<(), ApiError> {
+    let Some(token) = &config.admin_token else {
+        if config.admin_open_without_token() {
+            return Ok(());
+        }
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the admin API is disabled: set admin_token to use it on a non-loopback listener"
+                .into(),
+        ));
+    };
+    let given = authorization
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(given) if same_secret(given.as_bytes(), token.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong admin token".into(),
+        )),
+        None => Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send the admin token as `Authorization: Bearer <token>`".into(),
+        )),
+    }
+}
+
+/// Compare secrets without stopping at the first difference.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn room_handle(registry: &Registry, room: &str) -> Result<RoomHandle, ApiError> {
+    registry
+        .existing_room(&RoomId::from_wire(room))
+        .ok_or_else(|| not_found(format!("no room `{room}`")))
+}
+
+fn busy(room: &str) -> ApiError {
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        format!("room `{room}` did not answer in time"),
+    )
+}
+
+async fn list_rooms(State(registry): State<Registry>) -> Json<Vec<RoomSummary>> {
+    let mut rooms: Vec<RoomSummary> = registry
+        .snapshots()
+        .await
+        .into_iter()
+        .map(|s| RoomSummary {
+            participants: s.participants.len(),
+            producers: s.producers(),
+            consumers: s.consumers(),
+            ingress_bps: s.ingress_bps(),
+            forwarded_packets: s.forwarded_packets,
+            age_secs: s.age_secs,
+            room: s.room,
+        })
+        .collect();
+    rooms.sort_by(|a, b| a.room.cmp(&b.room));
+    Json(rooms)
+}
+
+async fn room_detail(
+    State(registry): State<Registry>,
+    Path(room): Path<String>,
+) -> Result<Response, ApiError> {
+    let handle = room_handle(&registry, &room)?;
+    let snapshot = handle
+        .ask(AdminRequest::Snapshot)
+        .await
+        .ok_or_else(|| busy(&room))?;
+    Ok(Json(snapshot).into_response())
+}
+
+async fn kick(
+    State(registry): State<Registry>,
+    Path((room, participant)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let handle = room_handle(&registry, &room)?;
+    let participant_id = participant.clone();
+    let found = handle
+        .ask(|reply| AdminRequest::Kick {
+            participant_id,
+            reply,
+        })
+        .await
+        .ok_or_else(|| busy(&room))?;
+    if !found {
+        return Err(not_found(format!(
+            "no participant `{participant}` in room `{room}`"
+        )));
+    }
+    Ok(Json(json!({"kicked": participant})).into_response())
+}
+
+async fn mute(
+    State(registry): State<Registry>,
+    Path((room, track)): Path<(String, String)>,
+    body: Result<Json<MuteBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(MuteBody { muted }) = body.map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("expected {{\"muted\": true|false}}: {e}"),
+        )
+    })?;
+    let handle = room_handle(&registry, &room)?;
+    let track_id = track.clone();
+    let found = handle
+        .ask(|reply| AdminRequest::Mute {
+            track_id,
+            muted,
+            reply,
+        })
+        .await
+        .ok_or_else(|| busy(&room))?;
+    if !found {
+        return Err(not_found(format!("no track `{track}` in room `{room}`")));
+    }
+    Ok(Json(json!({"track": track, "muted": muted})).into_response())
+}
+
+async fn close_room(
+    State(registry): State<Registry>,
+    Path(room): Path<String>,
+) -> Result<Response, ApiError> {
+    let handle = room_handle(&registry, &room)?;
+    handle
+        .ask(AdminRequest::Close)
+        .await
+        .ok_or_else(|| busy(&room))?;
+    Ok(Json(json!({"closed": room})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn config(token: Option<&str>, http: &str) -> config::Config {
+        config::Config {
+            admin_token: token.map(str::to_owned),
+            http_listen: http.parse().expect("address"),
+            ..config::Config::default()
+        }
+    }
+
+    #[test]
+    fn the_admin_credential_is_checked() {
+        // Requirement: with a token only its bearer gets in; without one, only a loopback listener is open.
+        let token = "0123456789abcdef";
+        let good = HeaderValue::from_static("Bearer 0123456789abcdef");
+        let wrong = HeaderValue::from_static("Bearer 0123456789abcdeX");
+        let bare = HeaderValue::from_static("0123456789abcdef");
+        let status = |r: Result<(), ApiError>| r.err().map(|e| e.0);
+        let with_token = config(Some(token), "0.0.0.0:8080");
+        assert_eq!(status(admin_allowed(&with_token, Some(&good))), None);
+        assert_eq!(
+            status(admin_allowed(&with_token, Some(&wrong))),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(
+            status(admin_allowed(&with_token, Some(&bare))),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(
+            status(admin_allowed(&with_token, None)),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(
+            status(admin_allowed(&config(None, "127.0.0.1:8080"), None)),
+            None
+        );
+        assert_eq!(
+            status(admin_allowed(&config(None, "0.0.0.0:8080"), None)),
+            Some(StatusCode::FORBIDDEN)
+        );
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
+    }
+}
