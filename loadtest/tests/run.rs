@@ -32,7 +32,14 @@ fn server_binary() -> PathBuf {
 
 fn start_server() -> Server {
     let mut child = Command::new(server_binary())
-        .args(["--http", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--udp",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
