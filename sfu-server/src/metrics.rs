@@ -26,11 +26,14 @@ use crate::stats::{Stats, StatsSnapshot};
 pub const JOIN_SECONDS: &str = "sfu_join_seconds";
 /// Inside the SFU: from a packet's receipt to its last copy handed to the socket.
 pub const FORWARDING_SECONDS: &str = "sfu_forwarding_seconds";
+/// Consumers: from waiting for a layer's keyframe to forwarding it.
+pub const KEYFRAME_WAIT_SECONDS: &str = "sfu_keyframe_wait_seconds";
 /// Signaling errors sent, by code.
 pub const SIGNALING_ERRORS: &str = "sfu_signaling_errors_total";
 /// Participants removed because their media path failed, by reason.
 pub const CONNECTION_FAILURES: &str = "sfu_connection_failures_total";
 
+const KEYFRAME_WAIT_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0];
 const JOIN_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0];
 const FORWARDING_BUCKETS: &[f64] = &[
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
@@ -49,6 +52,11 @@ pub fn install() -> anyhow::Result<Exporter> {
         .context("join latency buckets")?
         .set_buckets_for_metric(Matcher::Full(FORWARDING_SECONDS.into()), FORWARDING_BUCKETS)
         .context("forwarding latency buckets")?
+        .set_buckets_for_metric(
+            Matcher::Full(KEYFRAME_WAIT_SECONDS.into()),
+            KEYFRAME_WAIT_BUCKETS,
+        )
+        .context("keyframe wait buckets")?
         .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).context("a metrics recorder is already installed")?;
@@ -66,6 +74,11 @@ fn describe() {
         FORWARDING_SECONDS,
         metrics::Unit::Seconds,
         "Time inside the SFU from a packet's receipt to its last forwarded copy."
+    );
+    metrics::describe_histogram!(
+        KEYFRAME_WAIT_SECONDS,
+        metrics::Unit::Seconds,
+        "Time a consumer waited for the keyframe that starts or switches its layer."
     );
     metrics::describe_counter!(
         SIGNALING_ERRORS,
@@ -258,6 +271,7 @@ mod tests {
                     bandwidth_estimate_bps: None,
                     published: Vec::new(),
                     consumers: Vec::new(),
+                    connection: Default::default(),
                 })
                 .collect(),
         }

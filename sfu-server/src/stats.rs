@@ -25,6 +25,8 @@ pub struct Stats {
     pub rtp_forwarded_bytes: AtomicU64,
     /// RTP packets not forwarded to a subscriber (waiting for a keyframe, paused, no codec match…).
     pub rtp_not_forwarded: AtomicU64,
+    /// Times a consumer's forwarded layer changed (switch, start or pause).
+    pub layer_switches: AtomicU64,
     /// Keyframe requests sent to publishers.
     pub keyframe_requests_sent: AtomicU64,
     /// Keyframe requests swallowed by the throttle.
@@ -61,6 +63,7 @@ pub struct StatsSnapshot {
     rtp_forwarded: u64,
     rtp_forwarded_bytes: u64,
     rtp_not_forwarded: u64,
+    layer_switches: u64,
     keyframe_requests_sent: u64,
     keyframe_requests_throttled: u64,
     data_relayed: u64,
@@ -111,6 +114,7 @@ impl Stats {
             rtp_forwarded: r(&self.rtp_forwarded),
             rtp_forwarded_bytes: r(&self.rtp_forwarded_bytes),
             rtp_not_forwarded: r(&self.rtp_not_forwarded),
+            layer_switches: r(&self.layer_switches),
             keyframe_requests_sent: r(&self.keyframe_requests_sent),
             keyframe_requests_throttled: r(&self.keyframe_requests_throttled),
             data_relayed: r(&self.data_relayed),

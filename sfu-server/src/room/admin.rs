@@ -8,6 +8,7 @@ use signaling::{LeaveReason, MediaKind, ServerMessage};
 use str0m::media::KeyframeRequestKind;
 use tokio::sync::oneshot;
 
+use super::connection::{ConnectionView, StreamView};
 use super::producer::{ConsumerState, forwarded_quality};
 use super::{ParticipantKey, Room};
 
@@ -90,6 +91,8 @@ pub struct ParticipantSnapshot {
     pub published: Vec<TrackSnapshot>,
     /// Tracks it receives.
     pub consumers: Vec<ConsumerSnapshot>,
+    /// Its media path: state changes, candidate pair, RTT, loss.
+    pub connection: ConnectionView,
 }
 
 /// One published track.
@@ -137,6 +140,8 @@ pub struct ConsumerSnapshot {
     pub wanted_layer: Option<u8>,
     /// Layer forwarded now (`off`, `low`, `medium`, `high`).
     pub forwarded: signaling::ForwardedQuality,
+    /// The stream as the subscriber reports it: bitrate, loss, RTT, jitter, feedback.
+    pub stream: StreamView,
 }
 
 impl Room {
@@ -252,6 +257,7 @@ impl Room {
                         active: matches!(c.state, ConsumerState::Active(_)),
                         wanted_layer: c.max_layer,
                         forwarded: forwarded_quality(c.forwarder.current_layer()),
+                        stream: c.egress.clone(),
                     })
                     .collect();
                 ParticipantSnapshot {
@@ -262,6 +268,7 @@ impl Room {
                     bandwidth_estimate_bps: p.bwe_estimate,
                     published,
                     consumers,
+                    connection: p.connection.clone(),
                 }
             })
             .collect();

@@ -31,6 +31,11 @@ impl Room {
             }
             Event::IceConnectionStateChange(state) => self.ice_state(key, state),
             Event::MediaEgressStats(stats) => self.egress_stats(key, stats),
+            Event::PeerStats(stats) => {
+                if let Some(p) = self.participants.get_mut(&key) {
+                    p.connection.on_peer_stats(&stats);
+                }
+            }
             Event::MediaIngressStats(stats) => self.ingress_stats(key, stats),
             Event::EgressBitrateEstimate(estimate) => {
                 let bps = match estimate {
@@ -53,6 +58,7 @@ impl Room {
                     }
                     p.connected = true;
                     p.connected_once = true;
+                    p.connection.record(p.joined_at.elapsed(), "dtls_connected");
                     p.connect_deadline = None;
                     let _g = p.span.enter();
                     info!("peer connection connected (ICE + DTLS)");
@@ -80,6 +86,8 @@ impl Room {
         };
         let _g = p.span.enter();
         info!(?state, "ICE connection state changed");
+        let name = format!("ice_{state:?}").to_lowercase();
+        p.connection.record(p.joined_at.elapsed(), &name);
         match state {
             IceConnectionState::Disconnected => {
                 p.connected = false;
@@ -165,12 +173,18 @@ impl Room {
             let decision = consumer.forwarder.decide(&info);
             if consumer.forwarder.current_layer() != layer_before {
                 switched.push(*subscriber);
+                bump(&self.ctx.stats.layer_switches);
+                if let Some(since) = consumer.keyframe_awaited_since.take() {
+                    self.keyframe_wait_seconds
+                        .record(info.arrival.saturating_duration_since(since).as_secs_f64());
+                }
             }
             let (munged, vp8_out) = match decision {
                 Decision::Forward(munged, vp8_out) => (munged, vp8_out),
                 Decision::Drop(reason) => {
                     if reason == DropReason::WaitingForKeyframe {
                         keyframe_wanted = consumer.forwarder.awaited_keyframe_layer();
+                        consumer.keyframe_awaited_since.get_or_insert(info.arrival);
                     }
                     bump(&self.ctx.stats.rtp_not_forwarded);
                     continue;

@@ -69,6 +69,7 @@ impl Room {
             connect_deadline: None,
             connected: false,
             connected_once: false,
+            connection: Default::default(),
             joined_at: Instant::now(),
             published: HashMap::new(),
             rx_by_ssrc: HashMap::new(),

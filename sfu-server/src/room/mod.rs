@@ -5,6 +5,7 @@
 //! so forwarding is a plain synchronous loop with no locks.
 
 mod admin;
+mod connection;
 mod data;
 mod forwarding;
 mod layers;
@@ -116,6 +117,7 @@ pub fn spawn(id: RoomId, generation: u64, ctx: NodeContext) -> mpsc::Sender<Room
         forwarded_packets: 0,
         forwarded_bytes: 0,
         forwarding_seconds: ::metrics::histogram!(crate::metrics::FORWARDING_SECONDS),
+        keyframe_wait_seconds: ::metrics::histogram!(crate::metrics::KEYFRAME_WAIT_SECONDS),
     };
     tokio::spawn(room.run(commands_rx, datagram_rx).instrument(span));
     commands_tx
@@ -154,6 +156,8 @@ pub(crate) struct Room {
     forwarded_bytes: u64,
     /// Time inside the SFU per forwarded packet (handle kept: recorded per packet).
     forwarding_seconds: ::metrics::Histogram,
+    /// Time consumers waited for the keyframe that starts or switches a layer.
+    keyframe_wait_seconds: ::metrics::Histogram,
 }
 
 impl Room {

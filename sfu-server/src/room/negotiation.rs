@@ -241,6 +241,8 @@ impl Room {
                 max_layer: Some(2),
                 reported: None,
                 created: self.ctx.registry.next_participant_number(),
+                keyframe_awaited_since: None,
+                egress: Default::default(),
             },
         );
         producer.subscribers.push(subscriber);

@@ -16,6 +16,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{Span, warn};
 
+use super::connection::ConnectionView;
 use super::producer::{Consumer, ProducerKey};
 use super::rtcp_stats::FeedbackTotals;
 use super::{Outbound, ParticipantKey};
@@ -67,6 +68,8 @@ pub struct Participant {
     pub bwe_desired: u64,
     /// Since when the estimate has been too low for some consumer's cheapest layer.
     pub bwe_short_since: Option<Instant>,
+    /// Its media path as operators see it.
+    pub connection: ConnectionView,
     /// Cumulative RTCP feedback counts per stream, as last reported by str0m.
     pub feedback_totals: FeedbackTotals,
 }
@@ -169,6 +172,10 @@ pub fn drain(
             Err(e) => {
                 let _g = p.span.enter();
                 warn!(error = %e, "peer connection failed");
+                p.connection
+                    .record(p.joined_at.elapsed(), "peer_connection_failed");
+                ::metrics::counter!(crate::metrics::CONNECTION_FAILURES, "reason" => "rtc_error")
+                    .increment(1);
                 p.rtc.disconnect();
                 p.next_timeout = Instant::now();
                 return;

@@ -11,6 +11,7 @@ use str0m::format::PayloadParams;
 use str0m::media::{Mid, Pt};
 
 use super::ParticipantKey;
+use super::connection::StreamView;
 
 /// A producer's key inside the room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,6 +111,10 @@ pub struct Consumer {
     pub reported: Option<ForwardedQuality>,
     /// Creation order; later consumers come first when bandwidth is shared.
     pub created: u64,
+    /// Its outgoing stream as the subscriber reports it.
+    pub egress: StreamView,
+    /// Since when it has been waiting for a keyframe to start or switch a layer.
+    pub keyframe_awaited_since: Option<std::time::Instant>,
 }
 
 impl Consumer {

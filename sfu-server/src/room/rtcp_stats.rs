@@ -25,6 +25,12 @@ pub type FeedbackTotals =
 
 impl Room {
     pub(super) fn egress_stats(&mut self, key: ParticipantKey, stats: MediaEgressStats) {
+        if let Some(p) = self.participants.get_mut(&key) {
+            let consumer = p.consumer_by_mid(stats.mid);
+            if let Some(c) = consumer.and_then(|pk| p.consumers.get_mut(&pk)) {
+                c.egress.on_egress_stats(&stats);
+            }
+        }
         let totals = [stats.nacks, stats.plis, stats.firs];
         let node = self.ctx.stats.clone();
         let counters = [

@@ -55,6 +55,8 @@ impl Room {
         match Candidate::from_sdp_string(line) {
             Ok(candidate) => {
                 debug!(%candidate, "remote candidate added");
+                p.connection
+                    .remote_candidate(candidate.addr(), candidate.kind());
                 p.rtc.add_remote_candidate(candidate);
                 drop(_g);
                 super::participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
