@@ -9,6 +9,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,7 @@ pub fn router(registry: Registry) -> Router {
             post(kick),
         )
         .route("/api/rooms/{room}/tracks/{track}/mute", post(mute))
+        .route("/api/events", get(events))
         .fallback(|| async { not_found("no such API endpoint".to_owned()) })
         .layer(middleware::from_fn_with_state(
             registry.clone(),
@@ -69,15 +71,24 @@ pub fn router(registry: Registry) -> Router {
 }
 
 /// Refuse requests without the admin credential.
+///
+/// The token may also come as the `access_token` query parameter (RFC 6750 §2.3), for
+/// browsers' `EventSource`, which cannot send headers.
 pub async fn require_admin(
     State(registry): State<Registry>,
     request: Request,
     next: Next,
 ) -> Response {
-    match admin_allowed(
-        registry.config(),
-        request.headers().get(header::AUTHORIZATION),
-    ) {
+    let from_query = request
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")))
+        .and_then(|t| axum::http::HeaderValue::from_str(&format!("Bearer {t}")).ok());
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .or(from_query.as_ref());
+    match admin_allowed(registry.config(), authorization) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }
@@ -225,6 +236,29 @@ async fn close_room(
         .await
         .ok_or_else(|| busy(&room))?;
     Ok(Json(json!({"closed": room})).into_response())
+}
+
+/// How often the live stream sends a fresh state of every room.
+const EVENTS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Server-sent events: every second, `{"at_ms": .., "rooms": [RoomSnapshot, ..]}`.
+async fn events(
+    State(registry): State<Registry>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let started = tokio::time::Instant::now();
+    let ticks = tokio::time::interval(EVENTS_INTERVAL);
+    let stream =
+        futures_util::stream::unfold((registry, ticks), move |(registry, mut ticks)| async move {
+            ticks.tick().await;
+            let mut rooms = registry.snapshots().await;
+            rooms.sort_by(|a, b| a.room.cmp(&b.room));
+            let data = json!({"at_ms": started.elapsed().as_millis(), "rooms": rooms}).to_string();
+            Some((
+                Ok(Event::default().event("rooms").data(data)),
+                (registry, ticks),
+            ))
+        });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 #[cfg(test)]

@@ -36,6 +36,18 @@ pub fn router(registry: Registry, stats: Arc<Stats>) -> Router {
             "/style.css",
             get(|| async { asset("text/css; charset=utf-8", web::STYLE_CSS) }),
         )
+        .route(
+            "/dashboard",
+            get(|| async { asset("text/html; charset=utf-8", web::DASHBOARD_HTML) }),
+        )
+        .route(
+            "/dashboard.js",
+            get(|| async { asset("text/javascript; charset=utf-8", web::DASHBOARD_JS) }),
+        )
+        .route(
+            "/dashboard.css",
+            get(|| async { asset("text/css; charset=utf-8", web::DASHBOARD_CSS) }),
+        )
         .route("/healthz", get(healthz))
         .route("/ws", get(websocket))
         .with_state(AppState {

@@ -29,7 +29,7 @@ pub const FORWARDING_SECONDS: &str = "sfu_forwarding_seconds";
 /// Consumers: from waiting for a layer's keyframe to forwarding it.
 pub const KEYFRAME_WAIT_SECONDS: &str = "sfu_keyframe_wait_seconds";
 /// Signaling errors sent, by code.
-pub const SIGNALING_ERRORS: &str = "sfu_signaling_errors_total";
+pub const SIGNALING_ERRORS: &str = "sfu_signaling_errors_by_code_total";
 /// Participants removed because their media path failed, by reason.
 pub const CONNECTION_FAILURES: &str = "sfu_connection_failures_total";
 

@@ -9,6 +9,8 @@ use serde::Serialize;
 pub struct Stats {
     /// Datagrams read from the UDP socket.
     pub udp_received: AtomicU64,
+    /// Bytes of the datagrams read from the UDP socket.
+    pub udp_received_bytes: AtomicU64,
     /// Datagrams dropped: unknown sender, not STUN from a new address, or a room too busy to take them.
     pub udp_dropped: AtomicU64,
     /// Datagrams a participant's WebRTC stack refused (bad DTLS/SRTP/RTP/RTCP).
@@ -55,6 +57,7 @@ pub struct Stats {
 #[derive(Debug, Serialize)]
 pub struct StatsSnapshot {
     udp_received: u64,
+    udp_received_bytes: u64,
     udp_dropped: u64,
     udp_rejected: u64,
     udp_send_dropped: u64,
@@ -106,6 +109,7 @@ impl Stats {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         StatsSnapshot {
             udp_received: r(&self.udp_received),
+            udp_received_bytes: r(&self.udp_received_bytes),
             udp_dropped: r(&self.udp_dropped),
             udp_rejected: r(&self.udp_rejected),
             udp_send_dropped: r(&self.udp_send_dropped),

@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 
 use crate::registry::{Route, Routes};
 use crate::room::Datagram;
-use crate::stats::{Stats, bump};
+use crate::stats::{Stats, add, bump};
 
 /// Kernel buffer asked for in each direction. Every participant's media shares this one
 /// socket, and the default (~200 KiB) overflows when many publishers' frames arrive at
@@ -59,6 +59,7 @@ pub async fn receive_loop(socket: Arc<UdpSocket>, routes: Routes, stats: Arc<Sta
             }
         };
         bump(&stats.udp_received);
+        add(&stats.udp_received_bytes, len as u64);
         let datagram = &buf[..len];
         let Some(route) = find_route(datagram, source, &routes, &mut by_address) else {
             bump(&stats.udp_dropped);

@@ -6,3 +6,9 @@ pub const INDEX_HTML: &str = include_str!("../web/index.html");
 pub const APP_JS: &str = include_str!("../web/app.js");
 /// `style.css` of the web client.
 pub const STYLE_CSS: &str = include_str!("../web/style.css");
+/// The operators' dashboard page (its data comes from the admin API).
+pub const DASHBOARD_HTML: &str = include_str!("../web/dashboard.html");
+/// The dashboard's script.
+pub const DASHBOARD_JS: &str = include_str!("../web/dashboard.js");
+/// The dashboard's style sheet.
+pub const DASHBOARD_CSS: &str = include_str!("../web/dashboard.css");

@@ -134,6 +134,8 @@ pub struct ConsumerSnapshot {
     pub publisher_id: String,
     /// Audio or video.
     pub kind: MediaKind,
+    /// Whether the track is simulcast (else `forwarded` only tells on or off).
+    pub simulcast: bool,
     /// Negotiated and flowing.
     pub active: bool,
     /// Highest layer wanted (`null`: paused by the subscriber).
@@ -254,6 +256,10 @@ impl Room {
                         track_id: c.track_id.to_string(),
                         publisher_id: c.publisher_id.to_string(),
                         kind: c.kind,
+                        simulcast: self
+                            .producers
+                            .values()
+                            .any(|pr| pr.id == c.track_id && !pr.rids.is_empty()),
                         active: matches!(c.state, ConsumerState::Active(_)),
                         wanted_layer: c.max_layer,
                         forwarded: forwarded_quality(c.forwarder.current_layer()),

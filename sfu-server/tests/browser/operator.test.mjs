@@ -5,10 +5,14 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import parsePrometheus from 'parse-prometheus-text-format';
+import fs from 'node:fs';
+import path from 'node:path';
 import {
   makeTempDir, startServer, launchBrowser, openParticipant, closeParticipant,
-  waitFor, withDiagnostics, sleep,
+  waitFor, withDiagnostics, sleep, REPO_ROOT,
 } from './lib.mjs';
+
+const ARTIFACTS = path.join(REPO_ROOT, 'target', 'test-artifacts');
 
 const TOKEN = 'operator-test-token-0123';
 
@@ -104,6 +108,40 @@ describe('operators: metrics and admin API during a call', () => {
     const missing = await api(server, 'GET', '/api/rooms/nope', { token: TOKEN });
     assert.equal(missing.status, 404);
     assert.equal(missing.json.error.code, 'not_found');
+  });
+
+  // Requirement: an operator opening /dashboard sees the room live with its participants and
+  // non-zero bitrates, and its room page per participant and per layer; without the token
+  // the page shows nothing but the token form.
+  check('the dashboard shows the live room', async () => {
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${server.baseUrl}/dashboard`);
+      await page.waitForSelector('#token-form:not([hidden])', { timeout: 10000 });
+      assert.equal(await page.locator('#rooms tbody tr').count(), 0, 'no data without the token');
+      await page.goto(`${server.baseUrl}/dashboard?token=${TOKEN}`);
+      const row = page.locator('#rooms tr[data-room="ops"]');
+      await row.waitFor({ timeout: 15000 });
+      await waitFor(async () => {
+        const cells = await row.locator('td').allTextContents();
+        if (!(cells[1] === '2' && /[1-9]/.test(cells[4]) && !cells[4].startsWith('0 '))) throw new Error(`row ${cells}`);
+        return true;
+      }, 15000, 'the ops row with 2 participants and an ingress bitrate');
+      await row.click();
+      await waitFor(async () => {
+        const cards = await page.locator('#participants .participant').count();
+        const rates = await page.locator('#participants tr.layer td.bitrate').allTextContents();
+        const received = await page.locator('#participants tr.consumer td.bitrate').allTextContents();
+        if (cards !== 2 || rates.length < 2 || !rates.every((r) => /[1-9]/.test(r))) throw new Error(`cards ${cards}, layer rates ${rates}`);
+        if (!received.some((r) => /[1-9]/.test(r))) throw new Error(`consumer rates ${received}`);
+        return true;
+      }, 20000, 'the room page with both participants and non-zero layer bitrates');
+      await sleep(3000); // a few seconds of history in the plots
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-room.png'), fullPage: true });
+    } finally {
+      await page.close();
+    }
   });
 
   // Requirement: /metrics has node series and per-room series with plausible values.
