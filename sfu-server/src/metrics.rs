@@ -32,6 +32,13 @@ pub const KEYFRAME_WAIT_SECONDS: &str = "sfu_keyframe_wait_seconds";
 pub const SIGNALING_ERRORS: &str = "sfu_signaling_errors_by_code_total";
 /// Participants removed because their media path failed, by reason.
 pub const CONNECTION_FAILURES: &str = "sfu_connection_failures_total";
+/// The reasons of [`CONNECTION_FAILURES`].
+pub const CONNECTION_FAILURE_REASONS: [&str; 4] = [
+    "ice_connect_timeout",
+    "media_path_lost",
+    "peer_connection_closed",
+    "rtc_error",
+];
 
 const KEYFRAME_WAIT_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0];
 const JOIN_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0];
@@ -61,7 +68,22 @@ pub fn install() -> anyhow::Result<Exporter> {
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).context("a metrics recorder is already installed")?;
     describe();
+    register_at_zero();
     Ok(Exporter { handle })
+}
+
+/// Create every labelled series and histogram up front, so dashboards and `rate()` see
+/// them (at zero) before the first event.
+fn register_at_zero() {
+    for code in signaling::ErrorCode::ALL {
+        metrics::counter!(SIGNALING_ERRORS, "code" => code.as_str()).absolute(0);
+    }
+    for reason in CONNECTION_FAILURE_REASONS {
+        metrics::counter!(CONNECTION_FAILURES, "reason" => reason).absolute(0);
+    }
+    for name in [JOIN_SECONDS, FORWARDING_SECONDS, KEYFRAME_WAIT_SECONDS] {
+        let _ = metrics::histogram!(name);
+    }
 }
 
 fn describe() {

@@ -25,6 +25,18 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for exporters that list them all.
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::BadRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::RoomFull,
+        ErrorCode::RateLimited,
+        ErrorCode::TooLarge,
+        ErrorCode::Internal,
+    ];
+
     /// The wire spelling, for logs and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
