@@ -41,6 +41,9 @@ pub struct Stats {
     pub slow_clients_dropped: AtomicU64,
     /// NACKs received from subscribers (answered by str0m from its send buffer when it still holds the packet).
     pub nacks_from_subscribers: AtomicU64,
+    /// Packets subscribers reported lost (never received, even after retransmission),
+    /// from their receiver reports.
+    pub packets_lost_at_subscribers: AtomicU64,
     /// PLIs received from subscribers.
     pub plis_from_subscribers: AtomicU64,
     /// FIRs received from subscribers.
@@ -73,6 +76,7 @@ pub struct StatsSnapshot {
     data_dropped: u64,
     slow_clients_dropped: u64,
     nacks_from_subscribers: u64,
+    packets_lost_at_subscribers: u64,
     plis_from_subscribers: u64,
     firs_from_subscribers: u64,
     nacks_to_publishers: u64,
@@ -125,6 +129,7 @@ impl Stats {
             data_dropped: r(&self.data_dropped),
             slow_clients_dropped: r(&self.slow_clients_dropped),
             nacks_from_subscribers: r(&self.nacks_from_subscribers),
+            packets_lost_at_subscribers: r(&self.packets_lost_at_subscribers),
             plis_from_subscribers: r(&self.plis_from_subscribers),
             firs_from_subscribers: r(&self.firs_from_subscribers),
             nacks_to_publishers: r(&self.nacks_to_publishers),

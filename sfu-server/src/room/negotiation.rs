@@ -243,6 +243,7 @@ impl Room {
                 created: self.ctx.registry.next_participant_number(),
                 keyframe_awaited_since: None,
                 egress: Default::default(),
+                reported_lost: 0,
             },
         );
         producer.subscribers.push(subscriber);

@@ -113,6 +113,8 @@ pub struct Consumer {
     pub created: u64,
     /// Its outgoing stream as the subscriber reports it.
     pub egress: StreamView,
+    /// Cumulative packets lost in the subscriber's last receiver report.
+    pub reported_lost: u64,
     /// Since when it has been waiting for a keyframe to start or switch a layer.
     pub keyframe_awaited_since: Option<std::time::Instant>,
 }

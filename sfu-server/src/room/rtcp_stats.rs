@@ -29,6 +29,15 @@ impl Room {
             let consumer = p.consumer_by_mid(stats.mid);
             if let Some(c) = consumer.and_then(|pk| p.consumers.get_mut(&pk)) {
                 c.egress.on_egress_stats(&stats);
+                // Receiver reports count a packet as lost only if it never arrived, even
+                // after retransmission: the losses NACK could not repair, as seen downstream.
+                if let Some(lost) = stats.remote.as_ref().map(|r| r.packets_lost) {
+                    let before = std::mem::replace(&mut c.reported_lost, lost);
+                    self.ctx
+                        .stats
+                        .packets_lost_at_subscribers
+                        .fetch_add(lost.saturating_sub(before), Ordering::Relaxed);
+                }
             }
         }
         let totals = [stats.nacks, stats.plis, stats.firs];

@@ -68,7 +68,7 @@ describe('operators: metrics and admin API during a call', () => {
     const endpoints = [
       ['GET', '/api/rooms'], ['GET', '/api/rooms/ops'], ['DELETE', '/api/rooms/ops'],
       ['POST', `/api/rooms/ops/participants/${B.participantId}/kick`],
-      ['POST', '/api/rooms/ops/tracks/TR_1/mute'],
+      ['POST', '/api/rooms/ops/tracks/TR_1/mute'], ['GET', '/api/events'],
     ];
     for (const [method, path] of endpoints) {
       for (const token of [undefined, 'wrong-token-wrong-token']) {
