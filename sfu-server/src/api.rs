@@ -232,7 +232,10 @@ async fn close_room(
 ) -> Result<Response, ApiError> {
     let handle = room_handle(&registry, &room)?;
     handle
-        .ask(AdminRequest::Close)
+        .ask(|reply| AdminRequest::Close {
+            reason: signaling::LeaveReason::RoomClosed,
+            reply,
+        })
         .await
         .ok_or_else(|| busy(&room))?;
     Ok(Json(json!({"closed": room})).into_response())

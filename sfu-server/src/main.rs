@@ -7,6 +7,7 @@ mod metrics;
 mod registry;
 mod room;
 mod session;
+mod shutdown;
 mod stats;
 mod udp;
 mod web;
@@ -84,38 +85,29 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     println!("open http://{http_addr}/ in two browser tabs to try a call");
     info!(%http_addr, %udp_addr, udp_buffer, candidates = ?config.candidate_ips(), "sfu-server started");
 
-    let app = http::router(registry, stats);
-    axum::serve(http, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+    let app = http::router(registry.clone(), stats);
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut serving = tokio::spawn(
+        axum::serve(http, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stopped.await;
+            })
+            .into_future(),
+    );
+    let stop = tokio::select! {
+        stop = shutdown::signal() => stop,
+        ended = &mut serving => {
+            ended.context("HTTP server task failed")?.context("HTTP server failed")?;
+            return Ok(());
+        }
+    };
+    let deadline = tokio::time::Instant::now() + stop.grace();
+    info!(?stop, grace = ?stop.grace(), "shutdown signal received");
+    shutdown::close_rooms(&registry, deadline).await;
+    let _ = stop_http.send(());
+    if tokio::time::timeout_at(deadline, serving).await.is_err() {
+        warn!("signaling connections still open at the shutdown deadline; exiting anyway");
+    }
     info!("sfu-server stopped");
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    info!("shutdown signal received");
 }

@@ -33,8 +33,14 @@ pub enum AdminRequest {
         /// Found or not.
         reply: oneshot::Sender<bool>,
     },
-    /// Close the room: everyone is told `leave` with reason `room_closed`.
-    Close(oneshot::Sender<()>),
+    /// Close the room: everyone is told `leave` with this reason (`room_closed` from an
+    /// operator, `shutdown` when the server stops).
+    Close {
+        /// Told to every participant.
+        reason: LeaveReason,
+        /// Answered once everyone is queued for removal.
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A room as operators see it.
@@ -174,10 +180,10 @@ impl Room {
             } => {
                 let _ = reply.send(self.admin_mute(&track_id, muted));
             }
-            AdminRequest::Close(reply) => {
+            AdminRequest::Close { reason, reply } => {
                 let keys: Vec<ParticipantKey> = self.participants.keys().copied().collect();
                 self.to_remove
-                    .extend(keys.into_iter().map(|k| (k, Some(LeaveReason::RoomClosed))));
+                    .extend(keys.into_iter().map(|k| (k, Some(reason))));
                 let _ = reply.send(());
             }
         }
