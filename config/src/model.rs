@@ -41,6 +41,14 @@ pub struct Config {
     /// only while the HTTP listener is on a loopback address, and refused otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
+    /// Secret (at least 32 characters) that signs join tokens (HS256 JWTs). Unset: joins
+    /// need no token, which is allowed only while the HTTP listener is on loopback or
+    /// [`Config::insecure`] is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_secret: Option<String>,
+    /// Allow joins without tokens on a non-loopback listener (anyone reaching it can join
+    /// any room).
+    pub insecure: bool,
 }
 
 /// One ICE server handed to clients.
@@ -85,6 +93,8 @@ impl Default for Config {
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             metrics_max_rooms: 100,
             admin_token: None,
+            auth_secret: None,
+            insecure: false,
         }
     }
 }
@@ -195,6 +205,17 @@ impl Config {
         }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             return invalid("admin_token must be at least 16 characters".into());
+        }
+        if self.auth_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return invalid("auth_secret must be at least 32 characters".into());
+        }
+        if self.auth_secret.is_none() && !self.insecure && !self.http_listen.ip().is_loopback() {
+            return invalid(format!(
+                "http_listen {} is not a loopback address and no auth_secret is set, so anyone \
+                 reaching it could join any room: set auth_secret (--auth-secret / SFU_AUTH_SECRET) \
+                 or, to run without join tokens anyway, insecure = true (--insecure)",
+                self.http_listen
+            ));
         }
         Ok(())
     }

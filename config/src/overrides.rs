@@ -19,6 +19,10 @@ pub struct Overrides {
     pub metrics_listen: Option<SocketAddr>,
     /// Overrides [`Config::admin_token`].
     pub admin_token: Option<String>,
+    /// Overrides [`Config::auth_secret`].
+    pub auth_secret: Option<String>,
+    /// Sets [`Config::insecure`] when true.
+    pub insecure: bool,
 }
 
 impl Overrides {
@@ -41,6 +45,12 @@ impl Overrides {
         }
         if let Some(v) = self.admin_token {
             config.admin_token = Some(v);
+        }
+        if let Some(v) = self.auth_secret {
+            config.auth_secret = Some(v);
+        }
+        if self.insecure {
+            config.insecure = true;
         }
         config
     }

@@ -37,6 +37,8 @@ fn overrides_win_over_the_file() {
         log_format: Some(LogFormat::Json),
         metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         admin_token: Some("0123456789abcdef".to_owned()),
+        auth_secret: None,
+        insecure: false,
     }
     .apply(file);
     assert_eq!(config.metrics_listen.port(), 0);
@@ -123,6 +125,14 @@ fn validation_rejects_each_impossible_value() {
             "admin_token",
             Box::new(|c| c.admin_token = Some("short".to_owned())),
         ),
+        (
+            "auth_secret",
+            Box::new(|c| c.auth_secret = Some("short".to_owned())),
+        ),
+        (
+            "auth_secret",
+            Box::new(|c| c.http_listen = "0.0.0.0:8080".parse().expect("addr")),
+        ),
     ];
     for (field, mutate) in cases {
         let mut config = Config::default();
@@ -170,4 +180,25 @@ fn the_shipped_sample_config_matches_the_defaults() {
         Config::default_toml(),
         "regenerate with `sfu-server --print-default-config`"
     );
+}
+
+#[test]
+fn a_public_listener_needs_join_tokens_or_insecure() {
+    // Requirement: binding a non-loopback address without an auth secret refuses to start
+    // unless insecure is set; with a secret it is fine.
+    let public = Config {
+        http_listen: "0.0.0.0:8080".parse().expect("addr"),
+        ..Config::default()
+    };
+    assert!(public.validate().is_err());
+    let insecure = Config {
+        insecure: true,
+        ..public.clone()
+    };
+    insecure.validate().expect("insecure allows it");
+    let with_secret = Config {
+        auth_secret: Some("0123456789abcdef0123456789abcdef".to_owned()),
+        ..public
+    };
+    with_secret.validate().expect("a secret allows it");
 }

@@ -63,6 +63,9 @@ pub struct Args {
     /// Seed for media sizes and levels.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// The server's auth secret, to sign each participant's join token.
+    #[arg(long, env = "SFU_AUTH_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
     /// Fail when frame loss exceeds this, e.g. 1%.
     #[arg(long, value_parser = parse_fraction)]
     pub max_loss: Option<f64>,
@@ -100,6 +103,9 @@ impl Args {
             quality
         );
         set!(video_kbps, fps, keyframe_interval, data_per_sec, ramp, seed);
+        if self.token_secret.is_some() {
+            s.token_secret = self.token_secret.clone();
+        }
         if self.spread {
             s.spread = true;
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
+use signaling::token::{self, Claims, Grants};
 use signaling::{ClientMessage, MediaKind as TrackKind, Quality, ServerMessage, Track};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
@@ -37,6 +38,8 @@ const REORDERING_PACKETS: usize = 300;
 const DUE_TIMEOUTS_PER_DRAIN: usize = 256;
 /// Kernel receive buffer asked for on each participant's socket.
 const PEER_SOCKET_BUFFER_BYTES: usize = 1024 * 1024;
+/// Join tokens stay valid this much longer than the run.
+const TOKEN_MARGIN_SECS: u64 = 300;
 /// Give up joining after this long.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -176,7 +179,10 @@ impl<'a> Peer<'a> {
         let join = ClientMessage::Join {
             room: plan.room.clone(),
             name: format!("load-{}", plan.index),
-            token: None,
+            token: scenario
+                .token_secret
+                .as_ref()
+                .map(|secret| join_token(plan, scenario, secret)),
             auto_subscribe: true,
         };
         ws_tx.send(Message::text(to_json(&join))).await?;
@@ -577,6 +583,22 @@ impl<'a> Peer<'a> {
         result.bytes_sent += sent;
         add(&self.progress.bytes_sent, sent);
     }
+}
+
+/// A join token for `plan`, valid for the run plus a margin.
+fn join_token(plan: &PeerPlan, scenario: &Scenario, secret: &str) -> String {
+    let claims = Claims {
+        sub: format!("load-{}", plan.index),
+        name: None,
+        room: plan.room.clone(),
+        exp: token::unix_now() + scenario.duration.as_secs() + TOKEN_MARGIN_SECS,
+        nbf: None,
+        grants: Grants {
+            can_publish: plan.publishes,
+            ..Grants::default()
+        },
+    };
+    token::sign(&claims, secret.as_bytes())
 }
 
 /// A participant's UDP socket, with a receive buffer big enough for a burst of keyframes

@@ -48,6 +48,9 @@ pub struct Scenario {
     pub seed: u64,
     /// Room names are this prefix plus the room number.
     pub room_prefix: String,
+    /// Secret of the server's join tokens: each participant signs its own (HS256), receive-only
+    /// participants without the publish grant.
+    pub token_secret: Option<String>,
     /// Fail the run when frame loss exceeds this fraction.
     pub max_loss: Option<f64>,
     /// Fail the run when p99 one-way latency exceeds this many milliseconds.
@@ -74,6 +77,7 @@ impl Default for Scenario {
             ramp: 10.0,
             seed: 1,
             room_prefix: "load".to_owned(),
+            token_secret: None,
             max_loss: None,
             max_p99_latency_ms: None,
         }

@@ -31,6 +31,10 @@ fn server_binary() -> PathBuf {
 }
 
 fn start_server() -> Server {
+    start_server_with(&[])
+}
+
+fn start_server_with(extra: &[&str]) -> Server {
     let mut child = Command::new(server_binary())
         .args([
             "--http",
@@ -40,6 +44,7 @@ fn start_server() -> Server {
             "--metrics-listen",
             "127.0.0.1:0",
         ])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -269,6 +274,45 @@ fn a_server_that_dies_mid_run_fails_the_run_quickly() {
     assert!(
         stdout.contains("closed the signaling connection")
             || stdout.contains("signaling connection failed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn join_tokens_are_signed_when_the_server_needs_them() {
+    // Requirement: against a server with an auth secret, --token-secret lets every participant
+    // in; without it every join is refused and the run fails.
+    let secret = "loadtest-secret-0123456789abcdef";
+    let server = start_server_with(&["--auth-secret", secret]);
+    let out = loadtest(&[
+        "--url",
+        &server.ws_url,
+        "--publishers",
+        "1",
+        "--subscribers",
+        "1",
+        "--duration",
+        "3s",
+        "--simulcast",
+        "off",
+        "--token-secret",
+        secret,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("(2/2)"), "{stdout}");
+    let refused = loadtest(&[
+        "--url",
+        &server.ws_url,
+        "--publishers",
+        "1",
+        "--duration",
+        "2s",
+    ]);
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    assert_eq!(refused.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("unauthorized") || stdout.contains("Unauthorized"),
         "{stdout}"
     );
 }

@@ -12,6 +12,7 @@
 //!   packet, forward (with rewritten numbers) or drop.
 //! - [`layers`]: the LayerSelector (which simulcast layer a consumer gets) and bandwidth
 //!   sharing across one subscriber's consumers.
+//! - [`sdp`]: the one fact read from offer SDP text (does it send media).
 //! - [`dynacast`]: debouncing which simulcast layers a publisher is asked to send.
 //! - [`monitor`]: which layers of a producer are arriving, and their bitrates.
 //! - [`speakers`]: active speaker ranking from audio levels.
@@ -25,6 +26,7 @@ pub mod ids;
 pub mod layers;
 pub mod monitor;
 pub mod munger;
+pub mod sdp;
 pub mod speakers;
 pub mod stun;
 pub mod throttle;

@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::Parser;
 use config::{Config, LogFormat, Overrides};
 
+use signaling::token::{self as auth, Claims, Grants};
+
 /// A WebRTC Selective Forwarding Unit: browsers join rooms over WebSocket signaling
 /// and the server forwards every participant's audio, video and data to the others.
 ///
@@ -17,7 +19,7 @@ use config::{Config, LogFormat, Overrides};
 #[command(name = "sfu-server", version)]
 pub struct Cli {
     /// TOML config file (see deploy/sfu.sample.toml for every setting).
-    #[arg(long, env = "SFU_CONFIG", value_name = "FILE")]
+    #[arg(long, global = true, env = "SFU_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
     /// HTTP listen address: signaling WebSocket at /ws, web client at /, /healthz.
@@ -58,9 +60,110 @@ pub struct Cli {
     )]
     admin_token: Option<String>,
 
+    /// Secret that signs join tokens (HS256; at least 32 characters).
+    #[arg(
+        long = "auth-secret",
+        global = true,
+        env = "SFU_AUTH_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    auth_secret: Option<String>,
+
+    /// Allow joins without tokens on a non-loopback HTTP listener.
+    #[arg(long, env = "SFU_INSECURE")]
+    insecure: bool,
+
     /// Print the built-in default configuration as TOML and exit.
     #[arg(long)]
     print_default_config: bool,
+
+    /// A one-off task instead of running the server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Tasks other than serving.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Print a join token signed with the configured auth secret.
+    Token(TokenArgs),
+}
+
+/// What a join token says.
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// The room it lets its holder join.
+    #[arg(long)]
+    pub room: String,
+    /// The participant's identity (the application's user id).
+    #[arg(long)]
+    pub identity: String,
+    /// Display name (else the name in the `join` message).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Comma-separated grants among publish, subscribe, data, admin.
+    #[arg(long, default_value = "publish,subscribe,data", value_parser = parse_grants)]
+    pub grants: Grants,
+    /// How long it stays valid: seconds, or with a unit (90s, 30m, 12h, 7d).
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    pub ttl: u64,
+}
+
+impl TokenArgs {
+    /// The token for these arguments, valid from now.
+    pub fn token(&self, secret: &str) -> String {
+        let claims = Claims {
+            sub: self.identity.clone(),
+            name: self.name.clone(),
+            room: self.room.clone(),
+            exp: auth::unix_now() + self.ttl,
+            nbf: None,
+            grants: self.grants,
+        };
+        auth::sign(&claims, secret.as_bytes())
+    }
+}
+
+fn parse_grants(s: &str) -> Result<Grants, String> {
+    let mut grants = Grants {
+        can_publish: false,
+        can_subscribe: false,
+        can_publish_data: false,
+        admin: false,
+    };
+    for g in s.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+        match g {
+            "publish" => grants.can_publish = true,
+            "subscribe" => grants.can_subscribe = true,
+            "data" => grants.can_publish_data = true,
+            "admin" => grants.admin = true,
+            other => {
+                return Err(format!(
+                    "unknown grant `{other}` (publish, subscribe, data, admin)"
+                ));
+            }
+        }
+    }
+    Ok(grants)
+}
+
+fn parse_ttl(s: &str) -> Result<u64, String> {
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = number.parse().map_err(|_| format!("invalid ttl `{s}`"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("invalid ttl unit in `{s}` (s, m, h or d)")),
+    };
+    n.checked_mul(scale)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("invalid ttl `{s}`"))
 }
 
 fn parse_log_format(s: &str) -> Result<LogFormat, String> {
@@ -91,6 +194,8 @@ impl Cli {
             log_format: self.log_format,
             metrics_listen: self.metrics_listen,
             admin_token: self.admin_token.clone(),
+            auth_secret: self.auth_secret.clone(),
+            insecure: self.insecure,
         }
         .apply(base);
         config.validate().context("refusing to start")?;
@@ -109,5 +214,46 @@ pub fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_flags_parse() {
+        // Requirement: `sfu-server token` takes grants and a ttl with units, and refuses nonsense.
+        assert_eq!(parse_ttl("90"), Ok(90));
+        assert_eq!(parse_ttl("30m"), Ok(1800));
+        assert_eq!(parse_ttl("7d"), Ok(604_800));
+        assert!(parse_ttl("0s").is_err() && parse_ttl("1y").is_err() && parse_ttl("h").is_err());
+        let g = parse_grants("subscribe,data").expect("grants");
+        assert!(!g.can_publish && g.can_subscribe && g.can_publish_data && !g.admin);
+        assert!(parse_grants("publish,fly").is_err());
+        let cli = Cli::try_parse_from([
+            "sfu-server",
+            "token",
+            "--room",
+            "r",
+            "--identity",
+            "u",
+            "--grants",
+            "admin",
+        ])
+        .expect("token subcommand");
+        let Some(Command::Token(args)) = cli.command else {
+            panic!("no token command parsed");
+        };
+        assert!(args.grants.admin && !args.grants.can_publish);
+        assert_eq!(args.ttl, 3600);
+        let token = args.token("0123456789abcdef0123456789abcdef");
+        let claims = auth::verify(
+            &token,
+            b"0123456789abcdef0123456789abcdef",
+            auth::unix_now(),
+        )
+        .expect("valid");
+        assert_eq!((claims.room.as_str(), claims.sub.as_str()), ("r", "u"));
     }
 }

@@ -25,6 +25,13 @@ use crate::stats::Stats;
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
     let config = cli.load_config()?;
+    if let Some(cli::Command::Token(args)) = &cli.command {
+        let secret = config.auth_secret.as_deref().context(
+            "no auth secret: give --auth-secret, SFU_AUTH_SECRET or auth_secret in the config file",
+        )?;
+        println!("{}", args.token(secret));
+        return Ok(());
+    }
     cli::init_logging(config.log_format);
     str0m_aws_lc_rs_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,6 +1,7 @@
 //! One signaling WebSocket: parse and validate client messages, hand them to the
 //! participant's room, and write the room's messages back.
 
+use signaling::token::{self as auth, Grants};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,13 +45,13 @@ pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
             return;
         }
     };
-    let (room, name, auto_subscribe) = match first {
+    let (room, name, token, auto_subscribe) = match first {
         Ok(ClientMessage::Join {
             room,
             name,
+            token,
             auto_subscribe,
-            ..
-        }) => (room, name, auto_subscribe),
+        }) => (room, name, token, auto_subscribe),
         Ok(other) => {
             let msg = format!(
                 "the first message must be `join`, not `{}`",
@@ -72,9 +73,17 @@ pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
             return;
         }
     };
+    let (name, grants) = match authorize(registry.config(), &room, name, token.as_deref()) {
+        Ok(allowed) => allowed,
+        Err(e) => {
+            bump(&stats.signaling_errors);
+            reply_error(&mut socket, e).await;
+            return;
+        }
+    };
     let room_id = RoomId::from_wire(room);
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let joined = match join(&registry, &room_id, name, auto_subscribe, out_tx).await {
+    let joined = match join(&registry, &room_id, name, grants, auto_subscribe, out_tx).await {
         Ok(joined) => joined,
         Err(e) => {
             bump(&stats.signaling_errors);
@@ -94,10 +103,41 @@ struct Joined {
     commands: mpsc::Sender<RoomCommand>,
 }
 
+/// Check the join token when the server has an auth secret: the name to use and the grants.
+fn authorize(
+    config: &config::Config,
+    room: &str,
+    name: String,
+    token: Option<&str>,
+) -> Result<(String, Grants), ProtocolError> {
+    let Some(secret) = &config.auth_secret else {
+        return Ok((name, Grants::default()));
+    };
+    let Some(token) = token else {
+        return Err(ProtocolError {
+            code: ErrorCode::Unauthorized,
+            message: "this server needs a join token (`token` in `join`)".into(),
+        });
+    };
+    let claims =
+        auth::verify(token, secret.as_bytes(), auth::unix_now()).map_err(|e| ProtocolError {
+            code: ErrorCode::Unauthorized,
+            message: e.to_string(),
+        })?;
+    if claims.room != room {
+        return Err(ProtocolError {
+            code: ErrorCode::Forbidden,
+            message: format!("the token is for room `{}`, not `{room}`", claims.room),
+        });
+    }
+    Ok((claims.name.unwrap_or(name), claims.grants))
+}
+
 async fn join(
     registry: &Registry,
     room_id: &RoomId,
     name: String,
+    grants: Grants,
     auto_subscribe: bool,
     out: mpsc::Sender<Outbound>,
 ) -> Result<Joined, ProtocolError> {
@@ -106,6 +146,7 @@ async fn join(
         let (reply_tx, reply_rx) = oneshot::channel();
         let request = JoinRequest {
             name: name.clone(),
+            grants,
             auto_subscribe,
             out: out.clone(),
             reply: reply_tx,

@@ -10,6 +10,7 @@ mod client;
 mod error;
 mod parse;
 mod server;
+pub mod token;
 mod types;
 
 pub use client::ClientMessage;

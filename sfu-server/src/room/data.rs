@@ -36,6 +36,12 @@ impl Room {
         if !RELAYED_LABELS.contains(&label.as_str()) {
             return;
         }
+        if !p.grants.can_publish_data {
+            let _g = p.span.enter();
+            debug!("data message not relayed: the token does not allow publishing data");
+            bump(&self.ctx.stats.data_dropped);
+            return;
+        }
         let text = match std::str::from_utf8(&data.data) {
             Ok(text)
                 if !data.binary && data.data.len() <= self.ctx.config.max_data_message_bytes =>

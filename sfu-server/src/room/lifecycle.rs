@@ -23,10 +23,13 @@ impl Room {
     pub(super) fn join(&mut self, request: JoinRequest) {
         let JoinRequest {
             name,
+            grants,
             auto_subscribe,
             out,
             reply,
         } = request;
+        // A participant that may not subscribe receives nothing, whatever it asked for.
+        let auto_subscribe = auto_subscribe && grants.can_subscribe;
         if self.participants.len() >= self.ctx.config.max_participants_per_room {
             let _ = reply.send(Err(ProtocolError {
                 code: ErrorCode::RoomFull,
@@ -63,6 +66,7 @@ impl Room {
             out,
             ufrag: ufrag.clone(),
             auto_subscribe,
+            grants,
             next_timeout: now,
             pending_offer: None,
             first_offer_after: Some(now + FIRST_OFFER_DELAY),

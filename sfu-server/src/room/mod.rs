@@ -66,6 +66,8 @@ pub struct Datagram {
 pub struct JoinRequest {
     /// Display name.
     pub name: String,
+    /// What its token allows.
+    pub grants: signaling::token::Grants,
     /// Subscribe to every track automatically.
     pub auto_subscribe: bool,
     /// Where the room sends this participant's messages.

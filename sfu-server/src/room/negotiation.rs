@@ -31,6 +31,15 @@ impl Room {
             );
             return;
         }
+        if !p.grants.can_publish && sfu_core::sdp::sends_media(&sdp) {
+            drop(_g);
+            self.reply_error(
+                key,
+                ErrorCode::Forbidden,
+                "this participant's token does not allow publishing".into(),
+            );
+            return;
+        }
         let offer = match SdpOffer::from_sdp_string(&sdp) {
             Ok(offer) => offer,
             Err(e) => {

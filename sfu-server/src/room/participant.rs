@@ -40,6 +40,8 @@ pub struct Participant {
     pub ufrag: String,
     /// Subscribe to new tracks automatically.
     pub auto_subscribe: bool,
+    /// What its join token allows.
+    pub grants: signaling::token::Grants,
     /// When `rtc` next wants `Input::Timeout`.
     pub next_timeout: Instant,
     /// The server's unanswered offer.

@@ -77,6 +77,18 @@ impl Room {
     }
 
     fn subscribe(&mut self, key: ParticipantKey, track_id: &str, quality: Quality, paused: bool) {
+        if self
+            .participants
+            .get(&key)
+            .is_some_and(|p| !p.grants.can_subscribe)
+        {
+            self.reply_error(
+                key,
+                ErrorCode::Forbidden,
+                "this participant's token does not allow subscribing".into(),
+            );
+            return;
+        }
         let Some(producer) = self.producer_by_track(track_id) else {
             self.reply_error(
                 key,

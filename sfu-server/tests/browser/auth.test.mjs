@@ -1,0 +1,113 @@
+// Join tokens: with an auth secret the server admits only valid, unexpired tokens for the
+// room joined, enforces their grants, and `sfu-server token` creates them. A non-loopback
+// listener without a secret refuses to start unless --insecure. (Raw WebSocket clients.)
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import WebSocket from 'ws';
+import { makeTempDir, startServer, waitFor, sleep, SERVER_BIN } from './lib.mjs';
+
+const SECRET = 'auth-test-secret-0123456789abcdef';
+
+/** `sfu-server token …` output. */
+function token(args) {
+  return execFileSync(SERVER_BIN, ['token', '--auth-secret', SECRET, ...args], { encoding: 'utf8' }).trim();
+}
+
+/** A raw client that sends `join` and collects messages until the socket closes. */
+async function joinWith(server, join) {
+  const ws = new WebSocket(server.wsUrl);
+  const messages = [];
+  ws.on('message', (data) => messages.push(JSON.parse(data.toString())));
+  const closed = new Promise((resolve) => ws.once('close', resolve));
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  ws.send(JSON.stringify({ type: 'join', ...join }));
+  await waitFor(() => messages.length > 0 || Promise.reject(new Error('no reply')), 5000, 'a reply to join');
+  return { ws, messages, closed };
+}
+
+const SUBSCRIBE_ONLY_OFFER = ['v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0',
+  'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'c=IN IP4 0.0.0.0', 'a=mid:0', 'a=sendonly', 'a=rtpmap:111 opus/48000/2', ''].join('\r\n');
+
+describe('join tokens', () => {
+  let server;
+  before(async () => { server = await startServer(makeTempDir(), { extraArgs: ['--auth-secret', SECRET] }); });
+  after(async () => { if (server) await server.stop(); });
+
+  // Requirement: missing, invalid and expired tokens get `unauthorized`, a token for another room
+  // `forbidden`, and the socket is closed.
+  it('refuses joins without a valid token for the room', async () => {
+    const expiring = token(['--room', 'r1', '--identity', 'late', '--ttl', '1s']);
+    await sleep(2100);
+    const cases = [
+      [{ room: 'r1', name: 'x' }, 'unauthorized'],
+      [{ room: 'r1', name: 'x', token: 'not.a.token' }, 'unauthorized'],
+      [{ room: 'r1', name: 'x', token: token(['--room', 'r1', '--identity', 'u']).slice(0, -3) + 'AAA' }, 'unauthorized'],
+      [{ room: 'r1', name: 'x', token: expiring }, 'unauthorized'],
+      [{ room: 'r1', name: 'x', token: token(['--room', 'r2', '--identity', 'u']) }, 'forbidden'],
+    ];
+    for (const [join, code] of cases) {
+      const client = await joinWith(server, join);
+      await client.closed;
+      assert.equal(client.messages[0].type, 'error', JSON.stringify(client.messages));
+      assert.equal(client.messages[0].code, code, `${JSON.stringify(join).slice(0, 60)}: ${client.messages[0].message}`);
+    }
+  });
+
+  // Requirement: a valid token admits its holder under the token's name.
+  it('admits a valid token with the name it carries', async () => {
+    const client = await joinWith(server, { room: 'r1', name: 'ignored', token: token(['--room', 'r1', '--identity', 'alice', '--name', 'Alice']) });
+    assert.equal(client.messages[0].type, 'joined');
+    const observer = await joinWith(server, { room: 'r1', name: 'obs', token: token(['--room', 'r1', '--identity', 'bob']) });
+    const alice = observer.messages[0].participants.find((p) => p.id === client.messages[0].participant_id);
+    assert.equal(alice.name, 'Alice');
+    client.ws.close();
+    observer.ws.close();
+  });
+
+  // Requirement: grants are enforced: no publishing without `publish`, no subscribing without `subscribe`.
+  it('enforces publish and subscribe grants', async () => {
+    const viewer = await joinWith(server, { room: 'r3', name: 'v', token: token(['--room', 'r3', '--identity', 'viewer', '--grants', 'subscribe,data']) });
+    assert.equal(viewer.messages[0].type, 'joined');
+    viewer.ws.send(JSON.stringify({ type: 'offer', sdp: SUBSCRIBE_ONLY_OFFER }));
+    await waitFor(() => viewer.messages.some((m) => m.type === 'error') || Promise.reject(new Error('no error')), 5000, 'forbidden offer');
+    const refused = viewer.messages.find((m) => m.type === 'error');
+    assert.equal(refused.code, 'forbidden');
+    assert.match(refused.message, /publish/);
+    assert.ok(!viewer.messages.some((m) => m.type === 'answer'), 'no answer to a forbidden offer');
+
+    const publisher = await joinWith(server, { room: 'r3', name: 'p', token: token(['--room', 'r3', '--identity', 'pub', '--grants', 'publish']) });
+    publisher.ws.send(JSON.stringify({ type: 'subscribe', track_id: 'TR_1' }));
+    await waitFor(() => publisher.messages.some((m) => m.type === 'error') || Promise.reject(new Error('no error')), 5000, 'forbidden subscribe');
+    assert.equal(publisher.messages.find((m) => m.type === 'error').code, 'forbidden');
+    viewer.ws.close();
+    publisher.ws.close();
+  });
+});
+
+/** Starts the server binary with `args`; resolves to its exit code (or 'running' after 3 s). */
+function runBriefly(args) {
+  return new Promise((resolve) => {
+    const proc = spawn(SERVER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (d) => { out += d; });
+    proc.stderr.on('data', (d) => { out += d; });
+    const timer = setTimeout(() => { proc.kill('SIGTERM'); resolve({ status: 'running', out }); }, 3000);
+    proc.on('exit', (code) => { clearTimeout(timer); resolve({ status: code, out }); });
+  });
+}
+
+// Requirement: binding a non-loopback address without keys refuses to start with a clear
+// message, unless --insecure is given.
+it('a public listener without an auth secret needs --insecure', { timeout: 30000 }, async () => {
+  const base = ['--http', '0.0.0.0:0', '--udp', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'];
+  const refused = await runBriefly(base);
+  assert.notEqual(refused.status, 0);
+  assert.notEqual(refused.status, 'running');
+  assert.match(refused.out, /auth_secret/);
+  assert.match(refused.out, /--insecure/);
+  const insecure = await runBriefly([...base, '--insecure']);
+  assert.equal(insecure.status, 'running', insecure.out);
+  assert.match(insecure.out, /listening: http=0\.0\.0\.0:/);
+});
