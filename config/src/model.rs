@@ -24,6 +24,17 @@ pub struct Config {
     pub max_data_message_bytes: usize,
     /// Most participants in one room; the next join gets `room_full`.
     pub max_participants_per_room: usize,
+    /// Most rooms on this server; a join that would open one more gets `room_full`.
+    pub max_rooms: usize,
+    /// Most tracks one participant may publish; an offer with more gets `too_large`.
+    pub max_tracks_per_participant: usize,
+    /// Largest SDP accepted in an offer or answer, in bytes (`too_large`).
+    pub max_sdp_bytes: usize,
+    /// Signaling messages one connection may send per second (bursts of as many); more get
+    /// `rate_limited` and are dropped.
+    pub max_messages_per_second: u32,
+    /// Joins being processed at once on this server; more get `rate_limited`.
+    pub max_pending_joins: usize,
     /// Minimum time between two keyframe requests sent to a publisher for one track, in milliseconds.
     pub keyframe_request_interval_ms: u64,
     /// Seconds a participant may stay without a connected media path (ICE) before it is removed.
@@ -86,6 +97,11 @@ impl Default for Config {
             max_message_bytes: 64 * 1024,
             max_data_message_bytes: 16 * 1024,
             max_participants_per_room: 100,
+            max_rooms: 1000,
+            max_tracks_per_participant: 8,
+            max_sdp_bytes: 48 * 1024,
+            max_messages_per_second: 50,
+            max_pending_joins: 64,
             keyframe_request_interval_ms: 500,
             ice_connect_timeout_secs: 20,
             log_format: LogFormat::Text,
@@ -186,6 +202,28 @@ impl Config {
             return invalid(format!(
                 "max_data_message_bytes must be between 1 and 262144, got {}",
                 self.max_data_message_bytes
+            ));
+        }
+        for (name, value) in [
+            ("max_rooms", self.max_rooms),
+            (
+                "max_tracks_per_participant",
+                self.max_tracks_per_participant,
+            ),
+            ("max_pending_joins", self.max_pending_joins),
+            (
+                "max_messages_per_second",
+                self.max_messages_per_second as usize,
+            ),
+        ] {
+            if value == 0 {
+                return invalid(format!("{name} must be at least 1"));
+            }
+        }
+        if !(1024..=self.max_message_bytes.max(1024)).contains(&self.max_sdp_bytes) {
+            return invalid(format!(
+                "max_sdp_bytes must be between 1024 and max_message_bytes ({}), got {}",
+                self.max_message_bytes, self.max_sdp_bytes
             ));
         }
         if self.max_participants_per_room == 0 {

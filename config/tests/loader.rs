@@ -129,6 +129,18 @@ fn validation_rejects_each_impossible_value() {
             "auth_secret",
             Box::new(|c| c.auth_secret = Some("short".to_owned())),
         ),
+        ("max_rooms", Box::new(|c| c.max_rooms = 0)),
+        (
+            "max_tracks_per_participant",
+            Box::new(|c| c.max_tracks_per_participant = 0),
+        ),
+        ("max_pending_joins", Box::new(|c| c.max_pending_joins = 0)),
+        (
+            "max_messages_per_second",
+            Box::new(|c| c.max_messages_per_second = 0),
+        ),
+        ("max_sdp_bytes", Box::new(|c| c.max_sdp_bytes = 100)),
+        ("max_sdp_bytes", Box::new(|c| c.max_sdp_bytes = 1 << 30)),
         (
             "auth_secret",
             Box::new(|c| c.http_listen = "0.0.0.0:8080".parse().expect("addr")),

@@ -16,6 +16,7 @@
 //! - [`dynacast`]: debouncing which simulcast layers a publisher is asked to send.
 //! - [`monitor`]: which layers of a producer are arriving, and their bitrates.
 //! - [`speakers`]: active speaker ranking from audio levels.
+//! - [`rate`]: a token bucket for per-connection message rates.
 //! - [`throttle`]: keyframe request throttling toward publishers.
 //! - [`stun`]: reading the ICE username fragment that routes a datagram.
 
@@ -26,6 +27,7 @@ pub mod ids;
 pub mod layers;
 pub mod monitor;
 pub mod munger;
+pub mod rate;
 pub mod sdp;
 pub mod speakers;
 pub mod stun;

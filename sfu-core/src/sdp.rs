@@ -1,16 +1,21 @@
 //! The little the SFU reads from SDP text itself, before handing it to str0m.
 
-/// Whether an offer asks to send audio or video: some `m=audio`/`m=video` section that is
-/// not rejected (port 0) has direction `sendrecv` or `sendonly` (`sendrecv` when it names
-/// no direction, as RFC 4566 says). Used to refuse publishing to participants whose token
-/// does not allow it.
+/// Whether an offer asks to send audio or video (see [`sending_media_sections`]). Used to
+/// refuse publishing to participants whose token does not allow it.
 pub fn sends_media(sdp: &str) -> bool {
-    let mut sending = false;
+    sending_media_sections(sdp) > 0
+}
+
+/// How many `m=audio`/`m=video` sections that are not rejected (port 0) have direction
+/// `sendrecv` or `sendonly` (`sendrecv` when they name none, as RFC 4566 says): the tracks
+/// an offer publishes.
+pub fn sending_media_sections(sdp: &str) -> usize {
+    let mut sending = 0;
     let mut in_media = false;
     let mut direction: Option<&str> = None;
     let mut finish = |in_media: bool, direction: Option<&str>| {
         if in_media && matches!(direction.unwrap_or("sendrecv"), "sendrecv" | "sendonly") {
-            sending = true;
+            sending += 1;
         }
     };
     for line in sdp.lines().map(str::trim_end) {
@@ -91,5 +96,12 @@ mod tests {
         for (sdp, want, case) in table {
             assert_eq!(sends_media(sdp), want, "{case}");
         }
+        let two = "m=audio 9 RTP/SAVPF 111\r\na=sendonly\r\nm=video 9 RTP/SAVPF 96\r\n\
+                   m=video 9 RTP/SAVPF 96\r\na=recvonly\r\n";
+        assert_eq!(
+            sending_media_sections(two),
+            2,
+            "sendonly audio and direction-less video"
+        );
     }
 }

@@ -66,8 +66,20 @@ struct Inner {
     rooms: DashMap<RoomId, RoomHandle>,
     routes: Routes,
     participants: AtomicUsize,
+    pending_joins: AtomicUsize,
     generations: AtomicU64,
     next_participant: AtomicU64,
+}
+
+/// A join being processed; dropping it ends the count.
+pub struct JoinPermit {
+    inner: Arc<Inner>,
+}
+
+impl Drop for JoinPermit {
+    fn drop(&mut self) {
+        self.inner.pending_joins.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Shared entry point to all rooms of this node.
@@ -110,6 +122,7 @@ impl Registry {
                 rooms: DashMap::new(),
                 routes: Arc::new(DashMap::new()),
                 participants: AtomicUsize::new(0),
+                pending_joins: AtomicUsize::new(0),
                 generations: AtomicU64::new(0),
                 next_participant: AtomicU64::new(1),
             }),
@@ -148,9 +161,17 @@ impl Registry {
         }
     }
 
-    /// The room's handle, starting its task if it does not exist yet.
-    pub fn room(&self, id: &RoomId) -> RoomHandle {
-        self.inner
+    /// The room's handle, starting its task if it does not exist yet; `None` when that would
+    /// open more than `max_rooms` rooms.
+    pub fn room(&self, id: &RoomId) -> Option<RoomHandle> {
+        if let Some(existing) = self.existing_room(id) {
+            return Some(existing);
+        }
+        if self.inner.rooms.len() >= self.inner.config.max_rooms {
+            return None;
+        }
+        let handle = self
+            .inner
             .rooms
             .entry(id.clone())
             .or_insert_with(|| {
@@ -161,7 +182,21 @@ impl Registry {
                     generation,
                 }
             })
-            .clone()
+            .clone();
+        Some(handle)
+    }
+
+    /// Count a join in progress; `None` when `max_pending_joins` are already being processed.
+    pub fn begin_join(&self) -> Option<JoinPermit> {
+        let pending = &self.inner.pending_joins;
+        let before = pending.fetch_add(1, Ordering::AcqRel);
+        if before >= self.inner.config.max_pending_joins {
+            pending.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(JoinPermit {
+            inner: self.inner.clone(),
+        })
     }
 
     /// Every room's id and handle.

@@ -1,12 +1,13 @@
 //! One signaling WebSocket: parse and validate client messages, hand them to the
 //! participant's room, and write the room's messages back.
 
-use signaling::token::{self as auth, Grants};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use sfu_core::ids::RoomId;
+use sfu_core::rate::TokenBucket;
+use signaling::token::{self as auth, Grants};
 use signaling::{
     ClientMessage, ErrorCode, LeaveReason, Limits, ProtocolError, ServerMessage,
     parse_client_message,
@@ -24,11 +25,14 @@ const OUTBOUND_QUEUE: usize = 512;
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many times a join is retried when it races with its room closing.
 const JOIN_ATTEMPTS: usize = 3;
+/// A client that does not read a message within this long is dropped, not buffered for.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serve one WebSocket until the client leaves, the socket drops or the room ends the session.
 pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
     let limits = Limits {
         max_message_bytes: registry.config().max_message_bytes,
+        max_sdp_bytes: registry.config().max_sdp_bytes,
         ..Limits::default()
     };
     let first = match tokio::time::timeout(JOIN_TIMEOUT, next_message(&mut socket, &limits, &stats))
@@ -92,9 +96,17 @@ pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
         }
     };
     let span = info_span!("session", room = %room_id, participant = %joined.participant_id);
-    serve(socket, joined, out_rx, &limits, &stats)
-        .instrument(span)
-        .await;
+    let max_messages_per_second = registry.config().max_messages_per_second;
+    serve(
+        socket,
+        joined,
+        out_rx,
+        &limits,
+        max_messages_per_second,
+        &stats,
+    )
+    .instrument(span)
+    .await;
 }
 
 struct Joined {
@@ -141,8 +153,22 @@ async fn join(
     auto_subscribe: bool,
     out: mpsc::Sender<Outbound>,
 ) -> Result<Joined, ProtocolError> {
+    let Some(_permit) = registry.begin_join() else {
+        return Err(ProtocolError {
+            code: ErrorCode::RateLimited,
+            message: "too many joins in progress on this server, try again shortly".into(),
+        });
+    };
     for _ in 0..JOIN_ATTEMPTS {
-        let handle = registry.room(room_id);
+        let Some(handle) = registry.room(room_id) else {
+            return Err(ProtocolError {
+                code: ErrorCode::RoomFull,
+                message: format!(
+                    "this server has reached its limit of {} rooms",
+                    registry.config().max_rooms
+                ),
+            });
+        };
         let (reply_tx, reply_rx) = oneshot::channel();
         let request = JoinRequest {
             name: name.clone(),
@@ -182,14 +208,30 @@ async fn serve(
     joined: Joined,
     mut out_rx: mpsc::Receiver<Outbound>,
     limits: &Limits,
+    max_messages_per_second: u32,
     stats: &Stats,
 ) {
     info!("joined");
     let mut left_by_client = false;
+    let mut bucket = TokenBucket::new(max_messages_per_second);
+    let mut last_rate_error: Option<Instant> = None;
     loop {
         tokio::select! {
             incoming = next_message(&mut socket, limits, stats) => {
                 let Some(incoming) = incoming else { break };
+                let now = Instant::now();
+                if !bucket.admit(now) {
+                    bump(&stats.messages_rate_limited);
+                    // One error a second at most: the reply must not become a flood itself.
+                    if last_rate_error.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                        last_rate_error = Some(now);
+                        reply_error(&mut socket, ProtocolError {
+                            code: ErrorCode::RateLimited,
+                            message: format!("over {max_messages_per_second} messages per second; messages are being dropped"),
+                        }).await;
+                    }
+                    continue;
+                }
                 match incoming {
                     Err(e) => reply_error(&mut socket, e).await,
                     Ok(ClientMessage::Ping { ts }) => {
@@ -278,6 +320,17 @@ async fn reply_error(socket: &mut WebSocket, error: ProtocolError) {
     let _ = send(socket, &ServerMessage::error(error.code, error.message)).await;
 }
 
+/// Send one message; a client that does not take it within [`SEND_TIMEOUT`] is treated as gone.
 async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), axum::Error> {
-    socket.send(Message::Text(message.to_json().into())).await
+    match tokio::time::timeout(
+        SEND_TIMEOUT,
+        socket.send(Message::Text(message.to_json().into())),
+    )
+    .await
+    {
+        Ok(sent) => sent,
+        Err(_) => Err(axum::Error::new(
+            "the client did not read its messages in time",
+        )),
+    }
 }

@@ -21,6 +21,8 @@ pub struct Stats {
     pub ws_messages: AtomicU64,
     /// Signaling messages refused with an `error` reply.
     pub signaling_errors: AtomicU64,
+    /// Signaling messages dropped for going over `max_messages_per_second`.
+    pub messages_rate_limited: AtomicU64,
     /// RTP packets forwarded to subscribers.
     pub rtp_forwarded: AtomicU64,
     /// RTP payload bytes forwarded to subscribers (before SRTP and headers).
@@ -66,6 +68,7 @@ pub struct StatsSnapshot {
     udp_send_dropped: u64,
     ws_messages: u64,
     signaling_errors: u64,
+    messages_rate_limited: u64,
     rtp_forwarded: u64,
     rtp_forwarded_bytes: u64,
     rtp_not_forwarded: u64,
@@ -119,6 +122,7 @@ impl Stats {
             udp_send_dropped: r(&self.udp_send_dropped),
             ws_messages: r(&self.ws_messages),
             signaling_errors: r(&self.signaling_errors),
+            messages_rate_limited: r(&self.messages_rate_limited),
             rtp_forwarded: r(&self.rtp_forwarded),
             rtp_forwarded_bytes: r(&self.rtp_forwarded_bytes),
             rtp_not_forwarded: r(&self.rtp_not_forwarded),

@@ -14,6 +14,8 @@ pub struct Limits {
     pub max_room_name_bytes: usize,
     /// Largest accepted display name, in bytes.
     pub max_display_name_bytes: usize,
+    /// Largest accepted SDP in an offer or answer, in bytes.
+    pub max_sdp_bytes: usize,
 }
 
 impl Default for Limits {
@@ -22,6 +24,7 @@ impl Default for Limits {
             max_message_bytes: 64 * 1024,
             max_room_name_bytes: 128,
             max_display_name_bytes: 128,
+            max_sdp_bytes: 48 * 1024,
         }
     }
 }
@@ -79,6 +82,13 @@ fn validate(message: &ClientMessage, limits: &Limits) -> Result<(), ProtocolErro
             }
         }
         ClientMessage::Offer { sdp } | ClientMessage::Answer { sdp } => {
+            if sdp.len() > limits.max_sdp_bytes {
+                return Err(ProtocolError::too_large(format!(
+                    "`sdp` of {} bytes is over the limit of {} bytes",
+                    sdp.len(),
+                    limits.max_sdp_bytes
+                )));
+            }
             if !sdp.starts_with("v=0") {
                 return Err(ProtocolError::bad_request(
                     "`sdp` is not a session description (must start with v=0)",

@@ -244,6 +244,12 @@ fn malformed_inputs_get_the_right_error_codes() {
     let limits = Limits::default();
     let cases: Vec<(String, ErrorCode, &str)> = vec![
         ("not json".into(), ErrorCode::BadRequest, "malformed JSON"),
+        (
+            serde_json::json!({"type": "offer", "sdp": format!("v=0\r\n{}", "a".repeat(48 * 1024))})
+                .to_string(),
+            ErrorCode::TooLarge,
+            "`sdp` of",
+        ),
         ("[1,2]".into(), ErrorCode::BadRequest, "JSON object"),
         (
             r#"{"room":"x"}"#.into(),

@@ -31,7 +31,18 @@ impl Room {
             );
             return;
         }
-        if !p.grants.can_publish && sfu_core::sdp::sends_media(&sdp) {
+        let tracks = sfu_core::sdp::sending_media_sections(&sdp);
+        let max_tracks = self.ctx.config.max_tracks_per_participant;
+        if tracks > max_tracks {
+            drop(_g);
+            self.reply_error(
+                key,
+                ErrorCode::TooLarge,
+                format!("the offer publishes {tracks} tracks; the limit is {max_tracks}"),
+            );
+            return;
+        }
+        if !p.grants.can_publish && tracks > 0 {
             drop(_g);
             self.reply_error(
                 key,
