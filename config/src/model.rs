@@ -39,6 +39,9 @@ pub struct Config {
     pub keyframe_request_interval_ms: u64,
     /// Seconds a participant may stay without a connected media path (ICE) before it is removed.
     pub ice_connect_timeout_secs: u64,
+    /// Seconds without any frame from a signaling client (the server pings every third of
+    /// this; browsers answer pings by themselves) before its session ends with `timeout`.
+    pub ws_idle_timeout_secs: u64,
     /// Log output format.
     pub log_format: LogFormat,
     /// Serve Prometheus metrics at `/metrics` on [`Config::metrics_listen`].
@@ -104,6 +107,7 @@ impl Default for Config {
             max_pending_joins: 64,
             keyframe_request_interval_ms: 500,
             ice_connect_timeout_secs: 20,
+            ws_idle_timeout_secs: 45,
             log_format: LogFormat::Text,
             metrics_enabled: true,
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
@@ -233,6 +237,12 @@ impl Config {
             return invalid(format!(
                 "keyframe_request_interval_ms must be at most 10000, got {}",
                 self.keyframe_request_interval_ms
+            ));
+        }
+        if !(3..=3600).contains(&self.ws_idle_timeout_secs) {
+            return invalid(format!(
+                "ws_idle_timeout_secs must be between 3 and 3600, got {}",
+                self.ws_idle_timeout_secs
             ));
         }
         if self.ice_connect_timeout_secs == 0 {

@@ -131,6 +131,10 @@ fn validation_rejects_each_impossible_value() {
         ),
         ("max_rooms", Box::new(|c| c.max_rooms = 0)),
         (
+            "ws_idle_timeout_secs",
+            Box::new(|c| c.ws_idle_timeout_secs = 1),
+        ),
+        (
             "max_tracks_per_participant",
             Box::new(|c| c.max_tracks_per_participant = 0),
         ),

@@ -2,6 +2,7 @@
 //! participant's room, and write the room's messages back.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
@@ -27,6 +28,32 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 const JOIN_ATTEMPTS: usize = 3;
 /// A client that does not read a message within this long is dropped, not buffered for.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// When the client was last heard from (any frame, pongs included); shared by the reading
+/// future and the keepalive check of one session.
+struct LastHeard {
+    base: Instant,
+    millis: AtomicU64,
+}
+
+impl LastHeard {
+    fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            millis: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.millis.store(ms, Ordering::Relaxed);
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.base
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.millis.load(Ordering::Relaxed)))
+    }
+}
 
 /// Serve one WebSocket until the client leaves, the socket drops or the room ends the session.
 pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
@@ -35,8 +62,12 @@ pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
         max_sdp_bytes: registry.config().max_sdp_bytes,
         ..Limits::default()
     };
-    let first = match tokio::time::timeout(JOIN_TIMEOUT, next_message(&mut socket, &limits, &stats))
-        .await
+    let heard = LastHeard::new();
+    let first = match tokio::time::timeout(
+        JOIN_TIMEOUT,
+        next_message(&mut socket, &limits, &stats, &heard),
+    )
+    .await
     {
         Ok(Some(first)) => first,
         Ok(None) => return,
@@ -97,12 +128,14 @@ pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
     };
     let span = info_span!("session", room = %room_id, participant = %joined.participant_id);
     let max_messages_per_second = registry.config().max_messages_per_second;
+    let idle_timeout = Duration::from_secs(registry.config().ws_idle_timeout_secs);
     serve(
         socket,
         joined,
         out_rx,
         &limits,
         max_messages_per_second,
+        idle_timeout,
         &stats,
     )
     .instrument(span)
@@ -209,15 +242,29 @@ async fn serve(
     mut out_rx: mpsc::Receiver<Outbound>,
     limits: &Limits,
     max_messages_per_second: u32,
+    idle_timeout: Duration,
     stats: &Stats,
 ) {
     info!("joined");
     let mut left_by_client = false;
     let mut bucket = TokenBucket::new(max_messages_per_second);
     let mut last_rate_error: Option<Instant> = None;
+    let heard = LastHeard::new();
+    // Ping every third of the idle timeout, so a live client answers twice before it expires.
+    let mut keepalive = tokio::time::interval(idle_timeout / 3);
     loop {
         tokio::select! {
-            incoming = next_message(&mut socket, limits, stats) => {
+            _ = keepalive.tick() => {
+                if heard.elapsed() >= idle_timeout {
+                    warn!("nothing from the client for {} s; ending the session", idle_timeout.as_secs());
+                    let _ = send(&mut socket, &ServerMessage::Leave { reason: LeaveReason::Timeout }).await;
+                    break;
+                }
+                if tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Ping(Vec::new().into()))).await.is_err() {
+                    break;
+                }
+            }
+            incoming = next_message(&mut socket, limits, stats, &heard) => {
                 let Some(incoming) = incoming else { break };
                 let now = Instant::now();
                 if !bucket.admit(now) {
@@ -287,6 +334,7 @@ async fn next_message(
     socket: &mut WebSocket,
     limits: &Limits,
     stats: &Stats,
+    heard: &LastHeard,
 ) -> Option<Result<ClientMessage, ProtocolError>> {
     loop {
         let frame = match socket.recv().await? {
@@ -296,6 +344,7 @@ async fn next_message(
                 return None;
             }
         };
+        heard.touch();
         let parsed = match frame {
             Message::Text(text) => parse_client_message(text.as_str(), limits),
             Message::Binary(_) => Err(ProtocolError::bad_request(
