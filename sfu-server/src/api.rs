@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sfu_core::ids::RoomId;
+use signaling::token::{self, Claims, Grants};
 
 use crate::registry::{Registry, RoomHandle};
 use crate::room::AdminRequest;
@@ -51,6 +52,27 @@ struct MuteBody {
     muted: bool,
 }
 
+/// A request for a join token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    room: String,
+    identity: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    grants: Grants,
+    #[serde(default = "default_token_ttl")]
+    ttl_secs: u64,
+}
+
+fn default_token_ttl() -> u64 {
+    3600
+}
+
+/// Longest validity the API signs tokens for (30 days).
+const MAX_TOKEN_TTL_SECS: u64 = 30 * 86_400;
+
 /// The `/api/` routes, behind the admin credential check.
 pub fn router(registry: Registry) -> Router {
     Router::new()
@@ -62,6 +84,7 @@ pub fn router(registry: Registry) -> Router {
         )
         .route("/api/rooms/{room}/tracks/{track}/mute", post(mute))
         .route("/api/events", get(events))
+        .route("/api/tokens", post(create_token))
         .fallback(|| async { not_found("no such API endpoint".to_owned()) })
         .layer(middleware::from_fn_with_state(
             registry.clone(),
@@ -239,6 +262,52 @@ async fn close_room(
         .await
         .ok_or_else(|| busy(&room))?;
     Ok(Json(json!({"closed": room})).into_response())
+}
+
+/// Sign a join token with the server's auth secret.
+async fn create_token(
+    State(registry): State<Registry>,
+    body: Result<Json<TokenRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = body.map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!(
+                "expected {{\"room\", \"identity\", \"name\"?, \"grants\"?, \"ttl_secs\"?}}: {e}"
+            ),
+        )
+    })?;
+    let Some(secret) = registry.config().auth_secret.as_deref() else {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "unavailable",
+            "this server has no auth_secret: joins need no token".into(),
+        ));
+    };
+    if request.room.is_empty()
+        || request.identity.is_empty()
+        || !(1..=MAX_TOKEN_TTL_SECS).contains(&request.ttl_secs)
+    {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!(
+                "room and identity must not be empty and ttl_secs must be within 1..={MAX_TOKEN_TTL_SECS}"
+            ),
+        ));
+    }
+    let expires = token::unix_now() + request.ttl_secs;
+    let claims = Claims {
+        sub: request.identity,
+        name: request.name,
+        room: request.room,
+        exp: expires,
+        nbf: None,
+        grants: request.grants,
+    };
+    let token = token::sign(&claims, secret.as_bytes());
+    Ok(Json(json!({"token": token, "expires": expires})).into_response())
 }
 
 /// How often the live stream sends a fresh state of every room.

@@ -66,6 +66,25 @@ describe('join tokens', () => {
     observer.ws.close();
   });
 
+  // Requirement: the admin API creates join tokens that admit their holder; bad requests get 400.
+  it('creates join tokens through the admin API', async () => {
+    const post = (body) => fetch(`${server.baseUrl}/api/tokens`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    const res = await post({ room: 'r4', identity: 'carol', name: 'Carol', grants: { can_publish: false }, ttl_secs: 600 });
+    assert.equal(res.status, 200);
+    const { token: fresh, expires } = await res.json();
+    assert.ok(expires > Date.now() / 1000 + 500);
+    const client = await joinWith(server, { room: 'r4', name: 'x', token: fresh });
+    assert.equal(client.messages[0].type, 'joined');
+    client.ws.close();
+    for (const bad of [{ room: 'r4' }, { room: '', identity: 'a' }, { room: 'r', identity: 'a', ttl_secs: 0 }, { room: 'r', identity: 'a', extra: 1 }]) {
+      const r = await post(bad);
+      assert.equal(r.status, 400, JSON.stringify(bad));
+      assert.equal((await r.json()).error.code, 'bad_request');
+    }
+  });
+
   // Requirement: grants are enforced: no publishing without `publish`, no subscribing without `subscribe`.
   it('enforces publish and subscribe grants', async () => {
     const viewer = await joinWith(server, { room: 'r3', name: 'v', token: token(['--room', 'r3', '--identity', 'viewer', '--grants', 'subscribe,data']) });

@@ -105,6 +105,8 @@ describe('operators: metrics and admin API during a call', () => {
     assert.ok(a.published.every((t) => t.layers.some((l) => l.active && l.bitrate_bps > 0)), JSON.stringify(a.published));
     const b = detail.json.participants.find((p) => p.id === B.participantId);
     assert.equal(b.consumers.length, 2, 'B receives A\'s audio and video');
+    const noSecret = await api(server, 'POST', '/api/tokens', { token: TOKEN, body: { room: 'ops', identity: 'x' } });
+    assert.equal(noSecret.status, 409, 'no auth secret, no tokens');
     const missing = await api(server, 'GET', '/api/rooms/nope', { token: TOKEN });
     assert.equal(missing.status, 404);
     assert.equal(missing.json.error.code, 'not_found');
