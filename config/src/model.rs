@@ -39,6 +39,9 @@ pub struct Config {
     pub keyframe_request_interval_ms: u64,
     /// Seconds a participant may stay without a connected media path (ICE) before it is removed.
     pub ice_connect_timeout_secs: u64,
+    /// Seconds a participant whose signaling connection dropped (without `leave`) is kept,
+    /// media flowing, waiting for it to `resume`; 0 removes it at once.
+    pub resume_grace_secs: u64,
     /// Seconds without any frame from a signaling client (the server pings every third of
     /// this; browsers answer pings by themselves) before its session ends with `timeout`.
     pub ws_idle_timeout_secs: u64,
@@ -108,6 +111,7 @@ impl Default for Config {
             keyframe_request_interval_ms: 500,
             ice_connect_timeout_secs: 20,
             ws_idle_timeout_secs: 45,
+            resume_grace_secs: 20,
             log_format: LogFormat::Text,
             metrics_enabled: true,
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
@@ -243,6 +247,12 @@ impl Config {
             return invalid(format!(
                 "ws_idle_timeout_secs must be between 3 and 3600, got {}",
                 self.ws_idle_timeout_secs
+            ));
+        }
+        if self.resume_grace_secs > 3600 {
+            return invalid(format!(
+                "resume_grace_secs must be at most 3600, got {}",
+                self.resume_grace_secs
             ));
         }
         if self.ice_connect_timeout_secs == 0 {

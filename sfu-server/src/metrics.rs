@@ -33,7 +33,8 @@ pub const SIGNALING_ERRORS: &str = "sfu_signaling_errors_by_code_total";
 /// Participants removed because their media path failed, by reason.
 pub const CONNECTION_FAILURES: &str = "sfu_connection_failures_total";
 /// The reasons of [`CONNECTION_FAILURES`].
-pub const CONNECTION_FAILURE_REASONS: [&str; 4] = [
+pub const CONNECTION_FAILURE_REASONS: [&str; 5] = [
+    "signaling_lost",
     "ice_connect_timeout",
     "media_path_lost",
     "peer_connection_closed",

@@ -67,6 +67,7 @@ struct Inner {
     routes: Routes,
     participants: AtomicUsize,
     pending_joins: AtomicUsize,
+    resumable: DashMap<String, (RoomId, ParticipantKey)>,
     generations: AtomicU64,
     next_participant: AtomicU64,
 }
@@ -123,6 +124,7 @@ impl Registry {
                 routes: Arc::new(DashMap::new()),
                 participants: AtomicUsize::new(0),
                 pending_joins: AtomicUsize::new(0),
+                resumable: DashMap::new(),
                 generations: AtomicU64::new(0),
                 next_participant: AtomicU64::new(1),
             }),
@@ -197,6 +199,23 @@ impl Registry {
         Some(JoinPermit {
             inner: self.inner.clone(),
         })
+    }
+
+    /// Remember which participant a resume token takes back.
+    pub fn remember_resume(&self, token: &str, room: RoomId, participant: ParticipantKey) {
+        self.inner
+            .resumable
+            .insert(token.to_owned(), (room, participant));
+    }
+
+    /// The room and participant a resume token takes back, if it is still valid.
+    pub fn resume_target(&self, token: &str) -> Option<(RoomId, ParticipantKey)> {
+        self.inner.resumable.get(token).map(|e| e.value().clone())
+    }
+
+    /// The participant is gone: its resume token no longer works.
+    pub fn forget_resume(&self, token: &str) {
+        self.inner.resumable.remove(token);
     }
 
     /// Every room's id and handle.

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::registry::Registry;
-use crate::room::{JoinRequest, Outbound, ParticipantKey, RoomCommand};
+use crate::room::{JoinRequest, Outbound, ParticipantKey, ResumeRequest, RoomCommand};
 use crate::stats::{Stats, bump};
 
 /// Messages queued toward one client before it counts as too slow and is dropped.
@@ -80,46 +80,28 @@ pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
             return;
         }
     };
-    let (room, name, token, auto_subscribe) = match first {
+    let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let entered = match first {
         Ok(ClientMessage::Join {
             room,
             name,
             token,
             auto_subscribe,
-        }) => (room, name, token, auto_subscribe),
-        Ok(other) => {
-            let msg = format!(
-                "the first message must be `join`, not `{}`",
-                other.type_name()
-            );
-            reply_error(&mut socket, ProtocolError::bad_request(msg)).await;
-            return;
+        }) => enter_by_join(&registry, room, name, token, auto_subscribe, out_tx).await,
+        Ok(ClientMessage::Resume { resume_token }) => {
+            enter_by_resume(&registry, &resume_token, out_tx).await
         }
-        Err(e) => {
-            let msg = format!("the first message must be a valid `join`: {}", e.message);
-            reply_error(
-                &mut socket,
-                ProtocolError {
-                    code: e.code,
-                    message: msg,
-                },
-            )
-            .await;
-            return;
-        }
+        Ok(other) => Err(ProtocolError::bad_request(format!(
+            "the first message must be `join` or `resume`, not `{}`",
+            other.type_name()
+        ))),
+        Err(e) => Err(ProtocolError {
+            code: e.code,
+            message: format!("the first message must be a valid `join`: {}", e.message),
+        }),
     };
-    let (name, grants) = match authorize(registry.config(), &room, name, token.as_deref()) {
-        Ok(allowed) => allowed,
-        Err(e) => {
-            bump(&stats.signaling_errors);
-            reply_error(&mut socket, e).await;
-            return;
-        }
-    };
-    let room_id = RoomId::from_wire(room);
-    let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let joined = match join(&registry, &room_id, name, grants, auto_subscribe, out_tx).await {
-        Ok(joined) => joined,
+    let (room_id, joined) = match entered {
+        Ok(entered) => entered,
         Err(e) => {
             bump(&stats.signaling_errors);
             reply_error(&mut socket, e).await;
@@ -146,6 +128,59 @@ struct Joined {
     key: ParticipantKey,
     participant_id: String,
     commands: mpsc::Sender<RoomCommand>,
+    /// Which session of the participant this is (0 for the join, one more per resume).
+    session: u64,
+}
+
+/// Enter a room with `join`: check the token, then join.
+async fn enter_by_join(
+    registry: &Registry,
+    room: String,
+    name: String,
+    token: Option<String>,
+    auto_subscribe: bool,
+    out: mpsc::Sender<Outbound>,
+) -> Result<(RoomId, Joined), ProtocolError> {
+    let (name, grants) = authorize(registry.config(), &room, name, token.as_deref())?;
+    let room_id = RoomId::from_wire(room);
+    let joined = join(registry, &room_id, name, grants, auto_subscribe, out).await?;
+    Ok((room_id, joined))
+}
+
+/// Take back a participant whose connection was lost, with its resume token.
+async fn enter_by_resume(
+    registry: &Registry,
+    resume_token: &str,
+    out: mpsc::Sender<Outbound>,
+) -> Result<(RoomId, Joined), ProtocolError> {
+    let gone = || ProtocolError {
+        code: ErrorCode::NotFound,
+        message: "nothing to resume: unknown or expired resume token".into(),
+    };
+    let (room_id, key) = registry.resume_target(resume_token).ok_or_else(gone)?;
+    let handle = registry.existing_room(&room_id).ok_or_else(gone)?;
+    let (reply, answer) = oneshot::channel();
+    let request = ResumeRequest {
+        key,
+        resume_token: resume_token.to_owned(),
+        out,
+        reply,
+    };
+    handle
+        .commands
+        .send(RoomCommand::Resume(request))
+        .await
+        .map_err(|_| gone())?;
+    let (participant_id, session) = answer.await.map_err(|_| gone())??;
+    Ok((
+        room_id,
+        Joined {
+            key,
+            participant_id,
+            commands: handle.commands,
+            session,
+        },
+    ))
 }
 
 /// Check the join token when the server has an auth secret: the name to use and the grants.
@@ -204,6 +239,7 @@ async fn join(
         };
         let (reply_tx, reply_rx) = oneshot::channel();
         let request = JoinRequest {
+            resume_token: auth::random_secret(),
             name: name.clone(),
             grants,
             auto_subscribe,
@@ -224,6 +260,7 @@ async fn join(
                     key,
                     participant_id,
                     commands: handle.commands,
+                    session: 0,
                 });
             }
             Ok(Err(e)) => return Err(e),
@@ -245,8 +282,10 @@ async fn serve(
     idle_timeout: Duration,
     stats: &Stats,
 ) {
-    info!("joined");
-    let mut left_by_client = false;
+    info!(session = joined.session, "joined");
+    // Unless the client left or the server ended the session, the connection was lost and
+    // the participant may still resume.
+    let mut ended = SessionEnd::Lost;
     let mut bucket = TokenBucket::new(max_messages_per_second);
     let mut last_rate_error: Option<Instant> = None;
     let heard = LastHeard::new();
@@ -258,6 +297,7 @@ async fn serve(
                 if heard.elapsed() >= idle_timeout {
                     warn!("nothing from the client for {} s; ending the session", idle_timeout.as_secs());
                     let _ = send(&mut socket, &ServerMessage::Leave { reason: LeaveReason::Timeout }).await;
+                    ended = SessionEnd::Ended;
                     break;
                 }
                 if tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Ping(Vec::new().into()))).await.is_err() {
@@ -286,12 +326,11 @@ async fn serve(
                             break;
                         }
                     }
-                    Ok(ClientMessage::Join { .. }) => {
+                    Ok(ClientMessage::Join { .. } | ClientMessage::Resume { .. }) => {
                         reply_error(&mut socket, ProtocolError::bad_request("already joined")).await;
                     }
                     Ok(ClientMessage::Leave) => {
-                        left_by_client = true;
-                        let _ = joined.commands.send(RoomCommand::Leave(joined.key)).await;
+                        ended = SessionEnd::Left;
                         break;
                     }
                     Ok(message) => {
@@ -311,21 +350,36 @@ async fn serve(
                     }
                     Some(Outbound::End(reason)) => {
                         let _ = send(&mut socket, &ServerMessage::Leave { reason }).await;
+                        ended = SessionEnd::Ended;
                         break;
                     }
                     None => {
                         let _ = send(&mut socket, &ServerMessage::Leave { reason: LeaveReason::RoomClosed }).await;
+                        ended = SessionEnd::Ended;
                         break;
                     }
                 }
             }
         }
     }
-    if !left_by_client {
-        let _ = joined.commands.send(RoomCommand::Leave(joined.key)).await;
-    }
+    let command = match ended {
+        SessionEnd::Lost => RoomCommand::Disconnected(joined.key, joined.session),
+        SessionEnd::Left | SessionEnd::Ended => RoomCommand::Leave(joined.key),
+    };
+    let _ = joined.commands.send(command).await;
     let _ = socket.send(Message::Close(None)).await;
-    info!(by_client = left_by_client, "session ended");
+    info!(?ended, "session ended");
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionEnd {
+    /// The client sent `leave`.
+    Left,
+    /// The server ended it (removed, room closed, client silent too long).
+    Ended,
+    /// The connection dropped: the participant may `resume`.
+    Lost,
 }
 
 /// The next client message, `None` when the socket is closed. Protocol errors are

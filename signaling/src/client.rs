@@ -66,6 +66,12 @@ pub enum ClientMessage {
     },
     /// Leave the room.
     Leave,
+    /// Addition: instead of `join`, take back a participant whose signaling connection was
+    /// lost, within the server's grace period, with the `resume_token` of its `joined`.
+    Resume {
+        /// The secret from `joined`.
+        resume_token: String,
+    },
     /// Keepalive, answered by `pong` with the same `ts`.
     Ping {
         /// Any number, echoed back.
@@ -86,6 +92,7 @@ impl ClientMessage {
         "mute",
         "leave",
         "ping",
+        "resume",
     ];
 
     /// The message's `type` tag, for logs and metrics.
@@ -100,6 +107,7 @@ impl ClientMessage {
             ClientMessage::Mute { .. } => "mute",
             ClientMessage::Leave => "leave",
             ClientMessage::Ping { .. } => "ping",
+            ClientMessage::Resume { .. } => "resume",
         }
     }
 }

@@ -102,6 +102,13 @@ fn validate(message: &ClientMessage, limits: &Limits) -> Result<(), ProtocolErro
                 return Err(ProtocolError::bad_request("`track_id` must not be empty"));
             }
         }
+        ClientMessage::Resume { resume_token } => {
+            if resume_token.is_empty() || resume_token.len() > 128 {
+                return Err(ProtocolError::bad_request(
+                    "`resume_token` must be 1 to 128 characters",
+                ));
+            }
+        }
         ClientMessage::Candidate { .. } | ClientMessage::Leave | ClientMessage::Ping { .. } => {}
     }
     Ok(())

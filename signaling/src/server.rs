@@ -35,6 +35,10 @@ pub enum ServerMessage {
         participants: Vec<Participant>,
         /// ICE servers for the client's peer connection.
         ice_servers: Vec<IceServer>,
+        /// Addition: the secret for `resume` after a lost connection (absent from servers
+        /// that do not offer resuming).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_token: Option<String>,
     },
     /// Someone entered the room.
     ParticipantJoined {

@@ -127,6 +127,15 @@ pub fn verify(token: &str, secret: &[u8], now: u64) -> Result<Claims, TokenError
     Ok(claims)
 }
 
+/// A fresh random secret (128 bits, hex), e.g. for `joined.resume_token`.
+pub fn random_secret() -> String {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    // The system random generator only fails if the OS has none, which we cannot run without.
+    let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()

@@ -141,6 +141,7 @@ fn every_server_message_round_trips() {
                 username: Some("u".into()),
                 credential: Some("c".into()),
             }],
+            resume_token: Some("rt".into()),
         },
         ServerMessage::ParticipantJoined { participant },
         ServerMessage::ParticipantLeft {
@@ -200,6 +201,7 @@ fn server_messages_match_the_documented_examples() {
         room: "demo".into(),
         participants: vec![],
         ice_servers: vec![],
+        resume_token: None,
     };
     assert_eq!(
         serde_json::to_value(&joined).expect("json"),

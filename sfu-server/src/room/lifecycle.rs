@@ -26,6 +26,7 @@ impl Room {
             grants,
             auto_subscribe,
             out,
+            resume_token,
             reply,
         } = request;
         // A participant that may not subscribe receives nothing, whatever it asked for.
@@ -73,6 +74,10 @@ impl Room {
             connect_deadline: None,
             connected: false,
             connected_once: false,
+            resume_token: resume_token.clone(),
+            disconnected_at: None,
+            session: 0,
+            last_offer: None,
             connection: Default::default(),
             joined_at: Instant::now(),
             published: HashMap::new(),
@@ -101,7 +106,11 @@ impl Room {
             room: self.id.to_string(),
             participants,
             ice_servers: self.ice_servers(),
+            resume_token: (self.ctx.config.resume_grace_secs > 0).then(|| resume_token.clone()),
         };
+        self.ctx
+            .registry
+            .remember_resume(&resume_token, self.id.clone(), key);
         // `joined` goes first on the participant's queue, before anything the room says next.
         let _ = p.out.try_send(Outbound::Message(joined));
         self.participants.insert(key, p);
@@ -125,9 +134,15 @@ impl Room {
     }
 
     fn participant_infos(&self) -> Vec<ParticipantInfo> {
+        self.participant_infos_except(ParticipantKey(u64::MAX))
+    }
+
+    /// Everyone but `except`, as the protocol describes participants.
+    pub(super) fn participant_infos_except(&self, except: ParticipantKey) -> Vec<ParticipantInfo> {
         self.participants
-            .values()
-            .map(|p| ParticipantInfo {
+            .iter()
+            .filter(|(k, _)| **k != except)
+            .map(|(_, p)| ParticipantInfo {
                 id: p.id.to_string(),
                 name: p.name.clone(),
                 tracks: p
@@ -140,7 +155,7 @@ impl Room {
             .collect()
     }
 
-    fn ice_servers(&self) -> Vec<signaling::IceServer> {
+    pub(super) fn ice_servers(&self) -> Vec<signaling::IceServer> {
         self.ctx
             .config
             .ice_servers
@@ -163,6 +178,7 @@ impl Room {
             info!(reason = ?reason, "participant left");
         }
         self.ctx.routes.remove(&p.ufrag);
+        self.ctx.registry.forget_resume(&p.resume_token);
         self.speakers.remove(&key);
         self.ctx.registry.participant_delta(false);
         if let Some(reason) = reason {
@@ -248,6 +264,16 @@ impl Room {
             }
             if !p.rtc.is_alive() {
                 ::metrics::counter!(crate::metrics::CONNECTION_FAILURES, "reason" => "peer_connection_closed")
+                    .increment(1);
+                self.to_remove.push((key, Some(LeaveReason::Timeout)));
+                continue;
+            }
+            let grace = Duration::from_secs(self.ctx.config.resume_grace_secs);
+            if p.disconnected_at.is_some_and(|t| t + grace <= now) {
+                let _g = p.span.enter();
+                info!("signaling connection not resumed in time; removing participant");
+                drop(_g);
+                ::metrics::counter!(crate::metrics::CONNECTION_FAILURES, "reason" => "signaling_lost")
                     .increment(1);
                 self.to_remove.push((key, Some(LeaveReason::Timeout)));
                 continue;

@@ -13,6 +13,7 @@ mod lifecycle;
 mod negotiation;
 mod participant;
 mod producer;
+mod resume;
 mod rtcp_stats;
 mod signal;
 mod vp8;
@@ -72,8 +73,23 @@ pub struct JoinRequest {
     pub auto_subscribe: bool,
     /// Where the room sends this participant's messages.
     pub out: mpsc::Sender<Outbound>,
+    /// The secret for `resume`, told in `joined`.
+    pub resume_token: String,
     /// The participant's key and id, or why it was refused.
     pub reply: oneshot::Sender<Result<(ParticipantKey, String), ProtocolError>>,
+}
+
+/// A request to take back a participant whose signaling connection was lost.
+#[derive(Debug)]
+pub struct ResumeRequest {
+    /// The participant.
+    pub key: ParticipantKey,
+    /// The secret its `joined` carried.
+    pub resume_token: String,
+    /// Where the room sends its messages from now on.
+    pub out: mpsc::Sender<Outbound>,
+    /// Its participant id and the new session number, or why it cannot be resumed.
+    pub reply: oneshot::Sender<Result<(String, u64), ProtocolError>>,
 }
 
 /// What a signaling session sends to its room.
@@ -83,8 +99,12 @@ pub enum RoomCommand {
     Join(JoinRequest),
     /// A client message of a joined participant.
     Signal(ParticipantKey, signaling::ClientMessage),
-    /// The participant left or its socket closed.
+    /// The participant left (`leave`) or its session was ended.
     Leave(ParticipantKey),
+    /// The signaling connection of this session (number) dropped without `leave`.
+    Disconnected(ParticipantKey, u64),
+    /// A client takes back its participant.
+    Resume(ResumeRequest),
     /// An operator's request (admin API, dashboard, metrics).
     Admin(AdminRequest),
 }
@@ -203,6 +223,8 @@ impl Room {
             RoomCommand::Join(request) => self.join(request),
             RoomCommand::Signal(key, message) => self.signal(key, message),
             RoomCommand::Leave(key) => self.to_remove.push((key, None)),
+            RoomCommand::Disconnected(key, session) => self.disconnected(key, session),
+            RoomCommand::Resume(request) => self.resume(request),
             RoomCommand::Admin(request) => self.admin(request),
         }
     }
@@ -225,7 +247,7 @@ impl Room {
     fn next_deadline(&self, now: Instant) -> Instant {
         self.participants
             .values()
-            .map(Participant::next_deadline)
+            .map(|p| p.next_deadline(self.resume_grace()))
             .fold(self.next_tick.max(now), Instant::min)
     }
 
@@ -250,6 +272,11 @@ impl Room {
         }
     }
 
+    /// How long a participant without signaling connection waits for `resume`.
+    fn resume_grace(&self) -> Duration {
+        Duration::from_secs(self.ctx.config.resume_grace_secs)
+    }
+
     /// Queue a message to every participant.
     fn broadcast_all(&mut self, message: &ServerMessage) {
         let keys: Vec<ParticipantKey> = self.participants.keys().copied().collect();
@@ -261,16 +288,23 @@ impl Room {
     /// Queue a message to one participant; a client too slow to take it is removed
     /// (told `timeout`), one whose session already ended is removed quietly.
     fn send_to(&mut self, key: ParticipantKey, message: ServerMessage) {
-        let Some(p) = self.participants.get(&key) else {
+        let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
+        if p.disconnected_at.is_some() {
+            // It gets the room's whole state again when it resumes.
+            return;
+        }
         match p.out.try_send(Outbound::Message(message)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 crate::stats::bump(&self.ctx.stats.slow_clients_dropped);
                 self.to_remove.push((key, Some(LeaveReason::Timeout)));
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => self.to_remove.push((key, None)),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                // Its session ended; whether it left or may resume comes next from the session.
+                p.disconnected_at = Some(Instant::now());
+            }
         }
     }
 

@@ -220,13 +220,14 @@ impl Room {
             info!(tracks = ?tracks, "sending server offer");
         }
         participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
-        self.send_to(
-            key,
-            ServerMessage::Offer {
-                sdp: offer.to_sdp_string(),
-                tracks,
-            },
-        );
+        let message = ServerMessage::Offer {
+            sdp: offer.to_sdp_string(),
+            tracks,
+        };
+        if let Some(p) = self.participants.get_mut(&key) {
+            p.last_offer = Some(message.clone());
+        }
+        self.send_to(key, message);
     }
 
     /// Give `subscriber` a consumer of `producer` (offered at the next opportunity).

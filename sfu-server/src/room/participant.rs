@@ -52,6 +52,14 @@ pub struct Participant {
     pub connect_deadline: Option<Instant>,
     /// Whether ICE and DTLS completed.
     pub connected: bool,
+    /// The secret that lets a new signaling connection take this participant back.
+    pub resume_token: String,
+    /// Since when its signaling connection has been gone (it may still `resume`).
+    pub disconnected_at: Option<Instant>,
+    /// Number of its current signaling session (0, then one more per resume).
+    pub session: u64,
+    /// The server's last offer, sent again when it resumes with the offer unanswered.
+    pub last_offer: Option<signaling::ServerMessage>,
     /// Whether ICE and DTLS completed at least once.
     pub connected_once: bool,
     /// When it joined.
@@ -78,11 +86,16 @@ pub struct Participant {
 
 impl Participant {
     /// The earliest time this participant needs attention.
-    pub fn next_deadline(&self) -> Instant {
-        [self.first_offer_after, self.connect_deadline]
-            .into_iter()
-            .flatten()
-            .fold(self.next_timeout, Instant::min)
+    pub fn next_deadline(&self, resume_grace: std::time::Duration) -> Instant {
+        let resume_deadline = self.disconnected_at.map(|t| t + resume_grace);
+        [
+            self.first_offer_after,
+            self.connect_deadline,
+            resume_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.next_timeout, Instant::min)
     }
 
     /// The consumer sending on `mid`, if any.

@@ -26,6 +26,7 @@ impl Room {
             ClientMessage::Offer { sdp } => self.client_offer(key, sdp),
             ClientMessage::Answer { sdp } => self.client_answer(key, sdp),
             ClientMessage::Candidate { candidate } => self.client_candidate(key, candidate),
+
             ClientMessage::Subscribe {
                 track_id,
                 quality,
@@ -34,7 +35,10 @@ impl Room {
             ClientMessage::Unsubscribe { track_id } => self.unsubscribe(key, &track_id),
             ClientMessage::Mute { track_id, muted } => self.mute(key, &track_id, muted),
             // The session answers these itself.
-            ClientMessage::Join { .. } | ClientMessage::Leave | ClientMessage::Ping { .. } => {}
+            ClientMessage::Join { .. }
+            | ClientMessage::Resume { .. }
+            | ClientMessage::Leave
+            | ClientMessage::Ping { .. } => {}
         }
     }
 

@@ -50,6 +50,7 @@ describe('liveness', () => {
     await new Promise((resolve) => setTimeout(resolve, (IDLE_SECS + 1) * 1000));
     assert.equal(live.ws.readyState, WebSocket.OPEN, 'the live client is still connected');
     assert.ok(!live.messages.some((m) => m.type === 'leave'));
+    live.ws.send(JSON.stringify({ type: 'leave' }));
     live.ws.close();
   });
 

@@ -1,0 +1,78 @@
+//! Losing and taking back a participant's signaling connection: a participant whose
+//! WebSocket dropped without `leave` keeps its peer connection (media keeps flowing) for
+//! `resume_grace_secs`, and a new connection presenting its `resume_token` takes it back.
+
+use std::time::Instant;
+
+use signaling::{ErrorCode, ProtocolError, ServerMessage};
+use tracing::info;
+
+use super::{Outbound, ParticipantKey, ResumeRequest, Room};
+
+impl Room {
+    /// Session `session` of the participant lost its connection without `leave`.
+    pub(super) fn disconnected(&mut self, key: ParticipantKey, session: u64) {
+        if self.ctx.config.resume_grace_secs == 0 {
+            self.to_remove.push((key, None));
+            return;
+        }
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        if p.session != session {
+            return; // An older session ending after the participant already resumed.
+        }
+        let _g = p.span.enter();
+        info!(
+            grace_secs = self.ctx.config.resume_grace_secs,
+            "signaling connection lost; waiting for resume"
+        );
+        p.disconnected_at.get_or_insert_with(Instant::now);
+    }
+
+    /// A new signaling connection takes the participant back.
+    pub(super) fn resume(&mut self, request: ResumeRequest) {
+        let ResumeRequest {
+            key,
+            resume_token,
+            out,
+            reply,
+        } = request;
+        let participants = self.participant_infos_except(key);
+        let ice_servers = self.ice_servers();
+        let room = self.id.to_string();
+        let Some(p) = self
+            .participants
+            .get_mut(&key)
+            .filter(|p| p.resume_token == resume_token)
+        else {
+            let _ = reply.send(Err(ProtocolError {
+                code: ErrorCode::NotFound,
+                message: "nothing to resume: the participant is gone".into(),
+            }));
+            return;
+        };
+        p.out = out;
+        p.disconnected_at = None;
+        p.session += 1;
+        {
+            let _g = p.span.enter();
+            info!(session = p.session, "signaling connection resumed");
+        }
+        let joined = ServerMessage::Joined {
+            participant_id: p.id.to_string(),
+            room,
+            participants,
+            ice_servers,
+            resume_token: Some(p.resume_token.clone()),
+        };
+        let _ = p.out.try_send(Outbound::Message(joined));
+        // An offer that went out while it was away is still waiting for its answer.
+        if p.pending_offer.is_some() {
+            if let Some(offer) = p.last_offer.clone() {
+                let _ = p.out.try_send(Outbound::Message(offer));
+            }
+        }
+        let _ = reply.send(Ok((p.id.to_string(), p.session)));
+    }
+}
