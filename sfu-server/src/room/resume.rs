@@ -68,10 +68,8 @@ impl Room {
         };
         let _ = p.out.try_send(Outbound::Message(joined));
         // An offer that went out while it was away is still waiting for its answer.
-        if p.pending_offer.is_some() {
-            if let Some(offer) = p.last_offer.clone() {
-                let _ = p.out.try_send(Outbound::Message(offer));
-            }
+        if let Some(offer) = p.last_offer.clone().filter(|_| p.pending_offer.is_some()) {
+            let _ = p.out.try_send(Outbound::Message(offer));
         }
         let _ = reply.send(Ok((p.id.to_string(), p.session)));
     }
