@@ -12,6 +12,9 @@
  */
 
 const PING_INTERVAL_MS = 15000;
+/** Reconnections tried after a lost signaling connection before giving up. */
+const RESUME_ATTEMPTS = 5;
+const RESUME_RETRY_MS = 1000;
 
 // How long publish()/unpublish() wait for the server's answer that completes their change.
 const ANSWER_TIMEOUT_MS = 20000;
@@ -311,6 +314,9 @@ class SfuClient extends EventTarget {
     this._remoteEntries = []; // every remote track seen, see _addRemoteEntry
     this._pingTimer = null;
     this._pendingJoin = null;
+    this._resumeToken = null; // from `joined`: takes the participant back after a lost connection
+    this._resuming = null; // {resolve, reject} while a `resume` waits for its `joined`
+    this._resumeInProgress = false;
     this._simulcast = false;
     this._videoCodec = null;
   }
@@ -359,7 +365,52 @@ class SfuClient extends EventTarget {
     this._log(`signaling closed (code ${event.code})`);
     if (this._pendingJoin) {
       this._pendingJoin.reject(new Error('signaling connection closed'));
+    } else if (this._resumeInProgress) {
+      this._resuming?.reject(new Error('signaling connection closed'));
+    } else if (this.state === 'joined' && this._resumeToken) {
+      this._resume();
     } else {
+      this._teardown('Disconnected from the server', true);
+    }
+  }
+
+  // The signaling connection dropped while joined: reconnect and `resume` (the peer connection,
+  // and so the media, carries on meanwhile). Gives up, and leaves, after RESUME_ATTEMPTS.
+  async _resume() {
+    const session = this._session;
+    clearInterval(this._pingTimer);
+    this._resumeInProgress = true;
+    try {
+      await this._resumeAttempts(session);
+    } finally {
+      this._resumeInProgress = false;
+    }
+  }
+
+  async _resumeAttempts(session) {
+    for (let attempt = 1; attempt <= RESUME_ATTEMPTS; attempt++) {
+      if (this._session !== session || this.state !== 'joined') return;
+      this._log(`signaling lost: resuming (attempt ${attempt})`);
+      try {
+        await this._connect();
+        await new Promise((resolve, reject) => {
+          this._resuming = { resolve, reject };
+          this.send({ type: 'resume', resume_token: this._resumeToken });
+        });
+        this._resuming = null;
+        this._startPing();
+        this._log(`resumed as ${this.participantId}`);
+        this._emit('resumed');
+        return;
+      } catch (err) {
+        this._resuming = null;
+        this._log(`resume failed: ${describeError(err)}`);
+        if (/nothing to resume/.test(describeError(err))) break;
+        await new Promise((r) => setTimeout(r, RESUME_RETRY_MS));
+      }
+    }
+    if (this._session === session) {
+      this._resumeInProgress = false;
       this._teardown('Disconnected from the server', true);
     }
   }
@@ -404,7 +455,12 @@ class SfuClient extends EventTarget {
   }
 
   _onJoined(message) {
+    if (this._resuming) {
+      this._onResumed(message);
+      return;
+    }
     if (!this._pendingJoin) return;
+    this._resumeToken = message.resume_token ?? null;
     this.participantId = message.participant_id;
     this.room = message.room;
     this.participants = Object.fromEntries(
@@ -418,6 +474,25 @@ class SfuClient extends EventTarget {
     this._setState('joined', `In room ${this.room} as ${this.name}`);
     this._pendingJoin.resolve(message);
     this._pendingJoin = null;
+  }
+
+  // `joined` after `resume`: same participant, so the peer connection stays; the room may have
+  // changed while we were away, so our view of it is rebuilt from the message.
+  _onResumed(message) {
+    if (message.participant_id !== this.participantId) {
+      this._resuming.reject(new Error(`resumed as ${message.participant_id}, not ${this.participantId}`));
+      return;
+    }
+    this._resumeToken = message.resume_token ?? this._resumeToken;
+    const now = Object.fromEntries((message.participants || []).map((p) => [p.id, normalizeParticipant(p)]));
+    for (const id of Object.keys(this.participants)) {
+      if (!now[id]) this._onParticipantLeft({ participant_id: id });
+    }
+    const liveTracks = new Set(Object.values(now).flatMap((p) => p.tracks.map((t) => t.id)));
+    this._endRemoteTracks((entry) => !liveTracks.has(entry.trackId));
+    this.participants = now;
+    this._emit('change');
+    this._resuming.resolve(message);
   }
 
   _onParticipantJoined({ participant }) {
@@ -494,6 +569,7 @@ class SfuClient extends EventTarget {
     const text = `Error (${code}): ${message}`;
     this._log(text);
     if (this._pendingJoin) this._pendingJoin.reject(new Error(text));
+    if (this._resuming) this._resuming.reject(new Error(text));
     this._setStatus(text, true);
   }
 

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { makeTempDir, startServer, waitFor, sleep } from './lib.mjs';
+import {
+  makeTempDir, startServer, waitFor, sleep, launchBrowser, openParticipant, closeParticipant, withDiagnostics,
+} from './lib.mjs';
 
 const GRACE_SECS = 3;
 
@@ -81,7 +83,45 @@ describe('resume', () => {
     assert.equal(refused.code, 'not_found');
   });
 
-  // Requirement: unknown tokens are refused; a second resume of a live session takes it over.
+  // Requirement: the web client resumes by itself when its signaling connection drops: same
+  // participant id, video keeps decoding, nobody sees it leave, and the new connection carries
+  // the room's messages.
+  it('the web client resumes after losing its WebSocket', { timeout: 90000 }, async () => {
+    let browser;
+    let A;
+    let B;
+    await withDiagnostics(() => ({ server, participants: [A, B] }), async () => {
+      browser = await launchBrowser(makeTempDir());
+      A = await openParticipant(browser, server.baseUrl, { room: 'res-b', name: 'A' });
+      B = await openParticipant(browser, server.baseUrl, { room: 'res-b', name: 'B', audio: false, video: false });
+      const videoOfA = async () => (await B.inboundStats()).find((s) => s.kind === 'video' && s.participantId === A.participantId);
+      await waitFor(async () => (await videoOfA())?.framesDecoded > 0, 20000, 'B to decode A');
+      await B.sfu(() => window.sfu._ws.close());
+      await waitFor(async () => {
+        const log = await B.sfu(() => window.sfu.log.join('\n'));
+        if (!log.includes('resumed as')) throw new Error('not resumed yet');
+        return true;
+      }, 10000, 'B to resume');
+      assert.equal(await B.sfu(() => window.sfu.participantId), B.participantId);
+      assert.equal(await B.sfu(() => window.sfu.state), 'joined');
+      const before = (await videoOfA()).framesDecoded;
+      await sleep((GRACE_SECS + 1) * 1000);
+      assert.ok((await videoOfA()).framesDecoded > before + 20, 'video keeps decoding after the resume');
+      assert.ok(!(await A.messages()).some((m) => m.type === 'participant_left'), 'A never saw B leave');
+      const videoTrack = (await B.participants())[A.participantId].tracks.find((t) => t.kind === 'video').id;
+      await A.sfu(() => window.sfu.unpublish('video'));
+      await waitFor(async () => {
+        if (!(await B.messages()).some((m) => m.type === 'track_unpublished' && m.track_id === videoTrack)) throw new Error('no track_unpublished');
+        return true;
+      }, 10000, 'B to hear of the unpublish over the resumed connection');
+    }).finally(async () => {
+      await closeParticipant(A);
+      await closeParticipant(B);
+      if (browser) await browser.close().catch(() => {});
+    });
+  });
+
+  // Requirement: unknown tokens are refused.
   it('refuses unknown tokens', async () => {
     const c = await connect(server);
     c.send({ type: 'resume', resume_token: 'ffffffffffffffffffffffffffffffff' });
