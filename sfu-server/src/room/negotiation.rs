@@ -77,6 +77,7 @@ impl Room {
         };
         info!("client offer accepted");
         p.first_offer_after = None;
+        self.follow_ice_restart(key);
         self.arm_connect_deadline(key);
         if let Some(p) = self.participants.get_mut(&key) {
             participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
@@ -328,6 +329,25 @@ impl Room {
         for mid in added {
             self.publish(key, mid);
         }
+    }
+
+    /// After an ICE restart the client checks the new server ufrag, often from new addresses:
+    /// route datagrams by it from now on. The old ufrag is forgotten.
+    fn follow_ice_restart(&mut self, key: ParticipantKey) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
+        if ufrag == p.ufrag {
+            return;
+        }
+        let _g = p.span.enter();
+        info!(old = %p.ufrag, new = %ufrag, "ICE restart: routing by the new ufrag");
+        p.connection.record(p.joined_at.elapsed(), "ice_restart");
+        if let Some((_, route)) = self.ctx.routes.remove(&p.ufrag) {
+            self.ctx.routes.insert(ufrag.clone(), route);
+        }
+        p.ufrag = ufrag;
     }
 
     /// Start the connect timer once the first negotiation completed (ICE can begin).
