@@ -20,7 +20,8 @@ struct Mapping {
     seq_offset: u64,
     ts_offset: u32,
     source_start_seq: u64,
-    highest_out_seq: u64,
+    /// One past the highest outgoing sequence number so far (where the next source starts).
+    next_out_seq: u64,
     highest_out_ts: u32,
 }
 
@@ -47,7 +48,7 @@ impl RtpMunger {
         let (out_seq, out_ts) = match self.mapping {
             None => (in_seq & 0xFFFF, in_ts),
             Some(m) => (
-                m.highest_out_seq + 1,
+                m.next_out_seq,
                 m.highest_out_ts.wrapping_add(ts_advance.max(1)),
             ),
         };
@@ -55,8 +56,8 @@ impl RtpMunger {
             seq_offset: out_seq.wrapping_sub(in_seq),
             ts_offset: out_ts.wrapping_sub(in_ts),
             source_start_seq: in_seq,
-            // One below the first outgoing number, so the switch packet becomes the highest.
-            highest_out_seq: out_seq.wrapping_sub(1),
+            // The switch packet itself takes `out_seq`; rewriting it moves this past it.
+            next_out_seq: out_seq,
             highest_out_ts: out_ts,
         });
     }
@@ -75,8 +76,8 @@ impl RtpMunger {
         }
         let seq = in_seq.wrapping_add(m.seq_offset);
         let timestamp = in_ts.wrapping_add(m.ts_offset);
-        if seq > m.highest_out_seq {
-            m.highest_out_seq = seq;
+        if seq >= m.next_out_seq {
+            m.next_out_seq = seq + 1;
             m.highest_out_ts = timestamp;
         }
         Some(Munged { seq, timestamp })
@@ -214,5 +215,21 @@ mod tests {
         let mut m = RtpMunger::new();
         assert!(!m.is_started());
         assert_eq!(m.rewrite(1, 1), None);
+    }
+
+    #[test]
+    fn a_first_source_starting_at_sequence_zero_still_continues_after_a_switch() {
+        // Requirement (found by the `forwarding` fuzz target): when the first forwarded packet's
+        // 16-bit sequence number is 0, the next source still continues after it instead of
+        // restarting at 0 (the highest-so-far used to be "0 - 1", which overflowed).
+        let mut m = RtpMunger::new();
+        m.switch_source(0x0001_0000, 100, 0);
+        assert_eq!(run(&mut m, &[(0x0001_0000, 100), (0x0001_0001, 200)]), vec![Some((0, 100)), Some((1, 200))]);
+        m.switch_source(5_000, 9_000, 3_000);
+        assert_eq!(run(&mut m, &[(5_000, 9_000)]), vec![Some((2, 3_200))]);
+        let mut fresh = RtpMunger::new();
+        fresh.switch_source(0, 0, 0);
+        fresh.switch_source(70, 70, 10);
+        assert_eq!(run(&mut fresh, &[(70, 70)]), vec![Some((0, 10))], "a switch before any packet");
     }
 }
