@@ -224,12 +224,19 @@ mod tests {
         // restarting at 0 (the highest-so-far used to be "0 - 1", which overflowed).
         let mut m = RtpMunger::new();
         m.switch_source(0x0001_0000, 100, 0);
-        assert_eq!(run(&mut m, &[(0x0001_0000, 100), (0x0001_0001, 200)]), vec![Some((0, 100)), Some((1, 200))]);
+        assert_eq!(
+            run(&mut m, &[(0x0001_0000, 100), (0x0001_0001, 200)]),
+            vec![Some((0, 100)), Some((1, 200))]
+        );
         m.switch_source(5_000, 9_000, 3_000);
         assert_eq!(run(&mut m, &[(5_000, 9_000)]), vec![Some((2, 3_200))]);
         let mut fresh = RtpMunger::new();
         fresh.switch_source(0, 0, 0);
         fresh.switch_source(70, 70, 10);
-        assert_eq!(run(&mut fresh, &[(70, 70)]), vec![Some((0, 10))], "a switch before any packet");
+        assert_eq!(
+            run(&mut fresh, &[(70, 70)]),
+            vec![Some((0, 10))],
+            "a switch before any packet"
+        );
     }
 }

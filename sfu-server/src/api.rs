@@ -121,6 +121,23 @@ fn admin_allowed(
     config: &config::Config,
     authorization: Option<&axum::http::HeaderValue>,
 ) -> Result<(), ApiError> {
+    let given = authorization
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // A join token signed with our auth secret is an admin credential when it grants `admin`.
+    if let (Some(given), Some(secret)) = (given, &config.auth_secret)
+        && let Ok(claims) = token::verify(given, secret.as_bytes(), token::unix_now())
+    {
+        return if claims.grants.admin {
+            Ok(())
+        } else {
+            Err(ApiError(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this join token does not grant admin".into(),
+            ))
+        };
+    }
     let Some(token) = &config.admin_token else {
         if config.admin_open_without_token() {
             return Ok(());
@@ -132,9 +149,6 @@ fn admin_allowed(
                 .into(),
         ));
     };
-    let given = authorization
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(given) if same_secret(given.as_bytes(), token.as_bytes()) => Ok(()),
         Some(_) => Err(ApiError(
@@ -375,6 +389,44 @@ mod tests {
         assert_eq!(
             status(admin_allowed(&config(None, "0.0.0.0:8080"), None)),
             Some(StatusCode::FORBIDDEN)
+        );
+        let secret = "0123456789abcdef0123456789abcdef";
+        let with_secret = config::Config {
+            auth_secret: Some(secret.to_owned()),
+            ..with_token.clone()
+        };
+        let jwt = |admin: bool| {
+            let claims = Claims {
+                sub: "ops".into(),
+                name: None,
+                room: "any".into(),
+                exp: token::unix_now() + 60,
+                nbf: None,
+                grants: Grants {
+                    admin,
+                    ..Grants::default()
+                },
+            };
+            HeaderValue::from_str(&format!(
+                "Bearer {}",
+                token::sign(&claims, secret.as_bytes())
+            ))
+            .expect("header")
+        };
+        assert_eq!(
+            status(admin_allowed(&with_secret, Some(&jwt(true)))),
+            None,
+            "admin grant"
+        );
+        assert_eq!(
+            status(admin_allowed(&with_secret, Some(&jwt(false)))),
+            Some(StatusCode::FORBIDDEN),
+            "a participant's token is not an admin credential"
+        );
+        assert_eq!(
+            status(admin_allowed(&with_secret, Some(&good))),
+            None,
+            "the admin token still works"
         );
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abc", b"abd"));

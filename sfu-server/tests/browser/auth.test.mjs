@@ -6,7 +6,9 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import WebSocket from 'ws';
-import { makeTempDir, startServer, waitFor, sleep, SERVER_BIN } from './lib.mjs';
+import {
+  makeTempDir, startServer, waitFor, sleep, SERVER_BIN, launchBrowser, openParticipant, closeParticipant, withDiagnostics,
+} from './lib.mjs';
 
 const SECRET = 'auth-test-secret-0123456789abcdef';
 
@@ -83,6 +85,40 @@ describe('join tokens', () => {
       assert.equal(r.status, 400, JSON.stringify(bad));
       assert.equal((await r.json()).error.code, 'bad_request');
     }
+  });
+
+  // Requirement: without the data grant a participant's data channel messages are not relayed
+  // (and counted as dropped); with it they are. Real browsers with tokens.
+  it('enforces the data grant', { timeout: 90000 }, async () => {
+    let browser;
+    let A;
+    let B;
+    await withDiagnostics(() => ({ server, participants: [A, B] }), async () => {
+      browser = await launchBrowser(makeTempDir());
+      A = await openParticipant(browser, server.baseUrl, { room: 'r5', name: 'A', audio: false, video: false, token: token(['--room', 'r5', '--identity', 'a']) });
+      B = await openParticipant(browser, server.baseUrl, { room: 'r5', name: 'B', audio: false, video: false, token: token(['--room', 'r5', '--identity', 'b', '--grants', 'publish,subscribe']) });
+      const send = (p, text) => waitFor(async () => {
+        if (!(await p.sfu((t) => window.sfu.sendData('reliable', t), text))) throw new Error('channel not open');
+        return true;
+      }, 20000, `${p.name}'s reliable channel`);
+      // Both channels open at the server only some time after the pages see theirs open:
+      // A repeats its message until B has it.
+      await waitFor(async () => {
+        await send(A, 'from A');
+        if (!(await B.dataMessages()).some((m) => m.data === 'from A')) throw new Error('B got nothing');
+        return true;
+      }, 20000, 'A\'s message to reach B', 500);
+      const dropped = (await (await fetch(`${server.baseUrl}/healthz`)).json()).counters.data_dropped;
+      await send(B, 'from B');
+      await sleep(1500);
+      assert.ok(!(await A.dataMessages()).some((m) => m.data === 'from B'), 'B has no data grant');
+      const after = (await (await fetch(`${server.baseUrl}/healthz`)).json()).counters.data_dropped;
+      assert.equal(after, dropped + 1, 'the refused message is counted');
+    }).finally(async () => {
+      await closeParticipant(A);
+      await closeParticipant(B);
+      if (browser) await browser.close().catch(() => {});
+    });
   });
 
   // Requirement: grants are enforced: no publishing without `publish`, no subscribing without `subscribe`.
