@@ -279,10 +279,7 @@ impl Room {
 
     /// Queue a message to every participant.
     fn broadcast_all(&mut self, message: &ServerMessage) {
-        let keys: Vec<ParticipantKey> = self.participants.keys().copied().collect();
-        for key in keys {
-            self.send_to(key, message.clone());
-        }
+        self.broadcast_except(None, message);
     }
 
     /// Queue a message to one participant; a client too slow to take it is removed
@@ -317,11 +314,15 @@ impl Room {
 
     /// Queue a message to every participant but `except`.
     fn broadcast(&mut self, except: ParticipantKey, message: &ServerMessage) {
+        self.broadcast_except(Some(except), message);
+    }
+
+    fn broadcast_except(&mut self, except: Option<ParticipantKey>, message: &ServerMessage) {
         let keys: Vec<ParticipantKey> = self
             .participants
             .keys()
             .copied()
-            .filter(|k| *k != except)
+            .filter(|k| Some(*k) != except)
             .collect();
         for key in keys {
             self.send_to(key, message.clone());
