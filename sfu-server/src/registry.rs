@@ -261,3 +261,53 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn registry(config: config::Config) -> Registry {
+        let socket = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("loopback socket");
+        let addr = socket.local_addr().expect("address");
+        Registry::new(
+            Arc::new(config),
+            Arc::new(socket),
+            addr,
+            Arc::new(Stats::default()),
+        )
+    }
+
+    #[tokio::test]
+    async fn joins_in_progress_are_capped_and_released() {
+        // Requirement: no more than max_pending_joins joins are processed at once; a finished
+        // one frees its place.
+        let r = registry(config::Config {
+            max_pending_joins: 2,
+            ..config::Config::default()
+        })
+        .await;
+        let first = r.begin_join().expect("first");
+        let _second = r.begin_join().expect("second");
+        assert!(r.begin_join().is_none(), "a third at once is refused");
+        drop(first);
+        assert!(r.begin_join().is_some(), "a place freed by a finished join");
+    }
+
+    #[tokio::test]
+    async fn rooms_beyond_the_cap_are_not_opened() {
+        // Requirement: a join that would open more than max_rooms rooms finds no room, while
+        // existing rooms stay reachable.
+        let r = registry(config::Config {
+            max_rooms: 1,
+            ..config::Config::default()
+        })
+        .await;
+        let a = RoomId::from_wire("a");
+        assert!(r.room(&a).is_some());
+        assert!(r.room(&RoomId::from_wire("b")).is_none());
+        assert!(r.room(&a).is_some(), "the existing room is still found");
+        assert_eq!(r.counts().0, 1);
+    }
+}
