@@ -8,11 +8,13 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# chromium: the reference client; nftables: packet loss inside the loss test's own network namespace.
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! command -v nft >/dev/null; then
-  echo "==> installing Debian chromium, chromium-driver and nftables"
+# chromium: the reference client; nftables and iproute2 (ip, tc): packet loss and a shaped
+# link inside the loss and bandwidth tests' own network namespaces.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! command -v nft >/dev/null \
+  || ! command -v tc >/dev/null || ! command -v ip >/dev/null; then
+  echo "==> installing Debian chromium, chromium-driver, nftables and iproute2"
   as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver nftables
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver nftables iproute2
 fi
 
 browser_tests=sfu-server/tests/browser
