@@ -257,15 +257,12 @@ impl Room {
                     .collect();
                 let consumers = p
                     .consumers
-                    .values()
-                    .map(|c| ConsumerSnapshot {
+                    .iter()
+                    .map(|(pk, c)| ConsumerSnapshot {
                         track_id: c.track_id.to_string(),
                         publisher_id: c.publisher_id.to_string(),
                         kind: c.kind,
-                        simulcast: self
-                            .producers
-                            .values()
-                            .any(|pr| pr.id == c.track_id && !pr.rids.is_empty()),
+                        simulcast: self.producers.get(pk).is_some_and(|pr| !pr.rids.is_empty()),
                         active: matches!(c.state, ConsumerState::Active(_)),
                         wanted_layer: c.max_layer,
                         forwarded: forwarded_quality(c.forwarder.current_layer()),

@@ -57,7 +57,7 @@ impl Room {
         let id = ParticipantId::from_sequence(key.0);
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let span = info_span!("participant", room = %self.id, participant = %id);
-        let participants = self.participant_infos();
+        let participants = self.participant_infos_except(key);
         let p = Participant {
             key,
             id: id.clone(),
@@ -79,7 +79,7 @@ impl Room {
             session: 0,
             last_offer: None,
             connection: Default::default(),
-            joined_at: Instant::now(),
+            joined_at: now,
             published: HashMap::new(),
             rx_by_ssrc: HashMap::new(),
             consumers: HashMap::new(),
@@ -131,10 +131,6 @@ impl Room {
                 self.add_consumer(key, producer);
             }
         }
-    }
-
-    fn participant_infos(&self) -> Vec<ParticipantInfo> {
-        self.participant_infos_except(ParticipantKey(u64::MAX))
     }
 
     /// Everyone but `except`, as the protocol describes participants.
@@ -250,6 +246,7 @@ impl Room {
     }
 
     pub(super) fn handle_timeouts(&mut self, now: Instant) {
+        let grace = self.resume_grace();
         let keys: Vec<ParticipantKey> = self.participants.keys().copied().collect();
         for key in keys {
             let Some(p) = self.participants.get_mut(&key) else {
@@ -268,7 +265,6 @@ impl Room {
                 self.to_remove.push((key, Some(LeaveReason::Timeout)));
                 continue;
             }
-            let grace = Duration::from_secs(self.ctx.config.resume_grace_secs);
             if p.disconnected_at.is_some_and(|t| t + grace <= now) {
                 let _g = p.span.enter();
                 info!("signaling connection not resumed in time; removing participant");
