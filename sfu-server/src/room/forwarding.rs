@@ -158,7 +158,7 @@ impl Room {
         let video = producer.codec.is_video();
         let mut keyframe_wanted = None;
         let mut switched = Vec::new();
-        let (mut forwarded, mut forwarded_bytes) = (0u64, 0u64);
+        let mut forwarded = 0u64;
         for subscriber in &producer.subscribers {
             let Some(s) = self.participants.get_mut(subscriber) else {
                 continue;
@@ -229,16 +229,16 @@ impl Room {
                 write = write.vp8_patch(patch);
             }
             stream.write_rtp(write);
-            let bytes = u64::try_from(packet.payload.len()).unwrap_or(0);
-            bump(&self.ctx.stats.rtp_forwarded);
-            add(&self.ctx.stats.rtp_forwarded_bytes, bytes);
             forwarded += 1;
-            forwarded_bytes += bytes;
             participant::drain(s, &self.ctx.socket, &self.ctx.stats, &mut self.events);
         }
         if let Some(layer) = keyframe_wanted {
             self.request_keyframe(producer_key, layer, KeyframeRequestKind::Fir);
         }
+        // Counted once per incoming packet, not once per subscriber: one atomic add each.
+        let forwarded_bytes = forwarded * u64::try_from(packet.payload.len()).unwrap_or(0);
+        add(&self.ctx.stats.rtp_forwarded, forwarded);
+        add(&self.ctx.stats.rtp_forwarded_bytes, forwarded_bytes);
         self.forwarded_packets += forwarded;
         self.forwarded_bytes += forwarded_bytes;
         if forwarded > 0 {
