@@ -60,6 +60,10 @@ pub struct Args {
     /// Joins per second while ramping up.
     #[arg(long)]
     pub ramp: Option<f64>,
+    /// Malformed and forged datagrams each participant sends per second from its own
+    /// media socket, as a hostile client would.
+    #[arg(long)]
+    pub garbage_per_sec: Option<f64>,
     /// Seed for media sizes and levels.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -103,6 +107,7 @@ impl Args {
             quality
         );
         set!(video_kbps, fps, keyframe_interval, data_per_sec, ramp, seed);
+        set!(garbage_per_sec);
         if self.token_secret.is_some() {
             s.token_secret = self.token_secret.clone();
         }

@@ -2,6 +2,7 @@
 //! signaling protocol and report what they measured (see `loadtest/README.md`).
 
 mod cli;
+mod garbage;
 mod media;
 mod payload;
 mod peer;

@@ -21,6 +21,7 @@ use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, connect_async};
 
+use crate::garbage::Garbage;
 use crate::media::{AUDIO_INTERVAL, AudioPlan, VideoPlan};
 use crate::payload::{self, FrameHeader};
 use crate::progress::{Progress, add};
@@ -62,6 +63,8 @@ pub struct PeerResult {
     pub data_sent: u64,
     /// Data channel messages received.
     pub data_received: u64,
+    /// Malformed and forged datagrams sent to the server.
+    pub garbage_sent: u64,
     /// How many errors happened.
     pub error_count: u64,
     /// The first few errors, for the report.
@@ -117,6 +120,7 @@ pub async fn run(
         bytes_sent: 0,
         data_sent: 0,
         data_received: 0,
+        garbage_sent: 0,
         error_count: 0,
         errors: Vec::new(),
         ended_early: false,
@@ -148,6 +152,10 @@ struct Peer<'a> {
     tracks: HashMap<String, Track>,
     subscribed: HashSet<String>,
     outgoing: Vec<ClientMessage>,
+    /// Where the server's media goes: the destination of our transmissions.
+    server_addr: Option<SocketAddr>,
+    /// Bad datagrams to interleave with the media, and when the next one is due.
+    garbage: Option<(Garbage, Instant)>,
 }
 
 impl<'a> Peer<'a> {
@@ -205,6 +213,9 @@ impl<'a> Peer<'a> {
             tracks: HashMap::new(),
             subscribed: HashSet::new(),
             outgoing: Vec::new(),
+            server_addr: None,
+            garbage: (scenario.garbage_per_sec > 0.0)
+                .then(|| (Garbage::new(scenario.seed ^ u64::from(plan.index)), started)),
         };
         let mut buf = vec![0u8; 2000];
         let join_deadline = started + JOIN_TIMEOUT;
@@ -265,6 +276,7 @@ impl<'a> Peer<'a> {
                     self.rtc.handle_input(Input::Timeout(now))?;
                 }
                 Output::Transmit(t) => {
+                    self.server_addr = Some(t.destination);
                     let _ = self.socket.try_send_to(&t.contents, t.destination);
                 }
                 Output::Event(event) => self.on_event(event, result),
@@ -485,6 +497,7 @@ impl<'a> Peer<'a> {
             self.video.as_ref().map(|v| v.next_at),
             self.audio.as_ref().map(|a| a.next_at),
             self.next_data_at,
+            self.garbage.as_ref().map(|(_, at)| *at),
         ]
         .into_iter()
         .flatten()
@@ -582,6 +595,30 @@ impl<'a> Peer<'a> {
         }
         result.bytes_sent += sent;
         add(&self.progress.bytes_sent, sent);
+        self.send_garbage(now, result);
+    }
+
+    /// Send the bad datagrams that are due, from the media socket to the server.
+    fn send_garbage(&mut self, now: Instant, result: &mut PeerResult) {
+        let (Some((garbage, next_at)), Some(server)) = (self.garbage.as_mut(), self.server_addr)
+        else {
+            return;
+        };
+        let interval = Duration::from_secs_f64(1.0 / self.scenario.garbage_per_sec);
+        // After a pause (renegotiation) carry on at the rate instead of catching up in a burst.
+        if now.saturating_duration_since(*next_at) > Duration::from_secs(1) {
+            *next_at = now;
+        }
+        while *next_at <= now {
+            *next_at += interval;
+            if self
+                .socket
+                .try_send_to(&garbage.next_datagram(), server)
+                .is_ok()
+            {
+                result.garbage_sent += 1;
+            }
+        }
     }
 }
 

@@ -89,6 +89,8 @@ pub struct Summary {
     pub data_sent: u64,
     /// Data channel messages received.
     pub data_received: u64,
+    /// Malformed and forged datagrams sent to the server (`garbage_per_sec`).
+    pub garbage_sent: u64,
     /// Errors (signaling, connection, corrupted or misattributed frames).
     pub errors: u64,
 }
@@ -214,6 +216,7 @@ fn summarize_room(room: &str, members: &[&PeerResult], duration: Duration) -> Su
         s.send_mbps += m.bytes_sent as f64 * 8.0 / secs / 1e6;
         s.data_sent += m.data_sent;
         s.data_received += m.data_received;
+        s.garbage_sent += m.garbage_sent;
         s.errors += m.error_count;
         s.participants_failed += u64::from(m.ended_early);
     }
@@ -337,6 +340,13 @@ pub fn render(report: &Report) -> String {
             report.total.data_sent, report.total.data_received
         );
     }
+    if report.total.garbage_sent > 0 {
+        let _ = writeln!(
+            out,
+            "hostile input: {} malformed or forged datagrams sent to the server",
+            report.total.garbage_sent
+        );
+    }
     if let Some(c) = &report.server {
         let _ = writeln!(
             out,
@@ -394,6 +404,7 @@ mod tests {
             bytes_sent: 1_000_000,
             data_sent: 0,
             data_received: 0,
+            garbage_sent: 0,
             error_count: 0,
             errors: Vec::new(),
             ended_early: false,

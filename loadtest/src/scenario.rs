@@ -44,6 +44,9 @@ pub struct Scenario {
     pub data_per_sec: f64,
     /// Joins per second while ramping up.
     pub ramp: f64,
+    /// Malformed and forged datagrams each participant sends per second from its own
+    /// media socket to the server, as a broken or hostile client would (0: none).
+    pub garbage_per_sec: f64,
     /// Seed of the media size and level generators.
     pub seed: u64,
     /// Room names are this prefix plus the room number.
@@ -75,6 +78,7 @@ impl Default for Scenario {
             keyframe_interval: Duration::from_secs(3),
             data_per_sec: 0.0,
             ramp: 10.0,
+            garbage_per_sec: 0.0,
             seed: 1,
             room_prefix: "load".to_owned(),
             token_secret: None,
@@ -149,6 +153,9 @@ impl Scenario {
         }
         if self.ramp.is_nan() || self.ramp <= 0.0 {
             return bad("ramp must be above 0 joins per second");
+        }
+        if !(0.0..=10_000.0).contains(&self.garbage_per_sec) {
+            return bad("garbage_per_sec must be within 0..=10000");
         }
         if self.duration.is_zero() {
             return bad("duration must be above 0");

@@ -19,8 +19,10 @@
 //! - [`rate`]: a token bucket for per-connection message rates.
 //! - [`throttle`]: keyframe request throttling toward publishers.
 //! - [`stun`]: reading the ICE username fragment that routes a datagram.
+//! - [`datagram`]: structural checks (RFC 7983 kind, header lengths) of media-port datagrams.
 
 pub mod codec;
+pub mod datagram;
 pub mod dynacast;
 pub mod forwarder;
 pub mod ids;

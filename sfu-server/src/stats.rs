@@ -11,6 +11,8 @@ pub struct Stats {
     pub udp_received: AtomicU64,
     /// Bytes of the datagrams read from the UDP socket.
     pub udp_received_bytes: AtomicU64,
+    /// Datagrams dropped as malformed (RFC 7983 kind or header lengths), whoever sent them.
+    pub udp_malformed: AtomicU64,
     /// Datagrams dropped: unknown sender, not STUN from a new address, or a room too busy to take them.
     pub udp_dropped: AtomicU64,
     /// Datagrams a participant's WebRTC stack refused (bad DTLS/SRTP/RTP/RTCP).
@@ -63,6 +65,7 @@ pub struct Stats {
 pub struct StatsSnapshot {
     udp_received: u64,
     udp_received_bytes: u64,
+    udp_malformed: u64,
     udp_dropped: u64,
     udp_rejected: u64,
     udp_send_dropped: u64,
@@ -117,6 +120,7 @@ impl Stats {
         StatsSnapshot {
             udp_received: r(&self.udp_received),
             udp_received_bytes: r(&self.udp_received_bytes),
+            udp_malformed: r(&self.udp_malformed),
             udp_dropped: r(&self.udp_dropped),
             udp_rejected: r(&self.udp_rejected),
             udp_send_dropped: r(&self.udp_send_dropped),

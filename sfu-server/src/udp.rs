@@ -2,14 +2,15 @@
 //!
 //! A datagram is routed by the server ICE ufrag in its STUN USERNAME first; the
 //! sender's address is then remembered, so later DTLS/SRTP datagrams from that
-//! address follow the same route. Anything else is dropped and counted.
+//! address follow the same route. Malformed datagrams (see [`datagram::classify`]) and
+//! anything else without a route are dropped and counted.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use sfu_core::stun;
+use sfu_core::{datagram, stun};
 use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
@@ -61,6 +62,11 @@ pub async fn receive_loop(socket: Arc<UdpSocket>, routes: Routes, stats: Arc<Sta
         bump(&stats.udp_received);
         add(&stats.udp_received_bytes, len as u64);
         let datagram = &buf[..len];
+        if let Err(reason) = datagram::classify(datagram) {
+            bump(&stats.udp_malformed);
+            debug!(%source, %reason, "malformed datagram dropped");
+            continue;
+        }
         let Some(route) = find_route(datagram, source, &routes, &mut by_address) else {
             bump(&stats.udp_dropped);
             continue;
