@@ -5,6 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import WebSocket from 'ws';
 import {
   makeTempDir, startServer, waitFor, sleep, SERVER_BIN, launchBrowser, openParticipant, closeParticipant, withDiagnostics,
@@ -15,6 +16,13 @@ const SECRET = 'auth-test-secret-0123456789abcdef';
 /** `sfu-server token …` output. */
 function token(args) {
   return execFileSync(SERVER_BIN, ['token', '--auth-secret', SECRET, ...args], { encoding: 'utf8' }).trim();
+}
+
+/** An HS256 JWT signed here, independently of the server's code, with any claims. */
+function signedHere(claims) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const body = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`;
+  return `${body}.${crypto.createHmac('sha256', SECRET).update(body).digest('base64url')}`;
 }
 
 /** A raw client that sends `join` and collects messages until the socket closes. */
@@ -49,12 +57,27 @@ describe('join tokens', () => {
       [{ room: 'r1', name: 'x', token: expiring }, 'unauthorized'],
       [{ room: 'r1', name: 'x', token: token(['--room', 'r2', '--identity', 'u']) }, 'forbidden'],
     ];
+    const now = Math.floor(Date.now() / 1000);
+    cases.push(
+      [{ room: 'r1', name: 'x', token: signedHere({ sub: 'early', room: 'r1', exp: now + 600, nbf: now + 300 }) }, 'unauthorized'],
+      [{ room: 'r1', name: 'x', token: `${signedHere({ sub: 'u', room: 'r1', exp: now + 600 }).split('.').slice(0, 2).join('.')}.` }, 'unauthorized'],
+    );
     for (const [join, code] of cases) {
       const client = await joinWith(server, join);
       await client.closed;
       assert.equal(client.messages[0].type, 'error', JSON.stringify(client.messages));
       assert.equal(client.messages[0].code, code, `${JSON.stringify(join).slice(0, 60)}: ${client.messages[0].message}`);
     }
+  });
+
+  // Requirement: a token signed by any HS256 implementation with the secret is admitted once
+  // its `nbf` has passed; registered claims the server does not use (iat, jti) are ignored.
+  it('admits a token signed elsewhere whose nbf has passed', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { sub: 'carol', room: 'r1', exp: now + 600, nbf: now - 5, iat: now - 5, jti: 'abc' };
+    const client = await joinWith(server, { room: 'r1', name: 'x', token: signedHere(claims) });
+    assert.equal(client.messages[0].type, 'joined', JSON.stringify(client.messages));
+    client.ws.close();
   });
 
   // Requirement: a valid token admits its holder under the token's name.
