@@ -72,7 +72,7 @@ pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
         Ok(Some(first)) => first,
         Ok(None) => return,
         Err(_) => {
-            reply_error(
+            let _ = reply_error(
                 &mut socket,
                 ProtocolError::bad_request("no `join` within 30 s"),
             )
@@ -104,7 +104,7 @@ pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
         Ok(entered) => entered,
         Err(e) => {
             bump(&stats.signaling_errors);
-            reply_error(&mut socket, e).await;
+            let _ = reply_error(&mut socket, e).await;
             return;
         }
     };
@@ -286,13 +286,14 @@ async fn serve(
     // Unless the client left or the server ended the session, the connection was lost and
     // the participant may still resume.
     let mut ended = SessionEnd::Lost;
+    let mut failure: Option<SendFailure> = None;
     let mut bucket = TokenBucket::new(max_messages_per_second);
     let mut last_rate_error: Option<Instant> = None;
     let heard = LastHeard::new();
     // Ping every third of the idle timeout, so a live client answers twice before it expires.
     let mut keepalive = tokio::time::interval(idle_timeout / 3);
     loop {
-        tokio::select! {
+        let sent = tokio::select! {
             _ = keepalive.tick() => {
                 if heard.elapsed() >= idle_timeout {
                     warn!("nothing from the client for {} s; ending the session", idle_timeout.as_secs());
@@ -300,9 +301,7 @@ async fn serve(
                     ended = SessionEnd::Ended;
                     break;
                 }
-                if tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Ping(Vec::new().into()))).await.is_err() {
-                    break;
-                }
+                send_frame(&mut socket, Message::Ping(Vec::new().into())).await
             }
             incoming = next_message(&mut socket, limits, stats, &heard) => {
                 let Some(incoming) = incoming else { break };
@@ -310,56 +309,55 @@ async fn serve(
                 if !bucket.admit(now) {
                     bump(&stats.messages_rate_limited);
                     // One error a second at most: the reply must not become a flood itself.
-                    if last_rate_error.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
-                        last_rate_error = Some(now);
-                        reply_error(&mut socket, ProtocolError {
-                            code: ErrorCode::RateLimited,
-                            message: format!("over {max_messages_per_second} messages per second; messages are being dropped"),
-                        }).await;
+                    if last_rate_error.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+                        continue;
                     }
-                    continue;
-                }
-                match incoming {
-                    Err(e) => reply_error(&mut socket, e).await,
-                    Ok(ClientMessage::Ping { ts }) => {
-                        if send(&mut socket, &ServerMessage::Pong { ts }).await.is_err() {
+                    last_rate_error = Some(now);
+                    reply_error(&mut socket, ProtocolError {
+                        code: ErrorCode::RateLimited,
+                        message: format!("over {max_messages_per_second} messages per second; messages are being dropped"),
+                    }).await
+                } else {
+                    match incoming {
+                        Err(e) => reply_error(&mut socket, e).await,
+                        Ok(ClientMessage::Ping { ts }) => send(&mut socket, &ServerMessage::Pong { ts }).await,
+                        Ok(ClientMessage::Join { .. } | ClientMessage::Resume { .. }) => {
+                            reply_error(&mut socket, ProtocolError::bad_request("already joined")).await
+                        }
+                        Ok(ClientMessage::Leave) => {
+                            ended = SessionEnd::Left;
                             break;
                         }
-                    }
-                    Ok(ClientMessage::Join { .. } | ClientMessage::Resume { .. }) => {
-                        reply_error(&mut socket, ProtocolError::bad_request("already joined")).await;
-                    }
-                    Ok(ClientMessage::Leave) => {
-                        ended = SessionEnd::Left;
-                        break;
-                    }
-                    Ok(message) => {
-                        debug!(kind = message.type_name(), "client message");
-                        if joined.commands.send(RoomCommand::Signal(joined.key, message)).await.is_err() {
-                            break;
+                        Ok(message) => {
+                            debug!(kind = message.type_name(), "client message");
+                            if joined.commands.send(RoomCommand::Signal(joined.key, message)).await.is_err() {
+                                break;
+                            }
+                            Ok(())
                         }
                     }
                 }
             }
             outbound = out_rx.recv() => {
-                match outbound {
+                let reason = match outbound {
                     Some(Outbound::Message(message)) => {
-                        if send(&mut socket, &message).await.is_err() {
+                        if let Err(f) = send(&mut socket, &message).await {
+                            failure = Some(f);
                             break;
                         }
+                        continue;
                     }
-                    Some(Outbound::End(reason)) => {
-                        let _ = send(&mut socket, &ServerMessage::Leave { reason }).await;
-                        ended = SessionEnd::Ended;
-                        break;
-                    }
-                    None => {
-                        let _ = send(&mut socket, &ServerMessage::Leave { reason: LeaveReason::RoomClosed }).await;
-                        ended = SessionEnd::Ended;
-                        break;
-                    }
-                }
+                    Some(Outbound::End(reason)) => reason,
+                    None => LeaveReason::RoomClosed,
+                };
+                let _ = send(&mut socket, &ServerMessage::Leave { reason }).await;
+                ended = SessionEnd::Ended;
+                break;
             }
+        };
+        if let Err(f) = sent {
+            failure = Some(f);
+            break;
         }
     }
     let command = match ended {
@@ -367,7 +365,17 @@ async fn serve(
         SessionEnd::Left | SessionEnd::Ended => RoomCommand::Leave(joined.key),
     };
     let _ = joined.commands.send(command).await;
-    let _ = socket.send(Message::Close(None)).await;
+    match failure {
+        // Its buffers are full: a close frame would wait too, so the socket is just dropped.
+        Some(SendFailure::TooSlow) => {
+            bump(&stats.slow_clients_dropped);
+            warn!("the client stopped reading its messages; connection dropped");
+        }
+        Some(SendFailure::Closed) => {}
+        None => {
+            let _ = send_frame(&mut socket, Message::Close(None)).await;
+        }
+    }
     info!(?ended, "session ended");
 }
 
@@ -416,24 +424,32 @@ async fn next_message(
 }
 
 /// Send an `error` reply. Counting is the caller's: parse errors are counted where they are read.
-async fn reply_error(socket: &mut WebSocket, error: ProtocolError) {
+async fn reply_error(socket: &mut WebSocket, error: ProtocolError) -> Result<(), SendFailure> {
     ::metrics::counter!(crate::metrics::SIGNALING_ERRORS, "code" => error.code.as_str())
         .increment(1);
     warn!(code = error.code.as_str(), message = %error.message, "refused client message");
-    let _ = send(socket, &ServerMessage::error(error.code, error.message)).await;
+    send(socket, &ServerMessage::error(error.code, error.message)).await
+}
+
+/// Why a message could not be sent.
+#[derive(Debug)]
+enum SendFailure {
+    /// The client did not take it within [`SEND_TIMEOUT`]: it stopped reading.
+    TooSlow,
+    /// The connection failed.
+    Closed,
 }
 
 /// Send one message; a client that does not take it within [`SEND_TIMEOUT`] is treated as gone.
-async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), axum::Error> {
-    match tokio::time::timeout(
-        SEND_TIMEOUT,
-        socket.send(Message::Text(message.to_json().into())),
-    )
-    .await
-    {
-        Ok(sent) => sent,
-        Err(_) => Err(axum::Error::new(
-            "the client did not read its messages in time",
-        )),
+async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), SendFailure> {
+    send_frame(socket, Message::Text(message.to_json().into())).await
+}
+
+/// Send one frame within [`SEND_TIMEOUT`].
+async fn send_frame(socket: &mut WebSocket, frame: Message) -> Result<(), SendFailure> {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(frame)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(SendFailure::Closed),
+        Err(_) => Err(SendFailure::TooSlow),
     }
 }

@@ -41,7 +41,8 @@ pub struct Stats {
     pub data_relayed: AtomicU64,
     /// Data channel messages dropped (binary, too large, or the receiver's buffer full).
     pub data_dropped: AtomicU64,
-    /// Participants removed because their signaling client could not keep up.
+    /// Signaling clients dropped for not reading: a message not taken within the send
+    /// timeout, or the queue toward them full.
     pub slow_clients_dropped: AtomicU64,
     /// NACKs received from subscribers (answered by str0m from its send buffer when it still holds the packet).
     pub nacks_from_subscribers: AtomicU64,

@@ -1,13 +1,18 @@
-// Limits: rooms per server, participants per room, messages per second, SDP size and tracks
-// per participant, each answered with its error code while the server keeps serving.
-// (Raw WebSocket clients; the limits come from a config file.)
+// Limits: rooms per server, participants per room, messages per second, SDP size, tracks
+// per participant and joins in progress, each answered with its error code while the
+// server keeps serving; a client that stops reading is dropped, not buffered for.
+// (Raw WebSocket clients and a raw-socket Python client; the limits come from config files.)
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { makeTempDir, startServer, waitFor, sleep, getHealth } from './lib.mjs';
+
+const SLOW_READER = fileURLToPath(new URL('./slow-reader.py', import.meta.url));
 
 async function client(server) {
   const ws = new WebSocket(server.wsUrl);
@@ -86,5 +91,64 @@ describe('limits', () => {
     c.send({ type: 'offer', sdp: offer(['audio', 'video']) });
     await waitFor(() => c.messages.some((m) => m.type === 'error' && m.code === 'too_large' && /2 tracks/.test(m.message)) || Promise.reject(new Error('no error')), 5000, 'too many tracks');
     assert.ok(!c.messages.some((m) => m.type === 'answer'));
+  });
+});
+
+describe('slow and concurrent clients', () => {
+  let server;
+  const clients = [];
+  before(async () => {
+    const tmp = makeTempDir();
+    const config = path.join(tmp, 'slow.toml');
+    fs.writeFileSync(config, ['max_messages_per_second = 100000', 'resume_grace_secs = 0', 'max_pending_joins = 1', ''].join('\n'));
+    server = await startServer(tmp, { extraArgs: ['--config', config] });
+  });
+  after(async () => {
+    for (const c of clients) c.ws.close();
+    if (server) await server.stop();
+  });
+
+  // Requirement: a client that stops reading while its replies pile up is dropped within the
+  // send timeout (counted, logged), its room is told it left, and the others keep being served.
+  it('drops a client that stops reading', { timeout: 60000 }, async () => {
+    const b = await joined(server, 'slow');
+    clients.push(b);
+    const before = (await getHealth(server.baseUrl)).counters.slow_clients_dropped;
+    const [host, port] = server.httpAddr.split(':');
+    const run = new Promise((resolve, reject) => execFile('python3', [SLOW_READER, host, port, 'slow', '40'],
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(JSON.parse(stdout)))));
+    const slowId = await waitFor(() => b.messages.find((m) => m.type === 'participant_joined')?.participant.id,
+      10000, 'the slow client joining');
+    const result = await run;
+    console.log(`slow reader: ${JSON.stringify(result)}`);
+    assert.equal(result.dropped, true, 'the server dropped the connection');
+    assert.ok(result.seconds < 35, `dropped after ${result.seconds} s`);
+    assert.ok(result.pings_sent > 100, `${result.pings_sent} pings`);
+    await waitFor(() => b.messages.some((m) => m.type === 'participant_left' && m.participant_id === slowId)
+      || Promise.reject(new Error('no participant_left')), 10000, 'the room told the slow client left');
+    const health = await getHealth(server.baseUrl);
+    assert.equal(health.counters.slow_clients_dropped, before + 1, JSON.stringify(health.counters));
+    assert.match(fs.readFileSync(server.logPath, 'utf8'), /stopped reading/);
+    b.send({ type: 'ping', ts: 7 });
+    await waitFor(() => b.messages.some((m) => m.type === 'pong' && m.ts === 7) || Promise.reject(new Error('no pong')), 3000, 'the other client still served');
+  });
+
+  // Requirement: joins beyond max_pending_joins in progress at once get `rate_limited`; the
+  // others join, and once they are done the next join is admitted.
+  it('refuses joins over the in-progress limit', { timeout: 60000 }, async () => {
+    const burst = await Promise.all(Array.from({ length: 60 }, (_, i) => joined(server, `burst-${i}`)));
+    clients.push(...burst);
+    const first = burst.map((c) => c.messages[0]);
+    const limited = first.filter((m) => m.type === 'error');
+    for (const m of limited) {
+      assert.equal(m.code, 'rate_limited', JSON.stringify(m));
+      assert.match(m.message, /joins in progress/);
+    }
+    assert.ok(limited.length > 0, 'some of 60 simultaneous joins were over the limit of 1 in progress');
+    assert.ok(first.some((m) => m.type === 'joined'), 'some joined');
+    console.log(`60 simultaneous joins, 1 allowed in progress: ${60 - limited.length} joined, ${limited.length} rate_limited`);
+    const later = await joined(server, 'burst-later');
+    clients.push(later);
+    assert.equal(later.messages[0].type, 'joined', JSON.stringify(later.messages[0]));
   });
 });
