@@ -74,6 +74,7 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
         "status": "ok",
         "rooms": rooms,
         "participants": participants,
+        "tasks": crate::metrics::alive_tasks(),
         "counters": state.stats.snapshot(),
     }))
 }

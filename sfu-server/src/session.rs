@@ -28,6 +28,8 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 const JOIN_ATTEMPTS: usize = 3;
 /// A client that does not read a message within this long is dropped, not buffered for.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the messages left on a failed connection are read, looking for `leave`.
+const UNREAD_AFTER_FAILURE: Duration = Duration::from_millis(200);
 /// When the client was last heard from (any frame, pongs included); shared by the reading
 /// future and the keepalive check of one session.
 struct LastHeard {
@@ -360,6 +362,11 @@ async fn serve(
             break;
         }
     }
+    if matches!(failure, Some(SendFailure::Closed))
+        && left_before_closing(&mut socket, limits, stats, &heard).await
+    {
+        ended = SessionEnd::Left;
+    }
     let command = match ended {
         SessionEnd::Lost => RoomCommand::Disconnected(joined.key, joined.session),
         SessionEnd::Left | SessionEnd::Ended => RoomCommand::Leave(joined.key),
@@ -377,6 +384,28 @@ async fn serve(
         }
     }
     info!(?ended, "session ended");
+}
+
+/// Whether the messages still unread on a connection that failed include `leave`: a
+/// client that sends `leave` and closes at once can make our next send fail before its
+/// `leave` is read, and it must not be kept for a resume it will never make.
+async fn left_before_closing(
+    socket: &mut WebSocket,
+    limits: &Limits,
+    stats: &Stats,
+    heard: &LastHeard,
+) -> bool {
+    let unread = async {
+        while let Some(message) = next_message(socket, limits, stats, heard).await {
+            if matches!(message, Ok(ClientMessage::Leave)) {
+                return true;
+            }
+        }
+        false
+    };
+    tokio::time::timeout(UNREAD_AFTER_FAILURE, unread)
+        .await
+        .unwrap_or(false)
 }
 
 /// How a session ended.

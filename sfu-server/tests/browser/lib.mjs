@@ -11,6 +11,8 @@ import { chromium } from 'playwright-core';
 
 export const REPO_ROOT = path.resolve(fileURLToPath(import.meta.url), '../../../..');
 export const SERVER_BIN = process.env.SFU_SERVER_BIN || path.join(REPO_ROOT, 'target/debug/sfu-server');
+/** The loadtest binary, built beside the server by `cargo test --workspace`. */
+export const LOADTEST_BIN = process.env.SFU_LOADTEST_BIN || path.join(path.dirname(SERVER_BIN), 'loadtest');
 export const CHROMIUM_BIN = '/usr/bin/chromium';
 // The binary embeds the web client at build time (include_str!). With SFU_WEB_FROM_DISK=1 the pages
 // load sfu-server/web/* from the working tree instead, to test client edits without a rebuild.
