@@ -1,0 +1,67 @@
+// The scenario of mediapath.test.mjs, run inside a private network namespace: A publishes,
+// B receives, C watches over signaling only. Once B decodes A's video, every UDP packet in
+// the namespace is dropped (nftables): both media paths die. Prints one JSON line with what
+// A, B and C were told and the server's connection-failure counters.
+
+import { execSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import WebSocket from 'ws';
+import parsePrometheus from 'parse-prometheus-text-format';
+import {
+  makeTempDir, startServer, launchBrowser, openParticipant, closeParticipant, waitFor,
+} from './lib.mjs';
+
+const CONNECT_TIMEOUT_SECS = 3;
+
+const tmp = makeTempDir('sfu-mediapath-');
+const config = path.join(tmp, 'mediapath.toml');
+fs.writeFileSync(config, `ice_connect_timeout_secs = ${CONNECT_TIMEOUT_SECS}\n`);
+const server = await startServer(tmp, { extraArgs: ['--config', config] });
+const browser = await launchBrowser(tmp);
+let A;
+let B;
+const watcher = new WebSocket(server.wsUrl);
+const seen = [];
+watcher.on('message', (data) => seen.push(JSON.parse(data.toString())));
+try {
+  await new Promise((resolve, reject) => { watcher.once('open', resolve); watcher.once('error', reject); });
+  watcher.send(JSON.stringify({ type: 'join', room: 'path', name: 'C' }));
+  A = await openParticipant(browser, server.baseUrl, { room: 'path', name: 'A', audio: false });
+  B = await openParticipant(browser, server.baseUrl, { room: 'path', name: 'B', audio: false, video: false });
+  const videoOfA = async () => (await B.inboundStats()).find((s) => s.kind === 'video' && s.participantId === A.participantId);
+  await waitFor(async () => (await videoOfA())?.framesDecoded > 0, 30000, 'B to decode A\'s video');
+  const cutAt = Date.now();
+  execSync([
+    'nft add table inet cut',
+    'nft add chain inet cut in "{ type filter hook input priority 0; }"',
+    'nft add rule inet cut in meta l4proto udp drop',
+  ].join(' && '));
+  const leaveOf = async (p) => (await p.messages()).find((m) => m.type === 'leave');
+  await waitFor(async () => (await leaveOf(A)) && (await leaveOf(B)), 60000, 'A and B to be told to leave');
+  const removedAfterMs = Date.now() - cutAt;
+  await waitFor(() => seen.filter((m) => m.type === 'participant_left').length >= 2, 5000, 'C to be told both left');
+  const metrics = parsePrometheus(await (await fetch(server.metricsUrl)).text());
+  const failures = Object.fromEntries((metrics.find((f) => f.name === 'sfu_connection_failures_total')?.metrics ?? [])
+    .map((m) => [m.labels.reason, Number(m.value)]));
+  const health = await (await fetch(`${server.baseUrl}/healthz`)).json();
+  console.log(JSON.stringify({
+    removed_after_ms: removedAfterMs,
+    leave_a: await leaveOf(A),
+    leave_b: await leaveOf(B),
+    a_id: A.participantId,
+    b_id: B.participantId,
+    c_told_left: seen.filter((m) => m.type === 'participant_left').map((m) => m.participant_id),
+    failures,
+    participants_left: health.participants,
+  }));
+} catch (err) {
+  console.log(JSON.stringify({ error: err.message, log: server.logTail(40) }));
+  process.exitCode = 1;
+} finally {
+  watcher.close();
+  await closeParticipant(A);
+  await closeParticipant(B);
+  await browser.close().catch(() => {});
+  await server.stop();
+}

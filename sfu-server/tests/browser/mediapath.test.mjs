@@ -1,0 +1,82 @@
+// Media-path liveness: a participant that negotiates but never connects ICE, and participants
+// whose media path dies mid-call (all UDP dropped in a private network namespace), are removed
+// after ice_connect_timeout_secs with `leave` `timeout`, the room is told, and each failure is
+// counted by reason in sfu_connection_failures_total.
+
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+import parsePrometheus from 'parse-prometheus-text-format';
+import { makeTempDir, startServer, waitFor } from './lib.mjs';
+import { runInNetns } from './netns.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** A complete offer for one send-only Opus track, with ICE credentials and a DTLS fingerprint. */
+function audioOffer() {
+  const fingerprint = [...crypto.randomBytes(32)].map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':');
+  return ['v=0', 'o=- 4611731400430051336 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0', 'a=msid-semantic: WMS s',
+    'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'c=IN IP4 0.0.0.0', 'a=rtcp:9 IN IP4 0.0.0.0',
+    'a=ice-ufrag:Zx9q', 'a=ice-pwd:0123456789abcdefghijklmn', 'a=ice-options:trickle',
+    `a=fingerprint:sha-256 ${fingerprint}`, 'a=setup:actpass', 'a=mid:0', 'a=sendonly', 'a=msid:s t', 'a=rtcp-mux',
+    'a=rtpmap:111 opus/48000/2', 'a=fmtp:111 minptime=10;useinbandfec=1', 'a=ssrc:1001 cname:c', ''].join('\r\n');
+}
+
+async function rawClient(server, room, name) {
+  const ws = new WebSocket(server.wsUrl);
+  const messages = [];
+  ws.on('message', (data) => messages.push(JSON.parse(data.toString())));
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  ws.send(JSON.stringify({ type: 'join', room, name }));
+  const joined = await waitFor(() => messages.find((m) => m.type === 'joined'), 5000, `${name} joined`);
+  return { ws, messages, id: joined.participant_id };
+}
+
+async function failuresByReason(server) {
+  const families = parsePrometheus(await (await fetch(server.metricsUrl)).text());
+  return Object.fromEntries((families.find((f) => f.name === 'sfu_connection_failures_total')?.metrics ?? [])
+    .map((m) => [m.labels.reason, Number(m.value)]));
+}
+
+// Requirement: a participant whose ICE never connects after negotiating is removed with
+// `leave` `timeout` once ice_connect_timeout_secs pass; the room is told; counted by reason.
+it('removes a participant whose ICE never connects', { timeout: 30000 }, async () => {
+  const tmp = makeTempDir();
+  const config = path.join(tmp, 'connect.toml');
+  fs.writeFileSync(config, 'ice_connect_timeout_secs = 2\n');
+  const server = await startServer(tmp, { extraArgs: ['--config', config] });
+  try {
+    const watcher = await rawClient(server, 'ice', 'watcher');
+    const silent = await rawClient(server, 'ice', 'silent');
+    const sentAt = Date.now();
+    silent.ws.send(JSON.stringify({ type: 'offer', sdp: audioOffer() }));
+    await waitFor(() => silent.messages.some((m) => m.type === 'answer'), 5000, 'an answer to the offer');
+    const leave = await waitFor(() => silent.messages.find((m) => m.type === 'leave'), 10000, 'leave for the silent participant');
+    const after = Date.now() - sentAt;
+    assert.deepEqual(leave, { type: 'leave', reason: 'timeout' });
+    assert.ok(after >= 1500 && after < 8000, `removed ${after} ms after its offer (timeout 2 s)`);
+    await waitFor(() => watcher.messages.some((m) => m.type === 'participant_left' && m.participant_id === silent.id), 5000, 'the room told');
+    assert.equal((await failuresByReason(server)).ice_connect_timeout, 1);
+    watcher.ws.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+// Requirement: participants whose media path dies mid-call (ICE disconnected) are removed
+// after the timeout with `leave` `timeout`, the others are told, counted as media_path_lost.
+it('removes participants whose media path dies', { timeout: 120000 }, async () => {
+  const result = await runInNetns(path.join(here, 'mediapath-call.mjs'));
+  assert.equal(result.error, undefined, `scenario failed: ${result.error}\n${result.log}`);
+  console.log(`media path cut: ${JSON.stringify(result)}`);
+  assert.deepEqual(result.leave_a, { type: 'leave', reason: 'timeout' });
+  assert.deepEqual(result.leave_b, { type: 'leave', reason: 'timeout' });
+  assert.deepEqual([...result.c_told_left].sort(), [result.a_id, result.b_id].sort());
+  assert.equal(result.failures.media_path_lost, 2, JSON.stringify(result.failures));
+  assert.equal(result.participants_left, 1, 'only the watcher is left');
+  assert.ok(result.removed_after_ms >= 3000, `removed ${result.removed_after_ms} ms after the cut, before the 3 s timeout`);
+});
