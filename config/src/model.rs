@@ -80,6 +80,18 @@ pub struct IceServerConfig {
     /// TURN credential, if any.
     #[serde(default)]
     pub credential: Option<String>,
+    /// Secret shared with the TURN server (coturn's `static-auth-secret`): instead of a
+    /// fixed username and credential, each participant gets its own, valid for
+    /// `credential_ttl_secs` (the TURN REST scheme).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// How long credentials made from `secret` stay valid, in seconds.
+    #[serde(default = "default_credential_ttl_secs")]
+    pub credential_ttl_secs: u64,
+}
+
+fn default_credential_ttl_secs() -> u64 {
+    24 * 60 * 60
 }
 
 /// How log lines are written.
@@ -258,8 +270,26 @@ impl Config {
         if self.ice_connect_timeout_secs == 0 {
             return invalid("ice_connect_timeout_secs must be at least 1".into());
         }
-        if let Some(server) = self.ice_servers.iter().find(|s| s.urls.is_empty()) {
-            return invalid(format!("an ice_servers entry has no urls: {server:?}"));
+        if self.ice_servers.iter().any(|s| s.urls.is_empty()) {
+            return invalid("an ice_servers entry has no urls".to_owned());
+        }
+        for server in &self.ice_servers {
+            if server.secret.as_deref().is_some_and(str::is_empty) {
+                return invalid(format!("ice_servers {:?}: secret is empty", server.urls));
+            }
+            if server.secret.is_some() && (server.username.is_some() || server.credential.is_some())
+            {
+                return invalid(format!(
+                    "ice_servers {:?}: give either secret or username/credential, not both",
+                    server.urls
+                ));
+            }
+            if server.secret.is_some() && server.credential_ttl_secs == 0 {
+                return invalid(format!(
+                    "ice_servers {:?}: credential_ttl_secs must be at least 1",
+                    server.urls
+                ));
+            }
         }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             return invalid("admin_token must be at least 16 characters".into());

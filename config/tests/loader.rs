@@ -81,6 +81,34 @@ fn a_missing_file_is_a_read_error() {
     assert!(err.to_string().contains("/nonexistent/sfu.toml"));
 }
 
+/// A TURN server entry with a shared secret, valid as it is.
+fn turn_with_secret() -> config::IceServerConfig {
+    config::IceServerConfig {
+        urls: vec!["turn:turn.example.com:3478".to_owned()],
+        username: None,
+        credential: None,
+        secret: Some("shared-with-coturn".to_owned()),
+        credential_ttl_secs: 3600,
+    }
+}
+
+#[test]
+fn a_turn_server_with_a_shared_secret_parses_with_a_default_lifetime() {
+    // Requirement: `secret` is all a TURN REST entry needs; credentials live a day by default.
+    let text = "[[ice_servers]]\nurls = [\"turn:turn.example.com:3478\"]\nsecret = \"shared\"\n";
+    let path = std::env::temp_dir().join(format!("sfu-turn-{}.toml", std::process::id()));
+    std::fs::write(&path, text).expect("write");
+    let config = Config::from_file(&path).expect("valid");
+    std::fs::remove_file(&path).expect("remove");
+    assert_eq!(config.ice_servers[0].secret.as_deref(), Some("shared"));
+    assert_eq!(config.ice_servers[0].credential_ttl_secs, 86_400);
+    let valid = Config {
+        ice_servers: vec![turn_with_secret()],
+        ..Config::default()
+    };
+    valid.validate().expect("a secret alone is valid");
+}
+
 #[test]
 fn validation_rejects_each_impossible_value() {
     // Requirement: validate() refuses every out-of-range value with a message naming the field.
@@ -116,8 +144,34 @@ fn validation_rejects_each_impossible_value() {
             Box::new(|c| {
                 c.ice_servers = vec![config::IceServerConfig {
                     urls: vec![],
-                    username: None,
-                    credential: None,
+                    ..turn_with_secret()
+                }]
+            }),
+        ),
+        (
+            "not both",
+            Box::new(|c| {
+                c.ice_servers = vec![config::IceServerConfig {
+                    username: Some("u".to_owned()),
+                    ..turn_with_secret()
+                }]
+            }),
+        ),
+        (
+            "secret is empty",
+            Box::new(|c| {
+                c.ice_servers = vec![config::IceServerConfig {
+                    secret: Some(String::new()),
+                    ..turn_with_secret()
+                }]
+            }),
+        ),
+        (
+            "credential_ttl_secs",
+            Box::new(|c| {
+                c.ice_servers = vec![config::IceServerConfig {
+                    credential_ttl_secs: 0,
+                    ..turn_with_secret()
                 }]
             }),
         ),

@@ -115,6 +115,7 @@ class SfuClient extends EventTarget {
 
   async join({
     room, name, token, autoSubscribe = true, audio = true, video = true, simulcast = true, videoCodec = null,
+    iceTransportPolicy = 'all',
   } = {}) {
     if (this.state === 'joining' || this.state === 'joined') {
       throw new Error(`cannot join while ${this.state}`);
@@ -124,6 +125,7 @@ class SfuClient extends EventTarget {
     this.name = name;
     this._simulcast = simulcast;
     this._videoCodec = videoCodec;
+    this._iceTransportPolicy = iceTransportPolicy;
     this._setState('joining', `Joining room ${room}…`);
     try {
       this.localStream = await this._captureWhileJoining(audio, video);
@@ -588,7 +590,9 @@ class SfuClient extends EventTarget {
 
   _createPeerConnection() {
     // max-bundle: everything on one transport, so trickled candidates all belong to the first m-line.
-    const pc = new RTCPeerConnection({ iceServers: this._iceServers, bundlePolicy: 'max-bundle' });
+    const pc = new RTCPeerConnection({
+      iceServers: this._iceServers, iceTransportPolicy: this._iceTransportPolicy, bundlePolicy: 'max-bundle',
+    });
     this._pc = pc;
     pc.onnegotiationneeded = () => this._requestOffer('negotiationneeded');
     pc.onicecandidate = ({ candidate }) => {
@@ -985,7 +989,8 @@ function prefillForm(params) {
   if (params.get('video') === '0') dom.useVideo.checked = false;
 }
 
-// Joins with the form's values; `token`, `simulcast=1` and `codec=H264|VP8` can only come from the URL.
+// Joins with the form's values; `token`, `simulcast=1`, `codec=H264|VP8` and `relay=1` (TURN
+// relay only) can only come from the URL.
 async function joinFromForm(sfu, params) {
   dom.join.disabled = true;
   dom.chatLog.replaceChildren();
@@ -998,6 +1003,7 @@ async function joinFromForm(sfu, params) {
       video: dom.useVideo.checked,
       simulcast: params.get('simulcast') !== '0',
       videoCodec: params.get('codec') || null,
+      iceTransportPolicy: params.get('relay') === '1' ? 'relay' : 'all',
     });
   } catch {
     // The client already shows the failure in the status line.

@@ -11,6 +11,7 @@ mod error;
 mod parse;
 mod server;
 pub mod token;
+pub mod turn;
 mod types;
 
 pub use client::ClientMessage;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use sfu_core::ids::ParticipantId;
+use signaling::turn::turn_credentials;
 use signaling::{
     ErrorCode, LeaveReason, Participant as ParticipantInfo, ProtocolError, ServerMessage,
 };
@@ -105,7 +106,7 @@ impl Room {
             participant_id: id.to_string(),
             room: self.id.to_string(),
             participants,
-            ice_servers: self.ice_servers(),
+            ice_servers: self.ice_servers_for(&id.to_string()),
             resume_token: (self.ctx.config.resume_grace_secs > 0).then(|| resume_token.clone()),
         };
         self.ctx
@@ -151,15 +152,32 @@ impl Room {
             .collect()
     }
 
-    pub(super) fn ice_servers(&self) -> Vec<signaling::IceServer> {
+    /// The ICE servers handed to participant `identity`: TURN entries with a shared secret
+    /// get credentials of its own, valid for their `credential_ttl_secs` from now.
+    pub(super) fn ice_servers_for(&self, identity: &str) -> Vec<signaling::IceServer> {
+        let now = signaling::token::unix_now();
         self.ctx
             .config
             .ice_servers
             .iter()
-            .map(|s| signaling::IceServer {
-                urls: s.urls.clone(),
-                username: s.username.clone(),
-                credential: s.credential.clone(),
+            .map(|s| {
+                let (username, credential) = match &s.secret {
+                    Some(secret) => {
+                        let c = turn_credentials(
+                            secret.as_bytes(),
+                            identity,
+                            now,
+                            s.credential_ttl_secs,
+                        );
+                        (Some(c.username), Some(c.credential))
+                    }
+                    None => (s.username.clone(), s.credential.clone()),
+                };
+                signaling::IceServer {
+                    urls: s.urls.clone(),
+                    username,
+                    credential,
+                }
             })
             .collect()
     }

@@ -39,7 +39,11 @@ impl Room {
             reply,
         } = request;
         let participants = self.participant_infos_except(key);
-        let ice_servers = self.ice_servers();
+        let ice_servers = self
+            .participants
+            .get(&key)
+            .map(|p| self.ice_servers_for(&p.id.to_string()))
+            .unwrap_or_default();
         let room = self.id.to_string();
         let Some(p) = self
             .participants

@@ -205,7 +205,7 @@ export async function closeBrowser(context) {
  * Opens the web client in a new page of `context`, waits for `window.sfu` and joins.
  * Returns a participant handle: {name, room, page, participantId, joined, console, ...}.
  */
-export async function openParticipant(context, baseUrl, { room, name, audio = true, video = true, autoSubscribe = true, videoCodec, simulcast = false, token }) {
+export async function openParticipant(context, baseUrl, { room, name, audio = true, video = true, autoSubscribe = true, videoCodec, simulcast = false, token, iceTransportPolicy }) {
   const page = await context.newPage();
   const consoleLines = [];
   page.on('console', (msg) => consoleLines.push(`[${msg.type()}] ${msg.text()}`));
@@ -218,6 +218,7 @@ export async function openParticipant(context, baseUrl, { room, name, audio = tr
   const opts = { room, name, audio, video, autoSubscribe, simulcast };
   if (videoCodec) opts.videoCodec = videoCodec;
   if (token) opts.token = token;
+  if (iceTransportPolicy) opts.iceTransportPolicy = iceTransportPolicy;
   const joined = await withTimeout(
     page.evaluate((o) => window.sfu.join(o), opts),
     20000,
