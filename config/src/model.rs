@@ -13,6 +13,11 @@ pub struct Config {
     pub http_listen: SocketAddr,
     /// Address of the one UDP socket that carries all media.
     pub udp_listen: SocketAddr,
+    /// Address of the ICE-TCP listener (RFC 6544 passive candidates, RFC 4571 framing) for
+    /// clients whose UDP is blocked; unset: no TCP candidates. Its port is advertised on
+    /// the same IPs as the UDP candidates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ice_tcp_listen: Option<SocketAddr>,
     /// IP addresses put in ICE candidates. Empty means the UDP listen address, which then
     /// must not be unspecified (0.0.0.0 / ::); set this for NAT 1:1 or wildcard binds.
     pub advertise_ips: Vec<IpAddr>,
@@ -110,6 +115,7 @@ impl Default for Config {
         Self {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             udp_listen: SocketAddr::from(([127, 0, 0, 1], 50000)),
+            ice_tcp_listen: None,
             advertise_ips: Vec::new(),
             ice_servers: Vec::new(),
             max_message_bytes: 64 * 1024,

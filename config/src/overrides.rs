@@ -11,6 +11,8 @@ pub struct Overrides {
     pub http_listen: Option<SocketAddr>,
     /// Overrides [`Config::udp_listen`].
     pub udp_listen: Option<SocketAddr>,
+    /// Overrides [`Config::ice_tcp_listen`].
+    pub ice_tcp_listen: Option<SocketAddr>,
     /// Overrides [`Config::advertise_ips`] when not empty.
     pub advertise_ips: Vec<IpAddr>,
     /// Overrides [`Config::log_format`].
@@ -33,6 +35,9 @@ impl Overrides {
         }
         if let Some(v) = self.udp_listen {
             config.udp_listen = v;
+        }
+        if self.ice_tcp_listen.is_some() {
+            config.ice_tcp_listen = self.ice_tcp_listen;
         }
         if !self.advertise_ips.is_empty() {
             config.advertise_ips = self.advertise_ips;

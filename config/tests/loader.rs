@@ -33,6 +33,7 @@ fn overrides_win_over_the_file() {
     let config = Overrides {
         http_listen: Some("127.0.0.1:9100".parse().expect("addr")),
         udp_listen: None,
+        ice_tcp_listen: Some("127.0.0.1:50001".parse().expect("addr")),
         advertise_ips: vec!["10.1.2.3".parse().expect("ip")],
         log_format: Some(LogFormat::Json),
         metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
@@ -45,6 +46,7 @@ fn overrides_win_over_the_file() {
     assert_eq!(config.admin_token.as_deref(), Some("0123456789abcdef"));
     assert!(!config.admin_open_without_token());
     assert_eq!(config.http_listen.port(), 9100);
+    assert_eq!(config.ice_tcp_listen.map(|a| a.port()), Some(50001));
     assert_eq!(config.udp_listen, Config::default().udp_listen);
     assert_eq!(
         config.candidate_ips(),

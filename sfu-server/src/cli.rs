@@ -30,6 +30,10 @@ pub struct Cli {
     #[arg(long = "udp", env = "SFU_UDP", value_name = "ADDR:PORT")]
     udp: Option<SocketAddr>,
 
+    /// ICE-TCP listen address, for clients whose UDP is blocked (port 0 picks a free port).
+    #[arg(long = "ice-tcp", env = "SFU_ICE_TCP", value_name = "ADDR:PORT")]
+    ice_tcp: Option<SocketAddr>,
+
     /// IP address to advertise in ICE candidates (repeatable; needed when --udp binds 0.0.0.0).
     #[arg(
         long = "advertise-ip",
@@ -190,6 +194,7 @@ impl Cli {
         let config = Overrides {
             http_listen: self.http,
             udp_listen: self.udp,
+            ice_tcp_listen: self.ice_tcp,
             advertise_ips: self.advertise_ips.clone(),
             log_format: self.log_format,
             metrics_listen: self.metrics_listen,

@@ -9,6 +9,7 @@ mod room;
 mod session;
 mod shutdown;
 mod stats;
+mod tcp;
 mod udp;
 mod web;
 
@@ -21,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::registry::Registry;
 use crate::stats::Stats;
+use crate::tcp::MediaOut;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
@@ -61,9 +63,44 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
         .context("HTTP listener has no local address")?;
 
     let stats = Arc::new(Stats::default());
-    let udp = Arc::new(udp);
-    let registry = Registry::new(config.clone(), udp.clone(), udp_addr, stats.clone());
-    tokio::spawn(udp::receive_loop(udp, registry.routes(), stats.clone()));
+    let media = MediaOut {
+        udp: Arc::new(udp),
+        tcp: Arc::default(),
+    };
+    let mut ice_tcp_note = String::new();
+    let ice_tcp = match config.ice_tcp_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind the ICE-TCP listener on {addr}"))?;
+            let bound = listener
+                .local_addr()
+                .context("ICE-TCP listener has no local address")?;
+            ice_tcp_note = format!(" ice_tcp={bound}");
+            Some((listener, bound))
+        }
+        None => None,
+    };
+    let registry = Registry::new(
+        config.clone(),
+        media.clone(),
+        udp_addr,
+        ice_tcp.as_ref().map(|(_, bound)| *bound),
+        stats.clone(),
+    );
+    tokio::spawn(udp::receive_loop(
+        media.udp.clone(),
+        registry.routes(),
+        stats.clone(),
+    ));
+    if let Some((listener, _)) = ice_tcp {
+        tokio::spawn(tcp::accept_loop(
+            listener,
+            registry.routes(),
+            media.tcp,
+            stats.clone(),
+        ));
+    }
 
     let mut metrics_note = String::new();
     if config.metrics_enabled {
@@ -88,7 +125,7 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
         });
     }
 
-    println!("sfu-server listening: http={http_addr} udp={udp_addr}{metrics_note}");
+    println!("sfu-server listening: http={http_addr} udp={udp_addr}{metrics_note}{ice_tcp_note}");
     println!("open http://{http_addr}/ in two browser tabs to try a call");
     info!(%http_addr, %udp_addr, udp_buffer, candidates = ?config.candidate_ips(), "sfu-server started");
 

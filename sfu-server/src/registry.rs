@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use dashmap::DashMap;
 use sfu_core::ids::RoomId;
 use std::time::Duration;
-use tokio::net::UdpSocket;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::room::{self, AdminRequest, Datagram, ParticipantKey, RoomCommand, RoomSnapshot};
 use crate::stats::Stats;
+use crate::tcp::MediaOut;
 
 /// Where datagrams for one participant go.
 #[derive(Debug, Clone)]
@@ -60,8 +60,9 @@ impl RoomHandle {
 
 struct Inner {
     config: Arc<config::Config>,
-    socket: Arc<UdpSocket>,
+    media: MediaOut,
     udp_addr: SocketAddr,
+    ice_tcp_addr: Option<SocketAddr>,
     stats: Arc<Stats>,
     rooms: DashMap<RoomId, RoomHandle>,
     routes: Routes,
@@ -96,10 +97,12 @@ pub struct NodeContext {
     pub registry: Registry,
     /// Validated configuration.
     pub config: Arc<config::Config>,
-    /// The shared media socket.
-    pub socket: Arc<UdpSocket>,
+    /// Where participants' packets go out: the media socket or their ICE-TCP connection.
+    pub media: MediaOut,
     /// Its bound address.
     pub udp_addr: SocketAddr,
+    /// The ICE-TCP listener's bound address, when it runs.
+    pub ice_tcp_addr: Option<SocketAddr>,
     /// Counters.
     pub stats: Arc<Stats>,
     /// The UDP routing table.
@@ -107,18 +110,20 @@ pub struct NodeContext {
 }
 
 impl Registry {
-    /// An empty registry for a node with this socket and config.
+    /// An empty registry for a node with these media transports and config.
     pub fn new(
         config: Arc<config::Config>,
-        socket: Arc<UdpSocket>,
+        media: MediaOut,
         udp_addr: SocketAddr,
+        ice_tcp_addr: Option<SocketAddr>,
         stats: Arc<Stats>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
-                socket,
+                media,
                 udp_addr,
+                ice_tcp_addr,
                 stats,
                 rooms: DashMap::new(),
                 routes: Arc::new(DashMap::new()),
@@ -254,8 +259,9 @@ impl Registry {
         NodeContext {
             registry: self.clone(),
             config: self.inner.config.clone(),
-            socket: self.inner.socket.clone(),
+            media: self.inner.media.clone(),
             udp_addr: self.inner.udp_addr,
+            ice_tcp_addr: self.inner.ice_tcp_addr,
             stats: self.inner.stats.clone(),
             routes: self.inner.routes.clone(),
         }
@@ -265,16 +271,22 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::UdpSocket;
 
     async fn registry(config: config::Config) -> Registry {
         let socket = UdpSocket::bind("127.0.0.1:0")
             .await
             .expect("loopback socket");
         let addr = socket.local_addr().expect("address");
+        let media = MediaOut {
+            udp: Arc::new(socket),
+            tcp: Arc::default(),
+        };
         Registry::new(
             Arc::new(config),
-            Arc::new(socket),
+            media,
             addr,
+            None,
             Arc::new(Stats::default()),
         )
     }

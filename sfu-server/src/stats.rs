@@ -19,6 +19,9 @@ pub struct Stats {
     pub udp_rejected: AtomicU64,
     /// Datagrams that could not be sent (socket buffer full).
     pub udp_send_dropped: AtomicU64,
+    /// ICE-TCP connections closed without being routed: no STUN check for a known
+    /// ufrag as their first frame within 10 s.
+    pub tcp_refused: AtomicU64,
     /// Signaling messages received.
     pub ws_messages: AtomicU64,
     /// Signaling messages refused with an `error` reply.
@@ -70,6 +73,7 @@ pub struct StatsSnapshot {
     udp_dropped: u64,
     udp_rejected: u64,
     udp_send_dropped: u64,
+    tcp_refused: u64,
     ws_messages: u64,
     signaling_errors: u64,
     messages_rate_limited: u64,
@@ -125,6 +129,7 @@ impl Stats {
             udp_dropped: r(&self.udp_dropped),
             udp_rejected: r(&self.udp_rejected),
             udp_send_dropped: r(&self.udp_send_dropped),
+            tcp_refused: r(&self.tcp_refused),
             ws_messages: r(&self.ws_messages),
             signaling_errors: r(&self.signaling_errors),
             messages_rate_limited: r(&self.messages_rate_limited),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sfu_core::{datagram, stun};
+use str0m::net::Protocol;
 use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
@@ -74,6 +75,7 @@ pub async fn receive_loop(socket: Arc<UdpSocket>, routes: Routes, stats: Arc<Sta
         let item = Datagram {
             participant: route.participant,
             source,
+            proto: Protocol::Udp,
             data: datagram.to_vec(),
             at: Instant::now(),
         };

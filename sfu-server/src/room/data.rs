@@ -86,7 +86,7 @@ impl Room {
             } else {
                 &self.ctx.stats.data_dropped
             });
-            participant::drain(other, &self.ctx.socket, &self.ctx.stats, &mut self.events);
+            participant::drain(other, &self.ctx.media, &self.ctx.stats, &mut self.events);
         }
     }
 }

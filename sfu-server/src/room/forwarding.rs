@@ -230,7 +230,7 @@ impl Room {
             }
             stream.write_rtp(write);
             forwarded += 1;
-            participant::drain(s, &self.ctx.socket, &self.ctx.stats, &mut self.events);
+            participant::drain(s, &self.ctx.media, &self.ctx.stats, &mut self.events);
         }
         if let Some(layer) = keyframe_wanted {
             self.request_keyframe(producer_key, layer, KeyframeRequestKind::Fir);
@@ -345,7 +345,7 @@ impl Room {
         };
         if requested {
             bump(&self.ctx.stats.keyframe_requests_sent);
-            participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
+            participant::drain(p, &self.ctx.media, &self.ctx.stats, &mut self.events);
         } else {
             let _g = p.span.enter();
             warn!(%mid, layer, "no incoming stream to request a keyframe from yet");

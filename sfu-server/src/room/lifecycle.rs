@@ -9,7 +9,7 @@ use signaling::{
     ErrorCode, LeaveReason, Participant as ParticipantInfo, ProtocolError, ServerMessage,
 };
 use str0m::Input;
-use str0m::net::{Protocol, Receive};
+use str0m::net::Receive;
 use tracing::{debug, info, info_span, warn};
 
 use super::participant::{self, Participant};
@@ -209,7 +209,7 @@ impl Room {
         }
         p.rtc.disconnect();
         let mut ignored = std::collections::VecDeque::new();
-        participant::drain(&mut p, &self.ctx.socket, &self.ctx.stats, &mut ignored);
+        participant::drain(&mut p, &self.ctx.media, &self.ctx.stats, &mut ignored);
         self.broadcast(
             key,
             &ServerMessage::ParticipantLeft {
@@ -234,7 +234,7 @@ impl Room {
         let input = Input::Receive(
             datagram.at,
             Receive {
-                proto: Protocol::Udp,
+                proto: datagram.proto,
                 source: datagram.source,
                 destination,
                 contents,
@@ -249,18 +249,19 @@ impl Room {
             debug!(error = %e, "datagram refused");
             bump(&self.ctx.stats.udp_rejected);
         }
-        participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
+        participant::drain(p, &self.ctx.media, &self.ctx.stats, &mut self.events);
         if !p.rtc.is_alive() {
             self.to_remove.push((p.key, Some(LeaveReason::Timeout)));
         }
     }
 
-    /// Our candidate address of the sender's IP family (the socket may be bound to a wildcard).
+    /// Our candidate address of the datagram's transport and the sender's IP family (the
+    /// socket may be bound to a wildcard).
     fn local_address_for(&self, datagram: &Datagram) -> Option<std::net::SocketAddr> {
         self.candidate_addrs
             .iter()
-            .find(|a| a.is_ipv4() == datagram.source.is_ipv4())
-            .copied()
+            .find(|(proto, a)| *proto == datagram.proto && a.is_ipv4() == datagram.source.is_ipv4())
+            .map(|(_, a)| *a)
     }
 
     pub(super) fn handle_timeouts(&mut self, now: Instant) {
@@ -275,7 +276,7 @@ impl Room {
                     let _g = p.span.enter();
                     warn!(error = %e, "timeout handling failed");
                 }
-                participant::drain(p, &self.ctx.socket, &self.ctx.stats, &mut self.events);
+                participant::drain(p, &self.ctx.media, &self.ctx.stats, &mut self.events);
             }
             if !p.rtc.is_alive() {
                 ::metrics::counter!(crate::metrics::CONNECTION_FAILURES, "reason" => "peer_connection_closed")

@@ -26,6 +26,7 @@ use sfu_core::ids::RoomId;
 use sfu_core::speakers::SpeakerRanking;
 use signaling::{LeaveReason, ProtocolError, ServerMessage};
 use str0m::Event;
+use str0m::net::Protocol;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, info, info_span};
 
@@ -58,6 +59,8 @@ pub struct Datagram {
     pub source: SocketAddr,
     /// The bytes.
     pub data: Vec<u8>,
+    /// UDP, or TCP when it came over an ICE-TCP connection.
+    pub proto: Protocol,
     /// When it was read from the socket.
     pub at: Instant,
 }
@@ -145,11 +148,18 @@ pub fn spawn(id: RoomId, generation: u64, ctx: NodeContext) -> mpsc::Sender<Room
     commands_tx
 }
 
-fn candidate_addrs(ctx: &NodeContext) -> Vec<SocketAddr> {
-    ctx.config
-        .candidate_ips()
-        .into_iter()
-        .map(|ip| SocketAddr::new(ip, ctx.udp_addr.port()))
+/// The server's ICE candidates: each advertised IP with the UDP port, and with the
+/// ICE-TCP port when that listener runs.
+fn candidate_addrs(ctx: &NodeContext) -> Vec<(Protocol, SocketAddr)> {
+    let ports = std::iter::once((Protocol::Udp, ctx.udp_addr.port()))
+        .chain(ctx.ice_tcp_addr.map(|a| (Protocol::Tcp, a.port())));
+    ports
+        .flat_map(|(proto, port)| {
+            ctx.config
+                .candidate_ips()
+                .into_iter()
+                .map(move |ip| (proto, SocketAddr::new(ip, port)))
+        })
         .collect()
 }
 
@@ -158,7 +168,7 @@ pub(crate) struct Room {
     id: RoomId,
     generation: u64,
     ctx: NodeContext,
-    candidate_addrs: Vec<SocketAddr>,
+    candidate_addrs: Vec<(Protocol, SocketAddr)>,
     datagram_tx: mpsc::Sender<Datagram>,
     participants: HashMap<ParticipantKey, Participant>,
     producers: HashMap<ProducerKey, Producer>,

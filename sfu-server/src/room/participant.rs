@@ -10,9 +10,9 @@ use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
 use str0m::format::CodecConfig;
 use str0m::media::Mid;
+use str0m::net::{Protocol, TcpType};
 use str0m::rtp::Ssrc;
 use str0m::{Candidate, Event, Input, Output, Rtc};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{Span, warn};
 
@@ -20,7 +20,8 @@ use super::connection::ConnectionView;
 use super::producer::{Consumer, ProducerKey};
 use super::rtcp_stats::FeedbackTotals;
 use super::{Outbound, ParticipantKey};
-use crate::stats::{Stats, bump};
+use crate::stats::Stats;
+use crate::tcp::MediaOut;
 
 /// One peer connection in the room.
 pub struct Participant {
@@ -120,7 +121,10 @@ const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(1_000);
 /// first sending m-line with TWCC feedback; when that is an audio m-line, its padding goes
 /// out on SSRC 0 and browsers count it as a second stream of the audio track. Without TWCC
 /// on audio, probes ride a video m-line (on its RTX stream once video flows).
-pub fn new_rtc(candidates: &[SocketAddr], now: Instant) -> Result<Rtc, str0m::RtcError> {
+pub fn new_rtc(
+    candidates: &[(Protocol, SocketAddr)],
+    now: Instant,
+) -> Result<Rtc, str0m::RtcError> {
     let mut builder = Rtc::builder()
         .set_ice_lite(true)
         .set_rtp_mode(true)
@@ -144,8 +148,15 @@ pub fn new_rtc(candidates: &[SocketAddr], now: Instant) -> Result<Rtc, str0m::Rt
         .collect();
     *builder.codec_config() = CodecConfig::new_from_payload_params(params);
     let mut rtc = builder.build(now);
-    for addr in candidates {
-        let candidate = Candidate::host(*addr, "udp")?;
+    for (proto, addr) in candidates {
+        let candidate = match proto {
+            Protocol::Udp => Candidate::host(*addr, "udp")?,
+            _ => Candidate::builder()
+                .tcp()
+                .host(*addr)
+                .tcptype(TcpType::Passive)
+                .build()?,
+        };
         rtc.add_local_candidate(candidate);
     }
     Ok(rtc)
@@ -162,7 +173,7 @@ const DUE_TIMEOUTS_PER_DRAIN: usize = 256;
 /// millisecond) per packet and cap a subscriber at ~1000 packets/s, so they are handled here.
 pub fn drain(
     p: &mut Participant,
-    socket: &UdpSocket,
+    media: &MediaOut,
     stats: &Stats,
     events: &mut std::collections::VecDeque<(ParticipantKey, Event)>,
 ) {
@@ -178,11 +189,7 @@ pub fn drain(
                 p.next_timeout = at;
                 return;
             }
-            Ok(Output::Transmit(t)) => {
-                if socket.try_send_to(&t.contents, t.destination).is_err() {
-                    bump(&stats.udp_send_dropped);
-                }
-            }
+            Ok(Output::Transmit(t)) => media.transmit(t.proto, t.destination, &t.contents, stats),
             Ok(Output::Event(event)) => events.push_back((p.key, event)),
             Err(e) => {
                 let _g = p.span.enter();

@@ -112,8 +112,8 @@ export async function startServer(tmpDir, { extraArgs = [], env = {}, timeoutMs 
     proc.stdout.on('data', (chunk) => {
       log.write(chunk);
       buffered += chunk.toString();
-      const m = buffered.match(/listening: http=(\S+) udp=(\S+)(?: metrics=(\S+))?\n/);
-      if (m) resolve({ http: m[1], udp: m[2], metrics: m[3] });
+      const m = buffered.match(/listening: http=(\S+) udp=(\S+)(?: metrics=(\S+))?(?: ice_tcp=(\S+))?\n/);
+      if (m) resolve({ http: m[1], udp: m[2], metrics: m[3], iceTcp: m[4] });
     });
     proc.once('error', reject);
     exited.then(({ code, signal }) =>
@@ -148,6 +148,7 @@ export async function startServer(tmpDir, { extraArgs = [], env = {}, timeoutMs 
       udpPort,
       baseUrl: `http://${addr.http}`,
       metricsUrl: addr.metrics ? `http://${addr.metrics}/metrics` : undefined,
+      iceTcpAddr: addr.iceTcp,
       wsUrl: `ws://${addr.http}/ws`,
     });
     return server;
