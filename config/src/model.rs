@@ -18,8 +18,10 @@ pub struct Config {
     /// the same IPs as the UDP candidates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ice_tcp_listen: Option<SocketAddr>,
-    /// IP addresses put in ICE candidates. Empty means the UDP listen address, which then
-    /// must not be unspecified (0.0.0.0 / ::); set this for NAT 1:1 or wildcard binds.
+    /// IP addresses put in ICE candidates. Empty means the UDP listen address; when that is
+    /// a wildcard (0.0.0.0 / ::), the server advertises its interfaces' addresses (IPv4 for
+    /// 0.0.0.0, IPv6 for ::; no loopback or link-local). Set this behind NAT 1:1, to the
+    /// public address(es) clients reach.
     pub advertise_ips: Vec<IpAddr>,
     /// ICE servers (STUN/TURN) handed to clients in `joined.ice_servers`.
     pub ice_servers: Vec<IceServerConfig>,
@@ -208,13 +210,6 @@ impl Config {
     /// Check every rule; the error names the field and says what to do.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if self.udp_listen.ip().is_unspecified() && self.advertise_ips.is_empty() {
-            return invalid(format!(
-                "udp_listen {} is a wildcard address, so clients cannot be told where to send media: \
-                 set advertise_ips (--advertise-ip) to the address(es) clients reach this host at",
-                self.udp_listen
-            ));
-        }
         if let Some(ip) = self.advertise_ips.iter().find(|ip| ip.is_unspecified()) {
             return invalid(format!("advertise_ips contains the wildcard address {ip}"));
         }

@@ -3,6 +3,7 @@
 mod api;
 mod cli;
 mod http;
+mod interfaces;
 mod metrics;
 mod registry;
 mod room;
@@ -48,7 +49,20 @@ fn str0m_aws_lc_rs_default() {
     str0m::crypto::from_feature_flags().install_process_default();
 }
 
-async fn run(config: config::Config) -> anyhow::Result<()> {
+async fn run(mut config: config::Config) -> anyhow::Result<()> {
+    let bind = config.udp_listen.ip();
+    if bind.is_unspecified() && config.advertise_ips.is_empty() {
+        let found = interfaces::detect(bind).context("cannot list the network interfaces")?;
+        anyhow::ensure!(
+            !found.is_empty(),
+            "udp_listen {} is a wildcard address and this host has no non-loopback {} address to \
+             advertise: set advertise_ips (--advertise-ip) to the address clients reach",
+            config.udp_listen,
+            if bind.is_ipv4() { "IPv4" } else { "IPv6" }
+        );
+        info!(ips = ?found, "advertising the interface addresses in ICE candidates");
+        config.advertise_ips = found;
+    }
     let config = Arc::new(config);
     let (udp, udp_buffer) = udp::bind_media_socket(config.udp_listen)
         .with_context(|| format!("cannot bind the UDP media socket on {}", config.udp_listen))?;

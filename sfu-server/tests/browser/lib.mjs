@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import crypto from 'node:crypto';
 import { chromium } from 'playwright-core';
 
 export const REPO_ROOT = path.resolve(fileURLToPath(import.meta.url), '../../../..');
@@ -94,13 +95,13 @@ function tailOfFile(file, lines) {
  * Starts the SFU on free loopback ports and waits for its `listening:` line.
  * stdout and stderr go to `<tmpDir>/server.log`.
  */
-export async function startServer(tmpDir, { extraArgs = [], env = {}, timeoutMs = 20000 } = {}) {
+export async function startServer(tmpDir, { extraArgs = [], env = {}, timeoutMs = 20000, udp = '127.0.0.1:0' } = {}) {
   if (!fs.existsSync(SERVER_BIN)) {
     throw new Error(`server binary not found at ${SERVER_BIN}: run \`cargo build -p sfu-server\` or set SFU_SERVER_BIN`);
   }
   const logPath = path.join(tmpDir, 'server.log');
   const log = fs.createWriteStream(logPath);
-  const proc = spawn(SERVER_BIN, ['--http', '127.0.0.1:0', '--udp', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', ...extraArgs], {
+  const proc = spawn(SERVER_BIN, ['--http', '127.0.0.1:0', '--udp', udp, '--metrics-listen', '127.0.0.1:0', ...extraArgs], {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -359,4 +360,15 @@ export async function closeParticipant(p) {
   try {
     await p.page.close();
   } catch { /* already closed */ }
+}
+
+/** A complete offer SDP for one send-only Opus track, with ICE credentials and a DTLS
+ * fingerprint, for raw signaling clients that negotiate without a browser. */
+export function sendOnlyAudioOffer() {
+  const fingerprint = [...crypto.randomBytes(32)].map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':');
+  return ['v=0', 'o=- 4611731400430051336 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0', 'a=msid-semantic: WMS s',
+    'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'c=IN IP4 0.0.0.0', 'a=rtcp:9 IN IP4 0.0.0.0',
+    'a=ice-ufrag:Zx9q', 'a=ice-pwd:0123456789abcdefghijklmn', 'a=ice-options:trickle',
+    `a=fingerprint:sha-256 ${fingerprint}`, 'a=setup:actpass', 'a=mid:0', 'a=sendonly', 'a=msid:s t', 'a=rtcp-mux',
+    'a=rtpmap:111 opus/48000/2', 'a=fmtp:111 minptime=10;useinbandfec=1', 'a=ssrc:1001 cname:c', ''].join('\r\n');
 }

@@ -5,26 +5,15 @@
 
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import parsePrometheus from 'parse-prometheus-text-format';
-import { makeTempDir, startServer, waitFor } from './lib.mjs';
+import { makeTempDir, startServer, waitFor, sendOnlyAudioOffer } from './lib.mjs';
 import { runInNetns } from './netns.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-
-/** A complete offer for one send-only Opus track, with ICE credentials and a DTLS fingerprint. */
-function audioOffer() {
-  const fingerprint = [...crypto.randomBytes(32)].map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':');
-  return ['v=0', 'o=- 4611731400430051336 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0', 'a=msid-semantic: WMS s',
-    'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'c=IN IP4 0.0.0.0', 'a=rtcp:9 IN IP4 0.0.0.0',
-    'a=ice-ufrag:Zx9q', 'a=ice-pwd:0123456789abcdefghijklmn', 'a=ice-options:trickle',
-    `a=fingerprint:sha-256 ${fingerprint}`, 'a=setup:actpass', 'a=mid:0', 'a=sendonly', 'a=msid:s t', 'a=rtcp-mux',
-    'a=rtpmap:111 opus/48000/2', 'a=fmtp:111 minptime=10;useinbandfec=1', 'a=ssrc:1001 cname:c', ''].join('\r\n');
-}
 
 async function rawClient(server, room, name) {
   const ws = new WebSocket(server.wsUrl);
@@ -53,7 +42,7 @@ it('removes a participant whose ICE never connects', { timeout: 30000 }, async (
     const watcher = await rawClient(server, 'ice', 'watcher');
     const silent = await rawClient(server, 'ice', 'silent');
     const sentAt = Date.now();
-    silent.ws.send(JSON.stringify({ type: 'offer', sdp: audioOffer() }));
+    silent.ws.send(JSON.stringify({ type: 'offer', sdp: sendOnlyAudioOffer() }));
     await waitFor(() => silent.messages.some((m) => m.type === 'answer'), 5000, 'an answer to the offer');
     const leave = await waitFor(() => silent.messages.find((m) => m.type === 'leave'), 10000, 'leave for the silent participant');
     const after = Date.now() - sentAt;
