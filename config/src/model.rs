@@ -23,6 +23,21 @@ pub struct Config {
     /// 0.0.0.0, IPv6 for ::; no loopback or link-local). Set this behind NAT 1:1, to the
     /// public address(es) clients reach.
     pub advertise_ips: Vec<IpAddr>,
+    /// Redis URL (`redis://host:6379/`) for running several nodes as one cluster: nodes
+    /// register there with their load, each room is owned by one node, and joins for a
+    /// room owned elsewhere are redirected to its owner. Unset: a single node, no Redis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// This node's name in the cluster (default: random at each start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// The signaling URL other nodes redirect clients to, e.g. `wss://sfu-1.example.com/ws`
+    /// (default: `ws://<http_listen>/ws`, which must then not be a wildcard address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Seconds a node's and its rooms' records live in Redis without a heartbeat: how long
+    /// a dead node's rooms stay unreachable before the next join places them again.
+    pub cluster_ttl_secs: u64,
     /// ICE servers (STUN/TURN) handed to clients in `joined.ice_servers`.
     pub ice_servers: Vec<IceServerConfig>,
     /// Largest signaling message accepted, in bytes.
@@ -118,6 +133,10 @@ impl Default for Config {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             udp_listen: SocketAddr::from(([127, 0, 0, 1], 50000)),
             ice_tcp_listen: None,
+            redis_url: None,
+            node_id: None,
+            public_url: None,
+            cluster_ttl_secs: 10,
             advertise_ips: Vec::new(),
             ice_servers: Vec::new(),
             max_message_bytes: 64 * 1024,
@@ -210,6 +229,31 @@ impl Config {
     /// Check every rule; the error names the field and says what to do.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if !(2..=3600).contains(&self.cluster_ttl_secs) {
+            return invalid(format!(
+                "cluster_ttl_secs must be between 2 and 3600, got {}",
+                self.cluster_ttl_secs
+            ));
+        }
+        if self.redis_url.is_some()
+            && self.public_url.is_none()
+            && self.http_listen.ip().is_unspecified()
+        {
+            return invalid(format!(
+                "redis_url is set and http_listen {} is a wildcard address: set public_url to the \
+                 signaling URL other nodes should redirect clients to",
+                self.http_listen
+            ));
+        }
+        if let Some(url) = self
+            .public_url
+            .as_deref()
+            .filter(|u| !u.starts_with("ws://") && !u.starts_with("wss://"))
+        {
+            return invalid(format!(
+                "public_url must be a ws:// or wss:// URL, got {url}"
+            ));
+        }
         if let Some(ip) = self.advertise_ips.iter().find(|ip| ip.is_unspecified()) {
             return invalid(format!("advertise_ips contains the wildcard address {ip}"));
         }

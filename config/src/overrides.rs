@@ -23,6 +23,12 @@ pub struct Overrides {
     pub admin_token: Option<String>,
     /// Overrides [`Config::auth_secret`].
     pub auth_secret: Option<String>,
+    /// Overrides [`Config::redis_url`].
+    pub redis_url: Option<String>,
+    /// Overrides [`Config::node_id`].
+    pub node_id: Option<String>,
+    /// Overrides [`Config::public_url`].
+    pub public_url: Option<String>,
     /// Sets [`Config::insecure`] when true.
     pub insecure: bool,
 }
@@ -53,6 +59,15 @@ impl Overrides {
         }
         if let Some(v) = self.auth_secret {
             config.auth_secret = Some(v);
+        }
+        if self.redis_url.is_some() {
+            config.redis_url = self.redis_url;
+        }
+        if self.node_id.is_some() {
+            config.node_id = self.node_id;
+        }
+        if self.public_url.is_some() {
+            config.public_url = self.public_url;
         }
         if self.insecure {
             config.insecure = true;

@@ -39,9 +39,15 @@ fn overrides_win_over_the_file() {
         metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         admin_token: Some("0123456789abcdef".to_owned()),
         auth_secret: None,
+        redis_url: Some("redis://127.0.0.1:6379/".to_owned()),
+        node_id: Some("node-a".to_owned()),
+        public_url: Some("ws://10.0.0.1:8080/ws".to_owned()),
         insecure: false,
     }
     .apply(file);
+    assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:6379/"));
+    assert_eq!(config.node_id.as_deref(), Some("node-a"));
+    assert_eq!(config.public_url.as_deref(), Some("ws://10.0.0.1:8080/ws"));
     assert_eq!(config.metrics_listen.port(), 0);
     assert_eq!(config.admin_token.as_deref(), Some("0123456789abcdef"));
     assert!(!config.admin_open_without_token());
@@ -196,6 +202,19 @@ fn validation_rejects_each_impossible_value() {
             Box::new(|c| c.max_messages_per_second = 0),
         ),
         ("max_sdp_bytes", Box::new(|c| c.max_sdp_bytes = 100)),
+        ("cluster_ttl_secs", Box::new(|c| c.cluster_ttl_secs = 1)),
+        (
+            "public_url",
+            Box::new(|c| c.public_url = Some("http://x/ws".to_owned())),
+        ),
+        (
+            "public_url",
+            Box::new(|c| {
+                c.redis_url = Some("redis://127.0.0.1/".to_owned());
+                c.http_listen = "0.0.0.0:8080".parse().expect("addr");
+                c.auth_secret = Some("x".repeat(32));
+            }),
+        ),
         ("max_sdp_bytes", Box::new(|c| c.max_sdp_bytes = 1 << 30)),
         (
             "auth_secret",

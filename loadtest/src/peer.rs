@@ -167,9 +167,16 @@ impl<'a> Peer<'a> {
         result: &mut PeerResult,
     ) -> anyhow::Result<()> {
         let started = Instant::now();
-        let (ws, _) = tokio::time::timeout(JOIN_TIMEOUT, connect_async(scenario.url.as_str()))
-            .await
-            .map_err(|_| anyhow::anyhow!("WebSocket connect timed out"))??;
+        let join = ClientMessage::Join {
+            room: plan.room.clone(),
+            name: format!("load-{}", plan.index),
+            token: scenario
+                .token_secret
+                .as_ref()
+                .map(|secret| join_token(plan, scenario, secret)),
+            auto_subscribe: true,
+        };
+        let (ws, first_reply) = join_following_redirects(&scenario.url, &join).await?;
         let local_ip = match ws.get_ref() {
             MaybeTlsStream::Plain(tcp) => tcp.local_addr()?.ip(),
             _ => anyhow::bail!("only ws:// is supported"),
@@ -184,16 +191,6 @@ impl<'a> Peer<'a> {
             .build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp")?);
         let (mut ws_tx, mut ws_rx) = ws.split();
-        let join = ClientMessage::Join {
-            room: plan.room.clone(),
-            name: format!("load-{}", plan.index),
-            token: scenario
-                .token_secret
-                .as_ref()
-                .map(|secret| join_token(plan, scenario, secret)),
-            auto_subscribe: true,
-        };
-        ws_tx.send(Message::text(to_json(&join))).await?;
 
         let mut peer = Peer {
             scenario,
@@ -217,6 +214,7 @@ impl<'a> Peer<'a> {
             garbage: (scenario.garbage_per_sec > 0.0)
                 .then(|| (Garbage::new(scenario.seed ^ u64::from(plan.index)), started)),
         };
+        peer.on_signal(&first_reply, result)?;
         let mut buf = vec![0u8; 2000];
         let join_deadline = started + JOIN_TIMEOUT;
         loop {
@@ -621,6 +619,43 @@ impl<'a> Peer<'a> {
         }
     }
 }
+
+/// Redirects one join follows to the node that owns its room (multi-node servers).
+const MAX_REDIRECTS: usize = 3;
+
+/// Connect and send `join`, following `redirect` replies to the room's node; returns the
+/// connection and the first other reply (normally `joined`).
+async fn join_following_redirects(
+    url: &str,
+    join: &ClientMessage,
+) -> anyhow::Result<(Signaling, String)> {
+    let mut url = url.to_owned();
+    for _ in 0..=MAX_REDIRECTS {
+        let (mut ws, _) = tokio::time::timeout(JOIN_TIMEOUT, connect_async(url.as_str()))
+            .await
+            .map_err(|_| anyhow::anyhow!("WebSocket connect to {url} timed out"))??;
+        ws.send(Message::text(to_json(join))).await?;
+        let reply = loop {
+            match tokio::time::timeout(JOIN_TIMEOUT, ws.next()).await {
+                Err(_) => anyhow::bail!("no reply to join from {url}"),
+                Ok(Some(Ok(Message::Text(text)))) => break text.to_string(),
+                Ok(Some(Ok(Message::Close(_))) | None) => {
+                    anyhow::bail!("{url} closed the connection before replying to join")
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => anyhow::bail!("signaling connection to {url} failed: {e}"),
+            }
+        };
+        match serde_json::from_str::<ServerMessage>(&reply) {
+            Ok(ServerMessage::Redirect { url: next, .. }) => url = next,
+            _ => return Ok((ws, reply)),
+        }
+    }
+    anyhow::bail!("more than {MAX_REDIRECTS} redirects for one join")
+}
+
+/// A signaling connection.
+type Signaling = tokio_tungstenite::WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A join token for `plan`, valid for the run plus a margin.
 fn join_token(plan: &PeerPlan, scenario: &Scenario, secret: &str) -> String {

@@ -44,6 +44,62 @@ struct RoomSummary {
     ingress_bps: u64,
     forwarded_packets: u64,
     age_secs: f64,
+    /// This node's name, when it is one of a cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
+}
+
+/// A room of another node of the cluster, as that node last reported it.
+#[derive(Debug, Serialize)]
+struct OtherNodeRoom {
+    room: String,
+    participants: usize,
+    node: String,
+    node_url: String,
+}
+
+/// A line of the room list: this node's rooms in full, other nodes' in brief.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum ListedRoom {
+    Here(RoomSummary),
+    OtherNode(OtherNodeRoom),
+}
+
+impl ListedRoom {
+    fn name(&self) -> &str {
+        match self {
+            ListedRoom::Here(r) => &r.room,
+            ListedRoom::OtherNode(r) => &r.room,
+        }
+    }
+}
+
+/// Rooms of the other nodes of the cluster (none without one, or when Redis fails).
+async fn other_nodes_rooms(registry: &Registry) -> Vec<OtherNodeRoom> {
+    let Some(cluster) = registry.cluster() else {
+        return Vec::new();
+    };
+    let nodes = match cluster.nodes(registry).await {
+        Ok(nodes) => nodes,
+        Err(e) => {
+            crate::stats::bump(&registry.stats().cluster_errors);
+            tracing::warn!(error = %e, "cannot list the cluster's rooms");
+            return Vec::new();
+        }
+    };
+    nodes
+        .into_iter()
+        .filter(|n| n.id != cluster.node_id())
+        .flat_map(|n| {
+            n.rooms.into_iter().map(move |r| OtherNodeRoom {
+                room: r.room,
+                participants: r.participants,
+                node: n.id.clone(),
+                node_url: n.url.clone(),
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,22 +239,32 @@ fn busy(room: &str) -> ApiError {
     )
 }
 
-async fn list_rooms(State(registry): State<Registry>) -> Json<Vec<RoomSummary>> {
-    let mut rooms: Vec<RoomSummary> = registry
+async fn list_rooms(State(registry): State<Registry>) -> Json<Vec<ListedRoom>> {
+    let node = registry.cluster().map(|c| c.node_id().to_owned());
+    let mut rooms: Vec<ListedRoom> = registry
         .snapshots()
         .await
         .into_iter()
-        .map(|s| RoomSummary {
-            participants: s.participants.len(),
-            producers: s.producers(),
-            consumers: s.consumers(),
-            ingress_bps: s.ingress_bps(),
-            forwarded_packets: s.forwarded_packets,
-            age_secs: s.age_secs,
-            room: s.room,
+        .map(|s| {
+            ListedRoom::Here(RoomSummary {
+                participants: s.participants.len(),
+                producers: s.producers(),
+                consumers: s.consumers(),
+                ingress_bps: s.ingress_bps(),
+                forwarded_packets: s.forwarded_packets,
+                age_secs: s.age_secs,
+                room: s.room,
+                node: node.clone(),
+            })
         })
         .collect();
-    rooms.sort_by(|a, b| a.room.cmp(&b.room));
+    rooms.extend(
+        other_nodes_rooms(&registry)
+            .await
+            .into_iter()
+            .map(ListedRoom::OtherNode),
+    );
+    rooms.sort_by(|a, b| a.name().cmp(b.name()));
     Json(rooms)
 }
 
@@ -327,7 +393,8 @@ async fn create_token(
 /// How often the live stream sends a fresh state of every room.
 const EVENTS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Server-sent events: every second, `{"at_ms": .., "rooms": [RoomSnapshot, ..]}`.
+/// Server-sent events: every second, `{"at_ms": .., "rooms": [RoomSnapshot, ..],
+/// "other_nodes_rooms": [..]}` (the last: rooms of the cluster's other nodes, if any).
 async fn events(
     State(registry): State<Registry>,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
@@ -338,7 +405,13 @@ async fn events(
             ticks.tick().await;
             let mut rooms = registry.snapshots().await;
             rooms.sort_by(|a, b| a.room.cmp(&b.room));
-            let data = json!({"at_ms": started.elapsed().as_millis(), "rooms": rooms}).to_string();
+            let others = other_nodes_rooms(&registry).await;
+            let data = json!({
+                "at_ms": started.elapsed().as_millis(),
+                "rooms": rooms,
+                "other_nodes_rooms": others,
+            })
+            .to_string();
             Some((
                 Ok(Event::default().event("rooms").data(data)),
                 (registry, ticks),

@@ -34,6 +34,18 @@ pub struct Cli {
     #[arg(long = "ice-tcp", env = "SFU_ICE_TCP", value_name = "ADDR:PORT")]
     ice_tcp: Option<SocketAddr>,
 
+    /// Redis URL to run as one node of a cluster (rooms placed by load, joins redirected).
+    #[arg(long = "redis-url", env = "SFU_REDIS_URL", value_name = "URL")]
+    redis_url: Option<String>,
+
+    /// This node's name in the cluster (default: random).
+    #[arg(long = "node-id", env = "SFU_NODE_ID", value_name = "NAME")]
+    node_id: Option<String>,
+
+    /// Signaling URL other nodes redirect clients to (default: ws://<http address>/ws).
+    #[arg(long = "public-url", env = "SFU_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+
     /// IP address to advertise in ICE candidates (repeatable; needed when --udp binds 0.0.0.0).
     #[arg(
         long = "advertise-ip",
@@ -200,6 +212,9 @@ impl Cli {
             metrics_listen: self.metrics_listen,
             admin_token: self.admin_token.clone(),
             auth_secret: self.auth_secret.clone(),
+            redis_url: self.redis_url.clone(),
+            node_id: self.node_id.clone(),
+            public_url: self.public_url.clone(),
             insecure: self.insecure,
         }
         .apply(base);

@@ -2,6 +2,7 @@
 
 mod api;
 mod cli;
+mod cluster;
 mod http;
 mod interfaces;
 mod metrics;
@@ -114,6 +115,24 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
             media.tcp,
             stats.clone(),
         ));
+    }
+
+    if let Some(redis_url) = &config.redis_url {
+        let node_id = config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("node-{}", &signaling::token::random_secret()[..8]));
+        let url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("ws://{http_addr}/ws"));
+        let ttl = std::time::Duration::from_secs(config.cluster_ttl_secs);
+        let cluster = cluster::Cluster::connect(redis_url, node_id.clone(), url.clone(), ttl)
+            .await
+            .context("cannot reach Redis at redis_url")?;
+        registry.set_cluster(cluster.clone());
+        tokio::spawn(cluster.heartbeat_loop(registry.clone()));
+        info!(node = %node_id, %url, "cluster node registered in Redis");
     }
 
     let mut metrics_note = String::new();

@@ -4,8 +4,8 @@
 //! address first sends STUN; never per forwarded packet per subscriber.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use sfu_core::ids::RoomId;
@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::cluster::Cluster;
 use crate::room::{self, AdminRequest, Datagram, ParticipantKey, RoomCommand, RoomSnapshot};
 use crate::stats::Stats;
 use crate::tcp::MediaOut;
@@ -71,6 +72,7 @@ struct Inner {
     resumable: DashMap<String, (RoomId, ParticipantKey)>,
     generations: AtomicU64,
     next_participant: AtomicU64,
+    cluster: OnceLock<Cluster>,
 }
 
 /// A join being processed; dropping it ends the count.
@@ -132,8 +134,24 @@ impl Registry {
                 resumable: DashMap::new(),
                 generations: AtomicU64::new(0),
                 next_participant: AtomicU64::new(1),
+                cluster: OnceLock::new(),
             }),
         }
+    }
+
+    /// The node's counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.inner.stats
+    }
+
+    /// Join the cluster (multi-node); call once, at start.
+    pub fn set_cluster(&self, cluster: Cluster) {
+        let _ = self.inner.cluster.set(cluster);
+    }
+
+    /// The cluster this node belongs to, if it runs as one of several.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.inner.cluster.get()
     }
 
     /// The validated configuration.

@@ -16,6 +16,7 @@ use signaling::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::cluster::Placement;
 use crate::registry::Registry;
 use crate::room::{JoinRequest, Outbound, ParticipantKey, ResumeRequest, RoomCommand};
 use crate::stats::{Stats, bump};
@@ -103,7 +104,14 @@ pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
         }),
     };
     let (room_id, joined) = match entered {
-        Ok(entered) => entered,
+        Ok(Entry::Here(room_id, joined)) => (room_id, joined),
+        Ok(Entry::Elsewhere { url, room }) => {
+            bump(&stats.cluster_redirects);
+            info!(room, url, "join redirected to the room's node");
+            let _ = send(&mut socket, &ServerMessage::Redirect { url, room }).await;
+            let _ = send_frame(&mut socket, Message::Close(None)).await;
+            return;
+        }
         Err(e) => {
             bump(&stats.signaling_errors);
             let _ = reply_error(&mut socket, e).await;
@@ -134,7 +142,20 @@ struct Joined {
     session: u64,
 }
 
-/// Enter a room with `join`: check the token, then join.
+/// Where a first message took the session.
+enum Entry {
+    /// Into a room of this node.
+    Here(RoomId, Joined),
+    /// The room lives on another node of the cluster.
+    Elsewhere {
+        /// That node's signaling URL.
+        url: String,
+        /// The room asked for.
+        room: String,
+    },
+}
+
+/// Enter a room with `join`: check the token, find the room's node, then join here.
 async fn enter_by_join(
     registry: &Registry,
     room: String,
@@ -142,11 +163,21 @@ async fn enter_by_join(
     token: Option<String>,
     auto_subscribe: bool,
     out: mpsc::Sender<Outbound>,
-) -> Result<(RoomId, Joined), ProtocolError> {
+) -> Result<Entry, ProtocolError> {
     let (name, grants) = authorize(registry.config(), &room, name, token.as_deref())?;
+    if let Some(cluster) = registry.cluster() {
+        match cluster.place(&room, registry).await {
+            Ok(Placement::Here) => {}
+            Ok(Placement::Elsewhere(url)) => return Ok(Entry::Elsewhere { url, room }),
+            Err(e) => {
+                bump(&registry.stats().cluster_errors);
+                warn!(error = %e, room, "room placement failed; serving the join on this node");
+            }
+        }
+    }
     let room_id = RoomId::from_wire(room);
     let joined = join(registry, &room_id, name, grants, auto_subscribe, out).await?;
-    Ok((room_id, joined))
+    Ok(Entry::Here(room_id, joined))
 }
 
 /// Take back a participant whose connection was lost, with its resume token.
@@ -154,7 +185,7 @@ async fn enter_by_resume(
     registry: &Registry,
     resume_token: &str,
     out: mpsc::Sender<Outbound>,
-) -> Result<(RoomId, Joined), ProtocolError> {
+) -> Result<Entry, ProtocolError> {
     let gone = || ProtocolError {
         code: ErrorCode::NotFound,
         message: "nothing to resume: unknown or expired resume token".into(),
@@ -174,7 +205,7 @@ async fn enter_by_resume(
         .await
         .map_err(|_| gone())?;
     let (participant_id, session) = answer.await.map_err(|_| gone())??;
-    Ok((
+    Ok(Entry::Here(
         room_id,
         Joined {
             key,

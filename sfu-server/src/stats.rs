@@ -22,6 +22,11 @@ pub struct Stats {
     /// ICE-TCP connections closed without being routed: no STUN check for a known
     /// ufrag as their first frame within 10 s.
     pub tcp_refused: AtomicU64,
+    /// Joins answered with a redirect to the node that owns the room (multi-node).
+    pub cluster_redirects: AtomicU64,
+    /// Failed Redis operations (heartbeats, placements); a join whose placement failed
+    /// is served on this node.
+    pub cluster_errors: AtomicU64,
     /// Signaling messages received.
     pub ws_messages: AtomicU64,
     /// Signaling messages refused with an `error` reply.
@@ -74,6 +79,8 @@ pub struct StatsSnapshot {
     udp_rejected: u64,
     udp_send_dropped: u64,
     tcp_refused: u64,
+    cluster_redirects: u64,
+    cluster_errors: u64,
     ws_messages: u64,
     signaling_errors: u64,
     messages_rate_limited: u64,
@@ -130,6 +137,8 @@ impl Stats {
             udp_rejected: r(&self.udp_rejected),
             udp_send_dropped: r(&self.udp_send_dropped),
             tcp_refused: r(&self.tcp_refused),
+            cluster_redirects: r(&self.cluster_redirects),
+            cluster_errors: r(&self.cluster_errors),
             ws_messages: r(&self.ws_messages),
             signaling_errors: r(&self.signaling_errors),
             messages_rate_limited: r(&self.messages_rate_limited),

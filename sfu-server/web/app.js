@@ -48,7 +48,11 @@ const SERVER_HANDLERS = {
   layers: '_onLayers',
   error: '_onError',
   leave: '_onLeave',
+  redirect: '_onRedirect',
 };
+
+// How many times one join follows a `redirect` to the node that owns the room.
+const MAX_REDIRECTS = 3;
 
 function signalingUrl() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -130,8 +134,16 @@ class SfuClient extends EventTarget {
     try {
       this.localStream = await this._captureWhileJoining(audio, video);
       this._emit('change');
-      await this._connect();
-      return await this._sendJoin({ room, name, token, autoSubscribe });
+      for (let redirects = 0; ; redirects++) {
+        await this._connect();
+        try {
+          return await this._sendJoin({ room, name, token, autoSubscribe });
+        } catch (err) {
+          if (!err.redirect || redirects >= MAX_REDIRECTS) throw err;
+          this._signalingUrl = err.redirect;
+          this._log(`room ${room} lives on another node: joining at ${err.redirect}`);
+        }
+      }
     } catch (err) {
       this._teardown(`Join failed: ${describeError(err)}`, true);
       throw err;
@@ -304,6 +316,7 @@ class SfuClient extends EventTarget {
     this.localStream = null;
     this._session = (this._session || 0) + 1; // queued negotiation steps of older sessions are dropped
     this._ws = null;
+    this._signalingUrl = signalingUrl(); // another node's, once a join was redirected there
     this._pc = null;
     this._iceServers = [];
     this._channels = {};
@@ -339,7 +352,7 @@ class SfuClient extends EventTarget {
 
   _connect() {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(signalingUrl());
+      const ws = new WebSocket(this._signalingUrl);
       this._ws = ws;
       ws.onopen = () => {
         this._log('signaling connected');
@@ -361,6 +374,18 @@ class SfuClient extends EventTarget {
       if (token) message.token = token;
       this.send(message);
     });
+  }
+
+  // The room lives on another node: the join is retried there (see join). The socket, which
+  // the server closes, is detached first so that its closing does not end the session.
+  _onRedirect(message) {
+    const pending = this._pendingJoin;
+    if (!pending) return;
+    this._pendingJoin = null;
+    const ws = this._ws;
+    this._ws = null;
+    ws?.close();
+    pending.reject(Object.assign(new Error(`redirected to ${message.url}`), { redirect: message.url }));
   }
 
   _onSocketClosed(event) {

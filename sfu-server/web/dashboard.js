@@ -118,6 +118,21 @@ function renderRooms() {
       el('td', { class: 'num' }, secs(room.age_secs))));
   }
   $('no-rooms').hidden = latest.rooms.length > 0;
+  renderOtherNodes(latest.other_nodes_rooms ?? []);
+}
+
+/** Rooms of the cluster's other nodes, each linking to the dashboard of its node. */
+function renderOtherNodes(rooms) {
+  const body = $('other-rooms').querySelector('tbody');
+  body.replaceChildren();
+  for (const room of rooms) {
+    const dashboard = room.node_url.replace(/^ws/, 'http').replace(/\/ws$/, '/dashboard');
+    body.append(el('tr', { 'data-room': room.room },
+      el('td', {}, room.room),
+      el('td', { class: 'num' }, room.participants),
+      el('td', {}, el('a', { href: `${dashboard}#room=${encodeURIComponent(room.room)}` }, room.node))));
+  }
+  $('other-nodes').hidden = rooms.length === 0;
 }
 
 function renderRoom(name) {

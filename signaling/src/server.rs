@@ -124,6 +124,14 @@ pub enum ServerMessage {
         /// Why.
         reason: LeaveReason,
     },
+    /// Addition (multi-node): the room lives on another node; join it at `url` instead.
+    /// Sent in reply to `join`; the socket closes after it.
+    Redirect {
+        /// The signaling WebSocket URL of the node that owns the room.
+        url: String,
+        /// The room asked for.
+        room: String,
+    },
 }
 
 impl ServerMessage {

@@ -185,6 +185,10 @@ fn every_server_message_round_trips() {
         ServerMessage::Leave {
             reason: LeaveReason::Shutdown,
         },
+        ServerMessage::Redirect {
+            url: "ws://10.0.0.2:8080/ws".into(),
+            room: "demo".into(),
+        },
     ];
     for message in messages {
         let text = message.to_json();
@@ -237,6 +241,14 @@ fn server_messages_match_the_documented_examples() {
     assert_eq!(
         serde_json::to_value(ServerMessage::Pong { ts: None }).expect("json"),
         json!({"type":"pong"})
+    );
+    assert_eq!(
+        serde_json::to_value(ServerMessage::Redirect {
+            url: "ws://10.0.0.2:8080/ws".into(),
+            room: "demo".into()
+        })
+        .expect("json"),
+        json!({"type":"redirect","url":"ws://10.0.0.2:8080/ws","room":"demo"})
     );
 }
 

@@ -1,0 +1,298 @@
+//! Several nodes as one service, coordinated through Redis (optional: `redis_url`).
+//!
+//! Every node writes `sfu:node:<id>` (its signaling URL, load and rooms) with a TTL and
+//! refreshes it on a heartbeat. A room belongs to one node, recorded in `sfu:room:<room>`
+//! with the same TTL and refreshed by its owner while the room lives. The first join of
+//! a room places it on the least-loaded live node; a join arriving at any other node is
+//! answered with a redirect to the owner. A dead node stops refreshing, so its records
+//! expire and the next join places its rooms again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use crate::registry::Registry;
+
+/// Deletes a key only while it still holds the given value (an owner releasing its room).
+const DELETE_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+/// Placement attempts before a join is served locally.
+const PLACE_ATTEMPTS: usize = 3;
+/// Time a room placed here has to appear in the registry before its record is released.
+const PLACEMENT_GRACE: Duration = Duration::from_secs(5);
+
+/// What a node publishes about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Node name.
+    pub id: String,
+    /// Its signaling WebSocket URL.
+    pub url: String,
+    /// Participants on it: its load.
+    pub participants: usize,
+    /// Its rooms.
+    pub rooms: Vec<RoomLoad>,
+}
+
+/// One room of a node, as listed cluster-wide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomLoad {
+    /// Room name.
+    pub room: String,
+    /// Participants in it.
+    pub participants: usize,
+}
+
+/// Where a join for a room goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// This node owns the room.
+    Here,
+    /// Another node owns it: its signaling URL.
+    Elsewhere(String),
+}
+
+/// This node's membership of the cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    redis: ConnectionManager,
+    node_id: String,
+    url: String,
+    ttl: Duration,
+    /// Rooms this node owns in Redis, with when each was last live (or placed), to release
+    /// the ones that closed.
+    owned: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+fn node_key(id: &str) -> String {
+    format!("sfu:node:{id}")
+}
+
+fn room_key(room: &str) -> String {
+    format!("sfu:room:{room}")
+}
+
+/// The node to place a new room on: fewest participants; on a tie this node, then by name.
+pub fn least_loaded<'a>(nodes: &'a [NodeRecord], this_node: &str) -> Option<&'a NodeRecord> {
+    nodes
+        .iter()
+        .min_by_key(|n| (n.participants, n.id != this_node, n.id.clone()))
+}
+
+impl Cluster {
+    /// Connect to Redis as node `node_id`, reachable by clients at `url`.
+    pub async fn connect(
+        redis_url: &str,
+        node_id: String,
+        url: String,
+        ttl: Duration,
+    ) -> redis::RedisResult<Self> {
+        let client = redis::Client::open(redis_url)?;
+        let redis = ConnectionManager::new(client).await?;
+        Ok(Self {
+            redis,
+            node_id,
+            url,
+            ttl,
+            owned: Arc::default(),
+        })
+    }
+
+    /// This node's name.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Refresh this node's records forever, every third of the TTL.
+    pub async fn heartbeat_loop(self, registry: Registry) {
+        let mut tick = tokio::time::interval(self.ttl / 3);
+        let mut healthy = true;
+        loop {
+            tick.tick().await;
+            match self.heartbeat(&registry).await {
+                Ok(()) if !healthy => {
+                    info!("Redis reachable again");
+                    healthy = true;
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    if healthy {
+                        warn!(error = %e, "cluster heartbeat failed; this node's rooms may be placed elsewhere");
+                    }
+                    healthy = false;
+                    crate::stats::bump(&registry.stats().cluster_errors);
+                }
+            }
+        }
+    }
+
+    async fn heartbeat(&self, registry: &Registry) -> redis::RedisResult<()> {
+        let record = self.own_record(registry).await;
+        let ttl = self.ttl.as_secs();
+        let mut redis = self.redis.clone();
+        let json = serde_json::to_string(&record).unwrap_or_default();
+        let _: () = redis.set_ex(node_key(&self.node_id), json, ttl).await?;
+        let live: HashSet<String> = record.rooms.into_iter().map(|r| r.room).collect();
+        let now = Instant::now();
+        let mut owned = self.owned.lock().await;
+        for room in &live {
+            let _: () = redis.set_ex(room_key(room), &self.node_id, ttl).await?;
+            owned.insert(room.clone(), now);
+        }
+        let closed: Vec<String> = owned
+            .iter()
+            .filter(|(room, seen)| {
+                !live.contains(*room) && now.duration_since(**seen) > PLACEMENT_GRACE
+            })
+            .map(|(room, _)| room.clone())
+            .collect();
+        for room in closed {
+            let _: i64 = redis::cmd("EVAL")
+                .arg(DELETE_IF_OWNER)
+                .arg(1)
+                .arg(room_key(&room))
+                .arg(&self.node_id)
+                .query_async(&mut redis)
+                .await?;
+            owned.remove(&room);
+        }
+        Ok(())
+    }
+
+    async fn own_record(&self, registry: &Registry) -> NodeRecord {
+        let rooms: Vec<RoomLoad> = registry
+            .snapshots()
+            .await
+            .into_iter()
+            .map(|s| RoomLoad {
+                participants: s.participants.len(),
+                room: s.room,
+            })
+            .collect();
+        NodeRecord {
+            id: self.node_id.clone(),
+            url: self.url.clone(),
+            participants: rooms.iter().map(|r| r.participants).sum(),
+            rooms,
+        }
+    }
+
+    /// Every live node's record; this node's own is read fresh from the registry.
+    pub async fn nodes(&self, registry: &Registry) -> redis::RedisResult<Vec<NodeRecord>> {
+        let mut redis = self.redis.clone();
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("sfu:node:*")
+                .arg("COUNT")
+                .arg(100)
+                .query_async(&mut redis)
+                .await?;
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        let mut nodes = vec![self.own_record(registry).await];
+        let own_key = node_key(&self.node_id);
+        keys.retain(|k| *k != own_key);
+        if !keys.is_empty() {
+            let values: Vec<Option<String>> = redis.mget(&keys).await?;
+            nodes.extend(
+                values
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|json| serde_json::from_str::<NodeRecord>(&json).ok()),
+            );
+        }
+        Ok(nodes)
+    }
+
+    /// Where a join for `room` goes: its owner, or, for a room nobody owns, the
+    /// least-loaded live node, recorded as the owner.
+    pub async fn place(&self, room: &str, registry: &Registry) -> redis::RedisResult<Placement> {
+        let mut redis = self.redis.clone();
+        let key = room_key(room);
+        for _ in 0..PLACE_ATTEMPTS {
+            let nodes = self.nodes(registry).await?;
+            let owner: Option<String> = redis.get(&key).await?;
+            if let Some(owner) = owner {
+                if owner == self.node_id {
+                    return Ok(Placement::Here);
+                }
+                if let Some(node) = nodes.iter().find(|n| n.id == owner) {
+                    return Ok(Placement::Elsewhere(node.url.clone()));
+                }
+                // Its owner is gone: release the room and place it again.
+                let _: i64 = redis::cmd("EVAL")
+                    .arg(DELETE_IF_OWNER)
+                    .arg(1)
+                    .arg(&key)
+                    .arg(&owner)
+                    .query_async(&mut redis)
+                    .await?;
+                continue;
+            }
+            let Some(chosen) = least_loaded(&nodes, &self.node_id) else {
+                return Ok(Placement::Here);
+            };
+            let placed: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(&chosen.id)
+                .arg("NX")
+                .arg("EX")
+                .arg(self.ttl.as_secs())
+                .query_async(&mut redis)
+                .await?;
+            if placed.is_some() {
+                info!(room, node = %chosen.id, "room placed");
+                return Ok(if chosen.id == self.node_id {
+                    self.owned
+                        .lock()
+                        .await
+                        .insert(room.to_owned(), Instant::now());
+                    Placement::Here
+                } else {
+                    Placement::Elsewhere(chosen.url.clone())
+                });
+            }
+        }
+        Ok(Placement::Here)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, participants: usize) -> NodeRecord {
+        NodeRecord {
+            id: id.to_owned(),
+            url: format!("ws://{id}/ws"),
+            participants,
+            rooms: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn new_rooms_go_to_the_least_loaded_node_and_ties_stay_here() {
+        // Requirement: placement by load; among equally loaded nodes this one wins, then names.
+        let nodes = [node("a", 5), node("b", 2), node("c", 2)];
+        assert_eq!(least_loaded(&nodes, "a").map(|n| n.id.as_str()), Some("b"));
+        assert_eq!(least_loaded(&nodes, "c").map(|n| n.id.as_str()), Some("c"));
+        assert_eq!(
+            least_loaded(&[node("a", 0), node("b", 0)], "b").map(|n| n.id.as_str()),
+            Some("b")
+        );
+        assert!(least_loaded(&[], "a").is_none());
+    }
+}

@@ -1,0 +1,153 @@
+// Multi-node on Redis: Debian's redis-server and two sfu-server nodes on loopback. Joins
+// for one room through either node end on the room's owner (the web client and the loadtest
+// follow the `redirect`), every node lists every room of the cluster (admin API and
+// dashboard), and a killed node's rooms are placed again once its records expire.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import WebSocket from 'ws';
+import {
+  makeTempDir, startServer, launchBrowser, closeBrowser, openParticipant, closeParticipant,
+  expectMediaFrom, waitFor, withDiagnostics, getHealth, LOADTEST_BIN,
+} from './lib.mjs';
+
+const TTL_SECS = 3;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** A raw client's first reply to `join` (`joined`, `redirect` or `error`); the socket stays open. */
+async function join(node, room) {
+  const ws = new WebSocket(node.wsUrl);
+  const messages = [];
+  ws.on('message', (d) => messages.push(JSON.parse(d.toString())));
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  ws.send(JSON.stringify({ type: 'join', room, name: 'raw' }));
+  const reply = await waitFor(() => messages[0], 5000, `a reply to join ${room}`);
+  return { ws, reply };
+}
+
+async function roomsOf(node) {
+  return (await fetch(`${node.baseUrl}/api/rooms`)).json();
+}
+
+describe('cluster of two nodes on Redis', () => {
+  let redis;
+  let nodeA;
+  let nodeB;
+  let browser;
+  let A;
+  let B;
+  const sockets = [];
+  const state = () => ({ server: nodeA, participants: [A, B] });
+
+  before(async () => {
+    const tmp = makeTempDir();
+    const port = await freePort();
+    const log = fs.openSync(path.join(tmp, 'redis.log'), 'w');
+    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      { stdio: ['ignore', log, log] });
+    await waitFor(() => fs.readFileSync(path.join(tmp, 'redis.log'), 'utf8').includes('Ready to accept connections')
+      || Promise.reject(new Error('redis not ready')), 10000, 'redis-server to start');
+    const config = path.join(tmp, 'cluster.toml');
+    fs.writeFileSync(config, `cluster_ttl_secs = ${TTL_SECS}\n`);
+    const args = (id) => ['--config', config, '--redis-url', `redis://127.0.0.1:${port}/`, '--node-id', id];
+    nodeA = await startServer(makeTempDir(), { extraArgs: args('node-a') });
+    nodeB = await startServer(makeTempDir(), { extraArgs: args('node-b') });
+    browser = await launchBrowser(tmp);
+  });
+
+  after(async () => {
+    for (const ws of sockets) ws.close();
+    await closeParticipant(A);
+    await closeParticipant(B);
+    if (browser) await closeBrowser(browser);
+    for (const node of [nodeA, nodeB]) if (node) await node.stop();
+    if (redis) redis.kill('SIGKILL');
+  });
+
+  // Requirement: participants joining the same room through different nodes all end up on
+  // the owner and see each other; the web client follows the redirect.
+  it('joins through either node meet on the room\'s owner', { timeout: 90000 }, () => withDiagnostics(state, async () => {
+    A = await openParticipant(browser, nodeA.baseUrl, { room: 'shared', name: 'A' });
+    B = await openParticipant(browser, nodeB.baseUrl, { room: 'shared', name: 'B' });
+    await Promise.all([expectMediaFrom(A, [B]), expectMediaFrom(B, [A])]);
+    assert.ok((await B.sfu(() => window.sfu.log)).some((l) => l.includes(`joining at ${nodeA.wsUrl}`)), 'B followed a redirect to node A');
+    const detail = await (await fetch(`${nodeA.baseUrl}/api/rooms/shared`)).json();
+    assert.equal(detail.participants.length, 2, 'both are on node A');
+    assert.equal((await fetch(`${nodeB.baseUrl}/api/rooms/shared`)).status, 404, 'node B holds no copy of the room');
+    assert.equal((await getHealth(nodeB.baseUrl)).counters.cluster_redirects, 1);
+  }));
+
+  // Requirement: rooms on both nodes are listed from either node (admin API and dashboard).
+  it('every node lists every room of the cluster', { timeout: 30000 }, async () => {
+    const onlyB = await join(nodeB, 'only-b');
+    sockets.push(onlyB.ws);
+    assert.equal(onlyB.reply.type, 'joined', 'node B is the least loaded, so it takes the new room');
+    for (const node of [nodeA, nodeB]) {
+      const rooms = await waitFor(async () => {
+        const list = await roomsOf(node);
+        return list.length === 2 ? list : null;
+      }, 10000, 'both rooms listed');
+      const byName = Object.fromEntries(rooms.map((r) => [r.room, r]));
+      assert.equal(byName.shared.node, 'node-a');
+      assert.equal(byName['only-b'].node, 'node-b');
+      assert.equal(byName.shared.participants, 2);
+      assert.equal(byName['only-b'].participants, 1);
+    }
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${nodeA.baseUrl}/dashboard`);
+      await page.waitForSelector('#other-rooms tr[data-room="only-b"]', { timeout: 10000 });
+    } finally {
+      await page.close();
+    }
+  });
+
+  // Requirement: the loadtest follows redirects too.
+  it('loadtest participants follow the redirect to the owner', { timeout: 60000 }, async () => {
+    const first = await join(nodeA, 'load-0');
+    sockets.push(first.ws);
+    const ownerIsA = first.reply.type === 'joined';
+    if (!ownerIsA) {
+      assert.deepEqual(first.reply, { type: 'redirect', url: nodeB.wsUrl, room: 'load-0' });
+      const onB = await join(nodeB, 'load-0');
+      sockets.push(onB.ws);
+      assert.equal(onB.reply.type, 'joined');
+    }
+    const other = ownerIsA ? nodeB : nodeA;
+    const redirectsBefore = (await getHealth(other.baseUrl)).counters.cluster_redirects;
+    const out = await new Promise((resolve, reject) => execFile(LOADTEST_BIN, [
+      '--url', other.wsUrl, '--rooms', '1', '--publishers', '2', '--duration', '4s', '--fps', '15',
+      '--video-kbps', '50,100,200', '--max-loss', '1%',
+    ], (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stdout}\n${stderr}`)) : resolve(stdout))));
+    assert.match(out, /PASS every expected track delivered media \(4\/4\)/);
+    assert.equal((await getHealth(other.baseUrl)).counters.cluster_redirects, redirectsBefore + 2, 'both loadtest peers were redirected');
+  });
+
+  // Requirement: killing a node frees its rooms for re-placement once its records expire.
+  it('a dead node\'s rooms are placed again', { timeout: 30000 }, async () => {
+    nodeB.proc.kill('SIGKILL');
+    await nodeB.exited;
+    const reply = await waitFor(async () => {
+      const attempt = await join(nodeA, 'only-b');
+      sockets.push(attempt.ws);
+      return attempt.reply.type === 'joined' ? attempt.reply : null;
+    }, (TTL_SECS + 5) * 1000, 'only-b placed again on node A', 500);
+    assert.equal(reply.room, 'only-b');
+    const rooms = await roomsOf(nodeA);
+    assert.ok(rooms.every((r) => r.node === 'node-a'), JSON.stringify(rooms));
+  });
+});
