@@ -12,15 +12,15 @@ as_root() {
 # link inside the loss and bandwidth tests' own network namespaces; prometheus (and promtool):
 # scrapes the server with deploy/prometheus.yml and evaluates the Grafana dashboards' queries;
 # coturn (turnserver): the TURN relay of the relay-only call test; redis-server: the registry
-# of the multi-node test.
+# of the multi-node test; systemd (systemd-analyze): verifies deploy/sfu-server.service.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! command -v nft >/dev/null \
   || ! command -v tc >/dev/null || ! command -v ip >/dev/null || ! command -v prometheus >/dev/null \
   || ! command -v promtool >/dev/null || ! command -v turnserver >/dev/null \
-  || ! command -v redis-server >/dev/null; then
-  echo "==> installing Debian chromium, chromium-driver, nftables, iproute2, prometheus, coturn and redis-server"
+  || ! command -v redis-server >/dev/null || ! command -v systemd-analyze >/dev/null; then
+  echo "==> installing Debian chromium, chromium-driver, nftables, iproute2, prometheus, coturn, redis-server and systemd"
   as_root apt-get update
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver nftables iproute2
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus coturn redis-server
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus coturn redis-server systemd
 fi
 
 browser_tests=sfu-server/tests/browser

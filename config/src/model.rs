@@ -113,7 +113,12 @@ pub struct IceServerConfig {
 }
 
 fn default_credential_ttl_secs() -> u64 {
-    24 * 60 * 60
+    IceServerConfig::DEFAULT_CREDENTIAL_TTL_SECS
+}
+
+impl IceServerConfig {
+    /// Lifetime of TURN REST credentials unless configured: one day.
+    pub const DEFAULT_CREDENTIAL_TTL_SECS: u64 = 24 * 60 * 60;
 }
 
 /// How log lines are written.

@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::model::{Config, LogFormat};
+use crate::model::{Config, IceServerConfig, LogFormat};
 
 /// Settings that override the file. `None`/empty leaves the file's (or default) value.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -23,6 +23,10 @@ pub struct Overrides {
     pub admin_token: Option<String>,
     /// Overrides [`Config::auth_secret`].
     pub auth_secret: Option<String>,
+    /// TURN URLs to add to [`Config::ice_servers`] as one entry with [`Overrides::turn_secret`].
+    pub turn_urls: Vec<String>,
+    /// The shared secret of that entry (TURN REST credentials).
+    pub turn_secret: Option<String>,
     /// Overrides [`Config::redis_url`].
     pub redis_url: Option<String>,
     /// Overrides [`Config::node_id`].
@@ -59,6 +63,15 @@ impl Overrides {
         }
         if let Some(v) = self.auth_secret {
             config.auth_secret = Some(v);
+        }
+        if !self.turn_urls.is_empty() {
+            config.ice_servers.push(IceServerConfig {
+                urls: self.turn_urls,
+                username: None,
+                credential: None,
+                secret: self.turn_secret,
+                credential_ttl_secs: IceServerConfig::DEFAULT_CREDENTIAL_TTL_SECS,
+            });
         }
         if self.redis_url.is_some() {
             config.redis_url = self.redis_url;

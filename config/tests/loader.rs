@@ -39,6 +39,8 @@ fn overrides_win_over_the_file() {
         metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         admin_token: Some("0123456789abcdef".to_owned()),
         auth_secret: None,
+        turn_urls: vec!["turn:203.0.113.5:3478".to_owned()],
+        turn_secret: Some("shared".to_owned()),
         redis_url: Some("redis://127.0.0.1:6379/".to_owned()),
         node_id: Some("node-a".to_owned()),
         public_url: Some("ws://10.0.0.1:8080/ws".to_owned()),
@@ -46,6 +48,9 @@ fn overrides_win_over_the_file() {
     }
     .apply(file);
     assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:6379/"));
+    assert_eq!(config.ice_servers.len(), 1);
+    assert_eq!(config.ice_servers[0].secret.as_deref(), Some("shared"));
+    assert_eq!(config.ice_servers[0].credential_ttl_secs, 86_400);
     assert_eq!(config.node_id.as_deref(), Some("node-a"));
     assert_eq!(config.public_url.as_deref(), Some("ws://10.0.0.1:8080/ws"));
     assert_eq!(config.metrics_listen.port(), 0);

@@ -34,6 +34,26 @@ pub struct Cli {
     #[arg(long = "ice-tcp", env = "SFU_ICE_TCP", value_name = "ADDR:PORT")]
     ice_tcp: Option<SocketAddr>,
 
+    /// TURN URL handed to clients with per-participant credentials from --turn-secret
+    /// (repeatable; added to the config's ice_servers).
+    #[arg(
+        long = "turn-url",
+        env = "SFU_TURN_URLS",
+        value_delimiter = ',',
+        value_name = "URL",
+        requires = "turn_secret"
+    )]
+    turn_urls: Vec<String>,
+
+    /// Secret shared with the TURN server (coturn static-auth-secret) for --turn-url.
+    #[arg(
+        long = "turn-secret",
+        env = "SFU_TURN_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    turn_secret: Option<String>,
+
     /// Redis URL to run as one node of a cluster (rooms placed by load, joins redirected).
     #[arg(long = "redis-url", env = "SFU_REDIS_URL", value_name = "URL")]
     redis_url: Option<String>,
@@ -212,6 +232,8 @@ impl Cli {
             metrics_listen: self.metrics_listen,
             admin_token: self.admin_token.clone(),
             auth_secret: self.auth_secret.clone(),
+            turn_urls: self.turn_urls.clone(),
+            turn_secret: self.turn_secret.clone(),
             redis_url: self.redis_url.clone(),
             node_id: self.node_id.clone(),
             public_url: self.public_url.clone(),
