@@ -7,26 +7,15 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import WebSocket from 'ws';
 import {
   makeTempDir, startServer, launchBrowser, closeBrowser, openParticipant, closeParticipant,
   expectMediaFrom, waitFor, withDiagnostics, getHealth, LOADTEST_BIN,
+  freePort,
 } from './lib.mjs';
 
 const TTL_SECS = 3;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** A raw client's first reply to `join` (`joined`, `redirect` or `error`); the socket stays open. */
 async function join(node, room) {

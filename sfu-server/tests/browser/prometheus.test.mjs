@@ -7,12 +7,12 @@ import { it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import YAML from 'yaml';
 import {
   makeTempDir, startServer, launchBrowser, closeBrowser, openParticipant, closeParticipant,
   waitFor, withDiagnostics, REPO_ROOT,
+  freePort,
 } from './lib.mjs';
 
 const DEPLOY = path.join(REPO_ROOT, 'deploy');
@@ -32,18 +32,6 @@ const SHOWS_THE_CALL = [
   [`rate(sfu_room_forwarded_packets_total{room=~"${ROOM}"}[1m])`, 10],
   [`sfu_room_ingress_bits_per_second{room=~"${ROOM}"}`, 10000],
 ];
-
-/** A free loopback TCP port. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** Every PromQL expression of the shipped Grafana dashboards, with `$room` filled in. */
 function dashboardQueries() {

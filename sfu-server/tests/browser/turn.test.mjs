@@ -9,28 +9,16 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import WebSocket from 'ws';
 import {
   makeTempDir, startServer, launchBrowser, closeBrowser, openParticipant, closeParticipant,
   expectMediaFrom, waitFor, withDiagnostics,
+  freePort,
 } from './lib.mjs';
 
 const SECRET = 'turn-test-shared-secret';
 const TTL_SECS = 600;
-
-/** A free loopback port (TCP; coturn listens on it over UDP and TCP). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** TURN REST credentials computed here, independently of the server. */
 function restCredentials(expires, identity) {
