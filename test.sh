@@ -40,6 +40,9 @@ cargo build -p sfu-server
 echo "==> cargo test --workspace"
 cargo test --workspace
 
+echo "==> floor benchmarks, once each (timings are measured with cargo bench, not here)"
+cargo test -p sfu-server --bench floor
+
 # The binary cargo just built, wherever CARGO_TARGET_DIR or config puts the target directory.
 target_dir=$(cargo metadata --format-version 1 --no-deps \
   | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
