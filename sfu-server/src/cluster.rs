@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
@@ -17,10 +18,18 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
+use sfu_core::ids::RoomId;
+
 use crate::registry::Registry;
 
 /// Deletes a key only while it still holds the given value (an owner releasing its room).
 const DELETE_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+/// Sets a key (with a TTL) only when it is missing or already holds the given value, and
+/// returns the value it holds afterwards: a node refreshing or claiming its room without
+/// taking it from another node.
+const CLAIM: &str = "local v = redis.call('GET', KEYS[1]) \
+    if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return ARGV[1] end \
+    return v";
 /// Placement attempts before a join is served locally.
 const PLACE_ATTEMPTS: usize = 3;
 /// Time a room placed here has to appear in the registry before its record is released.
@@ -67,6 +76,8 @@ pub struct Cluster {
     /// Rooms this node owns in Redis, with when each was last live (or placed), to release
     /// the ones that closed.
     owned: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Set once the node left the cluster (shutdown): no more heartbeats.
+    left: Arc<AtomicBool>,
 }
 
 fn node_key(id: &str) -> String {
@@ -100,6 +111,7 @@ impl Cluster {
             url,
             ttl,
             owned: Arc::default(),
+            left: Arc::default(),
         })
     }
 
@@ -114,6 +126,9 @@ impl Cluster {
         let mut healthy = true;
         loop {
             tick.tick().await;
+            if self.left.load(Ordering::Acquire) {
+                return;
+            }
             match self.heartbeat(&registry).await {
                 Ok(()) if !healthy => {
                     info!("Redis reachable again");
@@ -141,7 +156,16 @@ impl Cluster {
         let now = Instant::now();
         let mut owned = self.owned.lock().await;
         for room in &live {
-            let _: () = redis.set_ex(room_key(room), &self.node_id, ttl).await?;
+            let holder = self.claim(&mut redis, room).await?;
+            if holder != self.node_id {
+                // Our records expired (Redis unreachable longer than the TTL) and another
+                // node took the room meanwhile: its joins go there from now on.
+                warn!(
+                    room,
+                    holder, "room live here is owned by another node in Redis"
+                );
+                crate::stats::bump(&registry.stats().cluster_conflicts);
+            }
             owned.insert(room.clone(), now);
         }
         let closed: Vec<String> = owned
@@ -164,6 +188,19 @@ impl Cluster {
         Ok(())
     }
 
+    /// Refresh or claim `room` for this node unless another node holds it; who holds it.
+    async fn claim(&self, redis: &mut ConnectionManager, room: &str) -> redis::RedisResult<String> {
+        redis::cmd("EVAL")
+            .arg(CLAIM)
+            .arg(1)
+            .arg(room_key(room))
+            .arg(&self.node_id)
+            .arg(self.ttl.as_secs())
+            .query_async(redis)
+            .await
+    }
+
+    /// This node's record with its rooms, for the heartbeat.
     async fn own_record(&self, registry: &Registry) -> NodeRecord {
         let rooms: Vec<RoomLoad> = registry
             .snapshots()
@@ -182,7 +219,8 @@ impl Cluster {
         }
     }
 
-    /// Every live node's record; this node's own is read fresh from the registry.
+    /// Every live node's record; this node's own carries its current load (without its
+    /// rooms, which callers take from the registry).
     pub async fn nodes(&self, registry: &Registry) -> redis::RedisResult<Vec<NodeRecord>> {
         let mut redis = self.redis.clone();
         let mut keys: Vec<String> = Vec::new();
@@ -202,7 +240,12 @@ impl Cluster {
                 break;
             }
         }
-        let mut nodes = vec![self.own_record(registry).await];
+        let mut nodes = vec![NodeRecord {
+            id: self.node_id.clone(),
+            url: self.url.clone(),
+            participants: registry.counts().1,
+            rooms: Vec::new(),
+        }];
         let own_key = node_key(&self.node_id);
         keys.retain(|k| *k != own_key);
         if !keys.is_empty() {
@@ -218,19 +261,36 @@ impl Cluster {
     }
 
     /// Where a join for `room` goes: its owner, or, for a room nobody owns, the
-    /// least-loaded live node, recorded as the owner.
+    /// least-loaded live node, recorded as the owner. A room already live on this node
+    /// stays here.
     pub async fn place(&self, room: &str, registry: &Registry) -> redis::RedisResult<Placement> {
         let mut redis = self.redis.clone();
+        if registry
+            .existing_room(&RoomId::from_wire(room.to_owned()))
+            .is_some()
+        {
+            let holder = self.claim(&mut redis, room).await?;
+            if holder != self.node_id {
+                warn!(
+                    room,
+                    holder, "room live here is owned by another node in Redis"
+                );
+                crate::stats::bump(&registry.stats().cluster_conflicts);
+            }
+            return Ok(Placement::Here);
+        }
         let key = room_key(room);
         for _ in 0..PLACE_ATTEMPTS {
-            let nodes = self.nodes(registry).await?;
             let owner: Option<String> = redis.get(&key).await?;
             if let Some(owner) = owner {
                 if owner == self.node_id {
                     return Ok(Placement::Here);
                 }
-                if let Some(node) = nodes.iter().find(|n| n.id == owner) {
-                    return Ok(Placement::Elsewhere(node.url.clone()));
+                let record: Option<String> = redis.get(node_key(&owner)).await?;
+                if let Some(node) =
+                    record.and_then(|json| serde_json::from_str::<NodeRecord>(&json).ok())
+                {
+                    return Ok(Placement::Elsewhere(node.url));
                 }
                 // Its owner is gone: release the room and place it again.
                 let _: i64 = redis::cmd("EVAL")
@@ -242,6 +302,7 @@ impl Cluster {
                     .await?;
                 continue;
             }
+            let nodes = self.nodes(registry).await?;
             let Some(chosen) = least_loaded(&nodes, &self.node_id) else {
                 return Ok(Placement::Here);
             };
@@ -267,6 +328,32 @@ impl Cluster {
             }
         }
         Ok(Placement::Here)
+    }
+
+    /// Leave the cluster on shutdown: remove this node's record and release its rooms, so
+    /// that no join is sent to it while its records would otherwise live on.
+    pub async fn leave(&self) -> redis::RedisResult<()> {
+        self.left.store(true, Ordering::Release);
+        let mut redis = self.redis.clone();
+        let _: i64 = redis.del(node_key(&self.node_id)).await?;
+        let owned: Vec<String> = self
+            .owned
+            .lock()
+            .await
+            .drain()
+            .map(|(room, _)| room)
+            .collect();
+        for room in owned {
+            let _: i64 = redis::cmd("EVAL")
+                .arg(DELETE_IF_OWNER)
+                .arg(1)
+                .arg(room_key(&room))
+                .arg(&self.node_id)
+                .query_async(&mut redis)
+                .await?;
+        }
+        info!("left the cluster");
+        Ok(())
     }
 }
 

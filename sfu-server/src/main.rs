@@ -180,6 +180,15 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
     };
     let deadline = tokio::time::Instant::now() + stop.grace();
     info!(?stop, grace = ?stop.grace(), "shutdown signal received");
+    if let Some(cluster) = registry.cluster() {
+        match tokio::time::timeout_at(deadline, cluster.leave()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot leave the cluster; its records expire by themselves")
+            }
+            Err(_) => warn!("leaving the cluster timed out; its records expire by themselves"),
+        }
+    }
     shutdown::close_rooms(&registry, deadline).await;
     let _ = stop_http.send(());
     if tokio::time::timeout_at(deadline, serving).await.is_err() {

@@ -165,6 +165,13 @@ async fn enter_by_join(
     out: mpsc::Sender<Outbound>,
 ) -> Result<Entry, ProtocolError> {
     let (name, grants) = authorize(registry.config(), &room, name, token.as_deref())?;
+    // Placement asks Redis, so it counts as a join in progress too.
+    let Some(_permit) = registry.begin_join() else {
+        return Err(ProtocolError {
+            code: ErrorCode::RateLimited,
+            message: "too many joins in progress on this server, try again shortly".into(),
+        });
+    };
     if let Some(cluster) = registry.cluster() {
         match cluster.place(&room, registry).await {
             Ok(Placement::Here) => {}
@@ -254,12 +261,6 @@ async fn join(
     auto_subscribe: bool,
     out: mpsc::Sender<Outbound>,
 ) -> Result<Joined, ProtocolError> {
-    let Some(_permit) = registry.begin_join() else {
-        return Err(ProtocolError {
-            code: ErrorCode::RateLimited,
-            message: "too many joins in progress on this server, try again shortly".into(),
-        });
-    };
     for _ in 0..JOIN_ATTEMPTS {
         let Some(handle) = registry.room(room_id) else {
             return Err(ProtocolError {
@@ -330,7 +331,7 @@ async fn serve(
             _ = keepalive.tick() => {
                 if heard.elapsed() >= idle_timeout {
                     warn!("nothing from the client for {} s; ending the session", idle_timeout.as_secs());
-                    let _ = send(&mut socket, &ServerMessage::Leave { reason: LeaveReason::Timeout }).await;
+                    failure = send(&mut socket, &ServerMessage::Leave { reason: LeaveReason::Timeout }).await.err();
                     ended = SessionEnd::Ended;
                     break;
                 }
@@ -383,7 +384,7 @@ async fn serve(
                     Some(Outbound::End(reason)) => reason,
                     None => LeaveReason::RoomClosed,
                 };
-                let _ = send(&mut socket, &ServerMessage::Leave { reason }).await;
+                failure = send(&mut socket, &ServerMessage::Leave { reason }).await.err();
                 ended = SessionEnd::Ended;
                 break;
             }

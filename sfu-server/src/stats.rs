@@ -27,6 +27,9 @@ pub struct Stats {
     /// Failed Redis operations (heartbeats, placements); a join whose placement failed
     /// is served on this node.
     pub cluster_errors: AtomicU64,
+    /// Rooms live on this node that Redis names another node as owner of (after an
+    /// outage longer than the cluster TTL); their new joins go to that node.
+    pub cluster_conflicts: AtomicU64,
     /// Signaling messages received.
     pub ws_messages: AtomicU64,
     /// Signaling messages refused with an `error` reply.
@@ -50,7 +53,8 @@ pub struct Stats {
     /// Data channel messages dropped (binary, too large, or the receiver's buffer full).
     pub data_dropped: AtomicU64,
     /// Signaling clients dropped for not reading: a message not taken within the send
-    /// timeout, or the queue toward them full.
+    /// timeout (a full queue toward a client also removes its participant, and its
+    /// blocked send is what gets counted).
     pub slow_clients_dropped: AtomicU64,
     /// NACKs received from subscribers (answered by str0m from its send buffer when it still holds the packet).
     pub nacks_from_subscribers: AtomicU64,
@@ -81,6 +85,7 @@ pub struct StatsSnapshot {
     tcp_refused: u64,
     cluster_redirects: u64,
     cluster_errors: u64,
+    cluster_conflicts: u64,
     ws_messages: u64,
     signaling_errors: u64,
     messages_rate_limited: u64,
@@ -139,6 +144,7 @@ impl Stats {
             tcp_refused: r(&self.tcp_refused),
             cluster_redirects: r(&self.cluster_redirects),
             cluster_errors: r(&self.cluster_errors),
+            cluster_conflicts: r(&self.cluster_conflicts),
             ws_messages: r(&self.ws_messages),
             signaling_errors: r(&self.signaling_errors),
             messages_rate_limited: r(&self.messages_rate_limited),

@@ -15,9 +15,9 @@ use dashmap::DashMap;
 use sfu_core::{datagram, stun};
 use str0m::net::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::{debug, info};
 
 use crate::registry::{Route, Routes};
@@ -31,6 +31,13 @@ pub type TcpWriters = Arc<DashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>;
 const WRITE_QUEUE: usize = 1024;
 /// Time a new connection has to send its first STUN check.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// A routed connection silent for this long is closed (ICE consent checks come every few
+/// seconds while a participant is alive).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time one frame may take to be written before the client counts as gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections that have not yet named a participant, at most; more are closed at once.
+const MAX_UNROUTED: usize = 256;
 
 /// Where a participant's outgoing packets go: the shared UDP socket, or the ICE-TCP
 /// connection they belong to.
@@ -71,17 +78,22 @@ pub async fn accept_loop(
     writers: TcpWriters,
     stats: Arc<Stats>,
 ) {
+    let unrouted = Arc::new(Semaphore::new(MAX_UNROUTED));
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
+                let Ok(permit) = unrouted.clone().try_acquire_owned() else {
+                    bump(&stats.tcp_refused);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve(
-                    stream,
+                let connection = Connection {
                     remote,
-                    routes.clone(),
-                    writers.clone(),
-                    stats.clone(),
-                ));
+                    routes: routes.clone(),
+                    writers: writers.clone(),
+                    stats: stats.clone(),
+                };
+                tokio::spawn(connection.serve(stream, permit));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -92,89 +104,111 @@ pub async fn accept_loop(
     }
 }
 
-/// One connection: route it by its first STUN check, then pass frames both ways until
-/// either side ends.
-async fn serve(
-    stream: TcpStream,
+/// One accepted ICE-TCP connection and what it needs from the node.
+struct Connection {
     remote: SocketAddr,
     routes: Routes,
     writers: TcpWriters,
     stats: Arc<Stats>,
-) {
-    let (mut reader, mut writer) = stream.into_split();
-    let first = tokio::time::timeout(FIRST_FRAME_TIMEOUT, read_frame(&mut reader)).await;
-    let Ok(Some(first)) = first else {
-        bump(&stats.tcp_refused);
-        return;
-    };
-    let Some(mut route) =
-        stun::local_ufrag(&first).and_then(|ufrag| routes.get(ufrag).map(|r| r.clone()))
-    else {
-        bump(&stats.tcp_refused);
-        debug!(%remote, "ICE-TCP connection without a known ufrag refused");
-        return;
-    };
-    info!(%remote, participant = ?route.participant, "ICE-TCP connection");
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
-    writers.insert(remote, tx);
-    let write_half = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            let Ok(len) = u16::try_from(frame.len()) else {
-                continue;
-            };
-            if writer.write_all(&len.to_be_bytes()).await.is_err()
-                || writer.write_all(&frame).await.is_err()
-            {
-                break;
-            }
-        }
-    });
-    let mut next = Some(first);
-    while let Some(frame) = next {
-        add(&stats.udp_received_bytes, frame.len() as u64);
-        bump(&stats.udp_received);
-        if !deliver(frame, remote, &routes, &mut route, &stats) {
-            break;
-        }
-        next = read_frame(&mut reader).await;
-    }
-    writers.remove(&remote);
-    write_half.abort();
-    info!(%remote, "ICE-TCP connection closed");
 }
 
-/// Hand one frame to the connection's room; false once the room is gone.
-fn deliver(
-    frame: Vec<u8>,
-    remote: SocketAddr,
-    routes: &Routes,
-    route: &mut Route,
-    stats: &Stats,
-) -> bool {
-    if datagram::classify(&frame).is_err() {
-        bump(&stats.udp_malformed);
-        return true;
-    }
-    // An ICE restart moves the participant to a new ufrag on the same connection.
-    if let Some(moved) =
-        stun::local_ufrag(&frame).and_then(|ufrag| routes.get(ufrag).map(|r| r.clone()))
-    {
-        *route = moved;
-    }
-    let item = Datagram {
-        participant: route.participant,
-        source: remote,
-        proto: Protocol::Tcp,
-        data: frame,
-        at: Instant::now(),
-    };
-    match route.datagrams.try_send(item) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            bump(&stats.udp_dropped);
-            true
+impl Connection {
+    /// Route the connection by its first STUN check, then pass frames both ways until
+    /// either side ends, the connection idles, or its participant is gone.
+    async fn serve(self, stream: TcpStream, unrouted: OwnedSemaphorePermit) {
+        let remote = self.remote;
+        let (mut reader, writer) = stream.into_split();
+        let first = tokio::time::timeout(FIRST_FRAME_TIMEOUT, read_frame(&mut reader)).await;
+        let Ok(Some(first)) = first else {
+            bump(&self.stats.tcp_refused);
+            return;
+        };
+        let Some((mut ufrag, mut route)) = stun::local_ufrag(&first).and_then(|ufrag| {
+            self.routes
+                .get(ufrag)
+                .map(|r| (ufrag.to_owned(), r.clone()))
+        }) else {
+            bump(&self.stats.tcp_refused);
+            debug!(%remote, "ICE-TCP connection without a known ufrag refused");
+            return;
+        };
+        drop(unrouted);
+        info!(%remote, participant = ?route.participant, "ICE-TCP connection");
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
+        self.writers.insert(remote, tx.clone());
+        let write_half = tokio::spawn(write_frames(writer, rx, self.stats.clone()));
+        let mut next = Some(first);
+        while let Some(frame) = next {
+            add(&self.stats.udp_received_bytes, frame.len() as u64);
+            bump(&self.stats.udp_received);
+            if !self.deliver(frame, &mut ufrag, &mut route) {
+                break;
+            }
+            next = tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut reader))
+                .await
+                .ok()
+                .flatten();
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        // A newer connection from the same address keeps its own writer.
+        self.writers
+            .remove_if(&remote, |_, current| current.same_channel(&tx));
+        write_half.abort();
+        info!(%remote, "ICE-TCP connection closed");
+    }
+
+    /// Hand one frame to the connection's room; false once its participant or room is gone.
+    fn deliver(&self, frame: Vec<u8>, ufrag: &mut String, route: &mut Route) -> bool {
+        if datagram::classify(&frame).is_err() {
+            bump(&self.stats.udp_malformed);
+            return true;
+        }
+        // An ICE restart moves the participant to a new ufrag on the same connection.
+        if let Some((moved_ufrag, moved)) = stun::local_ufrag(&frame)
+            .and_then(|u| self.routes.get(u).map(|r| (u.to_owned(), r.clone())))
+        {
+            *ufrag = moved_ufrag;
+            *route = moved;
+        } else if !self.routes.contains_key(ufrag.as_str()) {
+            return false;
+        }
+        let item = Datagram {
+            participant: route.participant,
+            source: self.remote,
+            proto: Protocol::Tcp,
+            data: frame,
+            at: Instant::now(),
+        };
+        match route.datagrams.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                bump(&self.stats.udp_dropped);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// Write queued frames with their length prefix until the queue closes or a write stalls.
+async fn write_frames(
+    mut writer: OwnedWriteHalf,
+    mut frames: mpsc::Receiver<Vec<u8>>,
+    stats: Arc<Stats>,
+) {
+    while let Some(frame) = frames.recv().await {
+        let Ok(len) = u16::try_from(frame.len()) else {
+            // RFC 4571 frames carry at most 65,535 bytes.
+            bump(&stats.udp_send_dropped);
+            continue;
+        };
+        let written = tokio::time::timeout(WRITE_TIMEOUT, async {
+            writer.write_all(&len.to_be_bytes()).await?;
+            writer.write_all(&frame).await
+        })
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            break;
+        }
     }
 }
 

@@ -293,7 +293,8 @@ impl Room {
     }
 
     /// Queue a message to one participant; a client too slow to take it is removed
-    /// (told `timeout`), one whose session already ended is removed quietly.
+    /// (told `timeout`; its session counts it when its blocked send times out), one whose
+    /// session already ended is removed quietly.
     fn send_to(&mut self, key: ParticipantKey, message: ServerMessage) {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
@@ -305,8 +306,9 @@ impl Room {
         match p.out.try_send(Outbound::Message(message)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                crate::stats::bump(&self.ctx.stats.slow_clients_dropped);
-                self.to_remove.push((key, Some(LeaveReason::Timeout)));
+                if !self.to_remove.iter().any(|(k, _)| *k == key) {
+                    self.to_remove.push((key, Some(LeaveReason::Timeout)));
+                }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 // Its session ended; whether it left or may resume comes next from the session.

@@ -34,6 +34,7 @@ async function roomsOf(node) {
 
 describe('cluster of two nodes on Redis', () => {
   let redis;
+  let args;
   let nodeA;
   let nodeB;
   let browser;
@@ -52,7 +53,7 @@ describe('cluster of two nodes on Redis', () => {
       || Promise.reject(new Error('redis not ready')), 10000, 'redis-server to start');
     const config = path.join(tmp, 'cluster.toml');
     fs.writeFileSync(config, `cluster_ttl_secs = ${TTL_SECS}\n`);
-    const args = (id) => ['--config', config, '--redis-url', `redis://127.0.0.1:${port}/`, '--node-id', id];
+    args = (id) => ['--config', config, '--redis-url', `redis://127.0.0.1:${port}/`, '--node-id', id];
     nodeA = await startServer(makeTempDir(), { extraArgs: args('node-a') });
     nodeB = await startServer(makeTempDir(), { extraArgs: args('node-b') });
     browser = await launchBrowser(tmp);
@@ -138,5 +139,26 @@ describe('cluster of two nodes on Redis', () => {
     assert.equal(reply.room, 'only-b');
     const rooms = await roomsOf(nodeA);
     assert.ok(rooms.every((r) => r.node === 'node-a'), JSON.stringify(rooms));
+  });
+
+  // Requirement: a node stopped with SIGTERM leaves the cluster at once, so its rooms are
+  // placed again without waiting for its records to expire.
+  it('a stopped node releases its rooms at once', { timeout: 30000 }, async () => {
+    const nodeC = await startServer(makeTempDir(), { extraArgs: args('node-c') });
+    try {
+      const onC = await join(nodeC, 'on-c');
+      assert.equal(onC.reply.type, 'joined', 'node C, the least loaded, takes the new room');
+      onC.ws.close();
+      const beforeStop = await join(nodeA, 'on-c');
+      beforeStop.ws.close();
+      assert.deepEqual(beforeStop.reply, { type: 'redirect', url: nodeC.wsUrl, room: 'on-c' });
+    } finally {
+      await nodeC.stop();
+    }
+    const stoppedAt = Date.now();
+    const after = await join(nodeA, 'on-c');
+    sockets.push(after.ws);
+    assert.equal(after.reply.type, 'joined', `right after node C stopped: ${JSON.stringify(after.reply)}`);
+    assert.ok(Date.now() - stoppedAt < TTL_SECS * 1000, 'placed again before its records could have expired');
   });
 });

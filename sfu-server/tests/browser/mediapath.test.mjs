@@ -67,5 +67,8 @@ it('removes participants whose media path dies', { timeout: 120000 }, async () =
   assert.deepEqual([...result.c_told_left].sort(), [result.a_id, result.b_id].sort());
   assert.equal(result.failures.media_path_lost, 2, JSON.stringify(result.failures));
   assert.equal(result.participants_left, 1, 'only the watcher is left');
-  assert.ok(result.removed_after_ms >= 3000, `removed ${result.removed_after_ms} ms after the cut, before the 3 s timeout`);
+  // ICE notices the dead path when no consent check has come for 15 s; the participant is
+  // removed ice_connect_timeout_secs (3 s) later.
+  assert.ok(result.removed_after_ms >= 3000 && result.removed_after_ms <= 25000,
+    `removed ${result.removed_after_ms} ms after the cut (expected about 15 s + 3 s)`);
 });

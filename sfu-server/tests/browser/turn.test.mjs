@@ -1,4 +1,4 @@
-// TURN: coturn (Debian's `coturn`) on loopback with a shared secret. The server hands each
+// TURN: coturn (Debian's `coturn`) on loopback with deploy/turnserver.conf and a shared secret. The server hands each
 // participant its own time-limited TURN REST credentials in `joined.ice_servers`; Chromium
 // participants restricted to relayed candidates (iceTransportPolicy "relay") hold a call
 // through coturn both ways; the credentials are exactly the TURN REST scheme, and coturn
@@ -13,7 +13,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import {
   makeTempDir, startServer, launchBrowser, closeBrowser, openParticipant, closeParticipant,
-  expectMediaFrom, waitFor, withDiagnostics,
+  expectMediaFrom, waitFor, withDiagnostics, REPO_ROOT,
   freePort,
 } from './lib.mjs';
 
@@ -59,12 +59,13 @@ describe('TURN relay', () => {
     const port = await freePort();
     turnUrl = `turn:127.0.0.1:${port}?transport=udp`;
     const log = fs.openSync(path.join(tmp, 'coturn.log'), 'w');
+    // The shipped deploy/turnserver.conf, with this test's addresses and secret on top; the
+    // SFU is on loopback, which coturn refuses as a peer unless allowed.
     turn = spawn('turnserver', [
-      '-n', '--listening-ip=127.0.0.1', `--listening-port=${port}`, '--relay-ip=127.0.0.1',
-      '--min-port=49160', '--max-port=49260', '--use-auth-secret', `--static-auth-secret=${SECRET}`,
-      '--realm=sfu.test', '--allow-loopback-peers', '--no-tls', '--no-dtls', '--no-cli', '--fingerprint',
+      '-c', path.join(REPO_ROOT, 'deploy', 'turnserver.conf'),
+      '--listening-ip=127.0.0.1', `--listening-port=${port}`, '--relay-ip=127.0.0.1',
+      `--static-auth-secret=${SECRET}`, '--allow-loopback-peers',
       `--pidfile=${path.join(tmp, 'turnserver.pid')}`, `--userdb=${path.join(tmp, 'turndb')}`,
-      '--log-file=stdout', '--simple-log',
     ], { stdio: ['ignore', log, log] });
     await waitFor(() => fs.readFileSync(path.join(tmp, 'coturn.log'), 'utf8').includes('Total General servers')
       || Promise.reject(new Error('coturn not up')), 10000, 'coturn to start');
