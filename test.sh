@@ -40,13 +40,14 @@ cargo build -p sfu-server
 echo "==> cargo test --workspace"
 cargo test --workspace
 
-echo "==> floor benchmarks, once each (timings are measured with cargo bench, not here)"
-cargo test -p sfu-server --bench floor
-
 # The binary cargo just built, wherever CARGO_TARGET_DIR or config puts the target directory.
 target_dir=$(cargo metadata --format-version 1 --no-deps \
   | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 export SFU_SERVER_BIN="${SFU_SERVER_BIN:-$target_dir/debug/sfu-server}"
+
+echo "==> floor benchmarks and scaling script, short mode (timings are measured with cargo bench and loadtest/scaling.sh, not here)"
+cargo test -p sfu-server --bench floor
+SCALING_BIN="$target_dir/debug" loadtest/scaling.sh --short
 
 echo "==> browser tests ($SFU_SERVER_BIN)"
 node --test --test-concurrency=1 --test-timeout=180000 "$browser_tests/"
