@@ -161,4 +161,19 @@ describe('cluster of two nodes on Redis', () => {
     assert.equal(after.reply.type, 'joined', `right after node C stopped: ${JSON.stringify(after.reply)}`);
     assert.ok(Date.now() - stoppedAt < TTL_SECS * 1000, 'placed again before its records could have expired');
   });
+
+  // Requirement: with Redis gone, a node keeps serving: joins are placed on it, the failure
+  // is counted, and nothing hangs.
+  it('a node keeps serving joins when Redis is gone', { timeout: 30000 }, async () => {
+    redis.kill('SIGKILL');
+    await new Promise((resolve) => redis.once('exit', resolve));
+    const errorsBefore = (await getHealth(nodeA.baseUrl)).counters.cluster_errors;
+    const startedAt = Date.now();
+    const local = await join(nodeA, 'without-redis');
+    sockets.push(local.ws);
+    assert.equal(local.reply.type, 'joined', JSON.stringify(local.reply));
+    assert.ok(Date.now() - startedAt < 5000, `joined in ${Date.now() - startedAt} ms`);
+    assert.ok((await getHealth(nodeA.baseUrl)).counters.cluster_errors > errorsBefore, 'the failed placement is counted');
+    assert.ok((await roomsOf(nodeA)).some((r) => r.room === 'without-redis'), 'the room is listed');
+  });
 });
