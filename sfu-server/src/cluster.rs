@@ -88,6 +88,18 @@ fn room_key(room: &str) -> String {
     format!("sfu:room:{room}")
 }
 
+/// Delete `room`'s owner record while `owner` still holds it (never another node's).
+async fn release(redis: &mut ConnectionManager, room: &str, owner: &str) -> redis::RedisResult<()> {
+    let _: i64 = redis::cmd("EVAL")
+        .arg(DELETE_IF_OWNER)
+        .arg(1)
+        .arg(room_key(room))
+        .arg(owner)
+        .query_async(redis)
+        .await?;
+    Ok(())
+}
+
 /// The node to place a new room on: fewest participants; on a tie this node, then by name.
 pub fn least_loaded<'a>(nodes: &'a [NodeRecord], this_node: &str) -> Option<&'a NodeRecord> {
     nodes
@@ -156,16 +168,7 @@ impl Cluster {
         let now = Instant::now();
         let mut owned = self.owned.lock().await;
         for room in &live {
-            let holder = self.claim(&mut redis, room).await?;
-            if holder != self.node_id {
-                // Our records expired (Redis unreachable longer than the TTL) and another
-                // node took the room meanwhile: its joins go there from now on.
-                warn!(
-                    room,
-                    holder, "room live here is owned by another node in Redis"
-                );
-                crate::stats::bump(&registry.stats().cluster_conflicts);
-            }
+            self.claim(&mut redis, room, registry).await?;
             owned.insert(room.clone(), now);
         }
         let closed: Vec<String> = owned
@@ -176,28 +179,38 @@ impl Cluster {
             .map(|(room, _)| room.clone())
             .collect();
         for room in closed {
-            let _: i64 = redis::cmd("EVAL")
-                .arg(DELETE_IF_OWNER)
-                .arg(1)
-                .arg(room_key(&room))
-                .arg(&self.node_id)
-                .query_async(&mut redis)
-                .await?;
+            release(&mut redis, &room, &self.node_id).await?;
             owned.remove(&room);
         }
         Ok(())
     }
 
-    /// Refresh or claim `room` for this node unless another node holds it; who holds it.
-    async fn claim(&self, redis: &mut ConnectionManager, room: &str) -> redis::RedisResult<String> {
-        redis::cmd("EVAL")
+    /// Refresh or claim `room` for this node unless another node holds it. A room live here
+    /// that another node holds is warned about and counted: this node's records expired
+    /// (Redis unreachable longer than the TTL) and the other node took the room meanwhile,
+    /// so its new joins go there.
+    async fn claim(
+        &self,
+        redis: &mut ConnectionManager,
+        room: &str,
+        registry: &Registry,
+    ) -> redis::RedisResult<()> {
+        let holder: String = redis::cmd("EVAL")
             .arg(CLAIM)
             .arg(1)
             .arg(room_key(room))
             .arg(&self.node_id)
             .arg(self.ttl.as_secs())
             .query_async(redis)
-            .await
+            .await?;
+        if holder != self.node_id {
+            warn!(
+                room,
+                holder, "room live here is owned by another node in Redis"
+            );
+            crate::stats::bump(&registry.stats().cluster_conflicts);
+        }
+        Ok(())
     }
 
     /// This node's record with its rooms, for the heartbeat.
@@ -269,14 +282,7 @@ impl Cluster {
             .existing_room(&RoomId::from_wire(room.to_owned()))
             .is_some()
         {
-            let holder = self.claim(&mut redis, room).await?;
-            if holder != self.node_id {
-                warn!(
-                    room,
-                    holder, "room live here is owned by another node in Redis"
-                );
-                crate::stats::bump(&registry.stats().cluster_conflicts);
-            }
+            self.claim(&mut redis, room, registry).await?;
             return Ok(Placement::Here);
         }
         let key = room_key(room);
@@ -293,13 +299,7 @@ impl Cluster {
                     return Ok(Placement::Elsewhere(node.url));
                 }
                 // Its owner is gone: release the room and place it again.
-                let _: i64 = redis::cmd("EVAL")
-                    .arg(DELETE_IF_OWNER)
-                    .arg(1)
-                    .arg(&key)
-                    .arg(&owner)
-                    .query_async(&mut redis)
-                    .await?;
+                release(&mut redis, room, &owner).await?;
                 continue;
             }
             let nodes = self.nodes(registry).await?;
@@ -344,13 +344,7 @@ impl Cluster {
             .map(|(room, _)| room)
             .collect();
         for room in owned {
-            let _: i64 = redis::cmd("EVAL")
-                .arg(DELETE_IF_OWNER)
-                .arg(1)
-                .arg(room_key(&room))
-                .arg(&self.node_id)
-                .query_async(&mut redis)
-                .await?;
+            release(&mut redis, &room, &self.node_id).await?;
         }
         info!("left the cluster");
         Ok(())
