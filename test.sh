@@ -12,15 +12,17 @@ as_root() {
 # link inside the loss and bandwidth tests' own network namespaces; prometheus (and promtool):
 # scrapes the server with deploy/prometheus.yml and evaluates the Grafana dashboards' queries;
 # coturn (turnserver): the TURN relay of the relay-only call test; redis-server: the registry
-# of the multi-node test; systemd (systemd-analyze): verifies deploy/sfu-server.service.
+# of the multi-node test; systemd (systemd-analyze): verifies deploy/sfu-server.service;
+# janus: the peer SFU loadtest/compare.sh measures this one against.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! command -v nft >/dev/null \
   || ! command -v tc >/dev/null || ! command -v ip >/dev/null || ! command -v prometheus >/dev/null \
   || ! command -v promtool >/dev/null || ! command -v turnserver >/dev/null \
-  || ! command -v redis-server >/dev/null || ! command -v systemd-analyze >/dev/null; then
-  echo "==> installing Debian chromium, chromium-driver, nftables, iproute2, prometheus, coturn, redis-server and systemd"
+  || ! command -v redis-server >/dev/null || ! command -v systemd-analyze >/dev/null \
+  || ! command -v janus >/dev/null; then
+  echo "==> installing Debian chromium, chromium-driver, nftables, iproute2, prometheus, coturn, redis-server, systemd and janus"
   as_root apt-get update
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver nftables iproute2
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus coturn redis-server systemd
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus coturn redis-server systemd janus
 fi
 
 browser_tests=sfu-server/tests/browser
@@ -45,9 +47,10 @@ target_dir=$(cargo metadata --format-version 1 --no-deps \
   | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 export SFU_SERVER_BIN="${SFU_SERVER_BIN:-$target_dir/debug/sfu-server}"
 
-echo "==> floor benchmarks and scaling script, short mode (timings are measured with cargo bench and loadtest/scaling.sh, not here)"
+echo "==> floor benchmarks, scaling and Janus comparison scripts, short mode (timings are measured with cargo bench, loadtest/scaling.sh and loadtest/compare.sh, not here)"
 cargo test -p sfu-server --bench floor
 SCALING_BIN="$target_dir/debug" loadtest/scaling.sh --short
+COMPARE_BIN="$target_dir/debug" loadtest/compare.sh --short
 
 echo "==> browser tests ($SFU_SERVER_BIN)"
 node --test --test-concurrency=1 --test-timeout=180000 "$browser_tests/"

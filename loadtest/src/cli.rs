@@ -1,12 +1,13 @@
 //! Command-line flags. Each flag overrides the same key of the `--scenario` file.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 use signaling::Quality;
 
-use crate::scenario::{Scenario, parse_duration, parse_fraction, parse_quality};
+use crate::scenario::{Scenario, Target, parse_duration, parse_fraction, parse_quality};
 
 /// Load an SFU with synthetic WebRTC publishers and subscribers and report what they measured.
 #[derive(Debug, Parser)]
@@ -15,9 +16,16 @@ pub struct Args {
     /// TOML scenario file; flags given here override its values.
     #[arg(long)]
     pub scenario: Option<PathBuf>,
-    /// Signaling WebSocket URL of the SFU.
+    /// The server under load: sfu (this one) or janus (its VideoRoom plugin).
+    #[arg(long, value_enum)]
+    pub target: Option<Target>,
+    /// Signaling WebSocket URL of the server.
     #[arg(long)]
     pub url: Option<String>,
+    /// Bind every participant's media socket to this address (default: the local address
+    /// of its signaling connection).
+    #[arg(long)]
+    pub media_ip: Option<IpAddr>,
     /// Number of rooms.
     #[arg(long)]
     pub rooms: Option<u32>,
@@ -107,9 +115,12 @@ impl Args {
             quality
         );
         set!(video_kbps, fps, keyframe_interval, data_per_sec, ramp, seed);
-        set!(garbage_per_sec);
+        set!(garbage_per_sec, target);
         if self.token_secret.is_some() {
             s.token_secret = self.token_secret.clone();
+        }
+        if self.media_ip.is_some() {
+            s.media_ip = self.media_ip;
         }
         if self.spread {
             s.spread = true;

@@ -2,7 +2,9 @@
 //! signaling protocol and report what they measured (see `loadtest/README.md`).
 
 mod cli;
+mod endpoint;
 mod garbage;
+mod janus;
 mod media;
 mod payload;
 mod peer;
@@ -22,7 +24,7 @@ use clap::Parser;
 use crate::cli::Args;
 use crate::progress::{Progress, STATUS_INTERVAL, StatusLine};
 use crate::report::{Report, ServerCost};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, Target};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -67,14 +69,26 @@ fn run(args: Args) -> anyhow::Result<bool> {
 struct ServerSample {
     at: Instant,
     cpu: Duration,
-    forwarded: server_usage::Forwarded,
+    /// RTP packets the subscribers received so far.
+    delivered: u64,
+    /// The server's own forwarding counters (this SFU only).
+    forwarded: Option<server_usage::Forwarded>,
 }
 
-async fn sample_server(pid: u32, http_base: &str) -> anyhow::Result<ServerSample> {
+async fn sample_server(
+    pid: u32,
+    scenario: &Scenario,
+    progress: &Progress,
+) -> anyhow::Result<ServerSample> {
+    let forwarded = match scenario.target {
+        Target::Sfu => Some(server_usage::forwarded(&scenario.http_base()).await?),
+        Target::Janus => None,
+    };
     Ok(ServerSample {
         at: Instant::now(),
         cpu: server_usage::cpu_time(pid)?,
-        forwarded: server_usage::forwarded(http_base).await?,
+        delivered: progress::get(&progress.rtp_received),
+        forwarded,
     })
 }
 
@@ -89,7 +103,6 @@ async fn load(scenario: Arc<Scenario>, server_pid: Option<u32>) -> anyhow::Resul
     let warmup = (scenario.duration / 5).min(Duration::from_secs(5));
     let window_start = (ramp_end + warmup).min(stop_at - scenario.duration / 2);
     let window_end = stop_at - Duration::from_millis(200).min(scenario.duration / 10);
-    let http_base = scenario.http_base();
 
     let mut handles = Vec::with_capacity(plans.len());
     let spawner = {
@@ -118,10 +131,10 @@ async fn load(scenario: Arc<Scenario>, server_pid: Option<u32>) -> anyhow::Resul
         let now = Instant::now();
         if let Some(pid) = server_pid {
             if first.is_none() && now >= window_start {
-                first = Some(sample_server(pid, &http_base).await?);
+                first = Some(sample_server(pid, &scenario, &progress).await?);
             }
             if last.is_none() && now >= window_end {
-                last = Some(sample_server(pid, &http_base).await?);
+                last = Some(sample_server(pid, &scenario, &progress).await?);
             }
         }
         if now >= stop_at {
@@ -183,16 +196,24 @@ async fn load(scenario: Arc<Scenario>, server_pid: Option<u32>) -> anyhow::Resul
 fn server_cost(pid: u32, a: &ServerSample, b: &ServerSample) -> ServerCost {
     let window_s = b.at.duration_since(a.at).as_secs_f64().max(1e-3);
     let cpu_s = b.cpu.saturating_sub(a.cpu).as_secs_f64();
-    let packets = b.forwarded.packets.saturating_sub(a.forwarded.packets);
-    let megabits = b.forwarded.bytes.saturating_sub(a.forwarded.bytes) as f64 * 8.0 / 1e6;
+    let delivered = b.delivered.saturating_sub(a.delivered);
+    let per_packet = |packets: u64| (packets > 0).then(|| cpu_s * 1e6 / packets as f64);
+    let forwarded = a.forwarded.zip(b.forwarded).map(|(a, b)| {
+        let packets = b.packets.saturating_sub(a.packets);
+        let megabits = b.bytes.saturating_sub(a.bytes) as f64 * 8.0 / 1e6;
+        (packets, megabits)
+    });
     ServerCost {
         window_s,
         cpu_s,
-        forwarded_packets: packets,
-        forwarded_megabits: megabits,
-        packets_per_s: packets as f64 / window_s,
-        cpu_us_per_packet: (packets > 0).then(|| cpu_s * 1e6 / packets as f64),
-        cpu_ms_per_megabit: (megabits > 0.0).then(|| cpu_s * 1e3 / megabits),
+        delivered_packets: delivered,
+        delivered_per_s: delivered as f64 / window_s,
+        cpu_us_per_delivered_packet: per_packet(delivered),
+        forwarded_packets: forwarded.map(|(p, _)| p),
+        forwarded_megabits: forwarded.map(|(_, m)| m),
+        packets_per_s: forwarded.map(|(p, _)| p as f64 / window_s),
+        cpu_us_per_packet: forwarded.and_then(|(p, _)| per_packet(p)),
+        cpu_ms_per_megabit: forwarded.and_then(|(_, m)| (m > 0.0).then(|| cpu_s * 1e3 / m)),
         cores_used: cpu_s / window_s,
         peak_rss_mib: server_usage::peak_rss(pid)
             .ok()

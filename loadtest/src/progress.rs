@@ -17,6 +17,8 @@ pub struct Progress {
     pub bytes_sent: AtomicU64,
     /// Payload bytes received.
     pub bytes_received: AtomicU64,
+    /// RTP packets of the received media (from the frames' sequence number ranges).
+    pub rtp_received: AtomicU64,
     /// Errors of any kind.
     pub errors: AtomicU64,
     /// Participants finished.
@@ -28,7 +30,8 @@ pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 
-fn get(counter: &AtomicU64) -> u64 {
+/// Read a counter.
+pub fn get(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
 }
 

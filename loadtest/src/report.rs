@@ -102,12 +102,19 @@ pub struct ServerCost {
     pub window_s: f64,
     /// CPU seconds the server used.
     pub cpu_s: f64,
-    /// Packets it forwarded.
-    pub forwarded_packets: u64,
-    /// Payload megabits it forwarded.
-    pub forwarded_megabits: f64,
+    /// RTP packets the subscribers received in the window, counted by this load generator
+    /// the same way for every target.
+    pub delivered_packets: u64,
+    /// Delivered packets per second.
+    pub delivered_per_s: f64,
+    /// CPU microseconds per delivered packet.
+    pub cpu_us_per_delivered_packet: Option<f64>,
+    /// Packets it says it forwarded (its `/healthz` counters; this SFU only).
+    pub forwarded_packets: Option<u64>,
+    /// Payload megabits it says it forwarded.
+    pub forwarded_megabits: Option<f64>,
     /// Forwarded packets per second.
-    pub packets_per_s: f64,
+    pub packets_per_s: Option<f64>,
     /// CPU microseconds per forwarded packet.
     pub cpu_us_per_packet: Option<f64>,
     /// CPU milliseconds per forwarded megabit.
@@ -348,26 +355,34 @@ pub fn render(report: &Report) -> String {
         );
     }
     if let Some(c) = &report.server {
+        let or_dash =
+            |v: Option<f64>, digits: usize| v.map_or("-".to_owned(), |v| format!("{v:.digits$}"));
         let _ = writeln!(
             out,
-            "server: {:.1} s window, {:.2} CPU s ({:.1}% of a core), {} packets forwarded ({:.0}/s), {:.1} Mbit forwarded",
+            "server: {:.1} s window, {:.2} CPU s ({:.1}% of a core), peak RSS {}",
             c.window_s,
             c.cpu_s,
             c.cores_used * 100.0,
-            c.forwarded_packets,
-            c.packets_per_s,
-            c.forwarded_megabits
-        );
-        let _ = writeln!(
-            out,
-            "server cost: {} µs CPU per forwarded packet, {} ms CPU per forwarded Mbit, peak RSS {}",
-            c.cpu_us_per_packet
-                .map_or("-".to_owned(), |v| format!("{v:.2}")),
-            c.cpu_ms_per_megabit
-                .map_or("-".to_owned(), |v| format!("{v:.2}")),
             c.peak_rss_mib
                 .map_or("-".to_owned(), |v| format!("{v:.1} MiB")),
         );
+        let _ = writeln!(
+            out,
+            "server cost: {} µs CPU per delivered packet ({} RTP packets received by subscribers, {:.0}/s)",
+            or_dash(c.cpu_us_per_delivered_packet, 2),
+            c.delivered_packets,
+            c.delivered_per_s,
+        );
+        if let Some(forwarded) = c.forwarded_packets {
+            let _ = writeln!(
+                out,
+                "server's own count: {forwarded} packets forwarded ({}/s), {} Mbit; {} µs CPU per forwarded packet, {} ms CPU per forwarded Mbit",
+                or_dash(c.packets_per_s, 0),
+                or_dash(c.forwarded_megabits, 1),
+                or_dash(c.cpu_us_per_packet, 2),
+                or_dash(c.cpu_ms_per_megabit, 2),
+            );
+        }
     }
     if let Some(cpu) = report.loadtest_cpu_s {
         let _ = writeln!(out, "loadtest itself: {cpu:.2} CPU s");
@@ -408,6 +423,7 @@ mod tests {
             error_count: 0,
             errors: Vec::new(),
             ended_early: false,
+            started: std::time::Instant::now(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! A load scenario: who joins where, what they send, and what counts as a failed run.
 //! Read from a TOML file (`--scenario`), then overridden by command-line flags.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,8 +13,13 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Scenario {
-    /// The SFU's signaling WebSocket URL.
+    /// Which server's signaling the participants speak.
+    pub target: Target,
+    /// The server's signaling WebSocket URL.
     pub url: String,
+    /// The address every participant's media socket binds to (default: the local address
+    /// of its signaling connection).
+    pub media_ip: Option<IpAddr>,
     /// Number of rooms.
     pub rooms: u32,
     /// Publishers per room (or in total with `spread`); they also receive everyone else.
@@ -63,7 +69,9 @@ pub struct Scenario {
 impl Default for Scenario {
     fn default() -> Self {
         Self {
+            target: Target::Sfu,
             url: "ws://127.0.0.1:8080/ws".to_owned(),
+            media_ip: None,
             rooms: 1,
             publishers: 2,
             subscribers: 0,
@@ -86,6 +94,17 @@ impl Default for Scenario {
             max_p99_latency_ms: None,
         }
     }
+}
+
+/// The server under load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// This SFU, through `signaling/PROTOCOL.md`: one peer connection per participant.
+    Sfu,
+    /// Janus' VideoRoom plugin through the Janus WebSocket API: per participant one
+    /// publisher and one (multistream) subscriber peer connection.
+    Janus,
 }
 
 /// Why a scenario cannot run.
@@ -162,6 +181,17 @@ impl Scenario {
         }
         if !self.url.starts_with("ws://") {
             return bad("url must be a ws:// URL");
+        }
+        if self.target == Target::Janus {
+            if self.data_per_sec > 0.0 {
+                return bad("the janus target does not send data channel messages");
+            }
+            if self.token_secret.is_some() {
+                return bad("the janus target does not sign join tokens");
+            }
+            if self.garbage_per_sec > 0.0 {
+                return bad("the janus target does not send malformed datagrams");
+            }
         }
         Ok(())
     }
@@ -361,5 +391,36 @@ mod tests {
         }
         assert!(Scenario::default().validate().is_ok());
         assert_eq!(Scenario::default().http_base(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn the_janus_target_refuses_what_it_cannot_do() {
+        // Requirement: a scenario runs against Janus only with what the Janus adapter sends.
+        let janus = Scenario {
+            target: Target::Janus,
+            ..Scenario::default()
+        };
+        assert!(janus.validate().is_ok());
+        let refused = [
+            Scenario {
+                data_per_sec: 1.0,
+                ..janus.clone()
+            },
+            Scenario {
+                token_secret: Some("s".to_owned()),
+                ..janus.clone()
+            },
+            Scenario {
+                garbage_per_sec: 5.0,
+                ..janus.clone()
+            },
+        ];
+        for s in refused {
+            assert!(s.validate().is_err(), "{s:?}");
+        }
+        let from_file: Scenario =
+            toml::from_str("target = \"janus\"\nmedia_ip = \"10.77.0.1\"\n").expect("valid");
+        assert_eq!(from_file.target, Target::Janus);
+        assert_eq!(from_file.media_ip, Some([10, 77, 0, 1].into()));
     }
 }
