@@ -270,14 +270,17 @@ impl<'a> Peer<'a> {
         self.endpoint.tracks.insert(track.id.clone(), track);
     }
 
-    /// Offer what this participant publishes, plus the data channel.
+    /// Offer what this participant publishes, and the data channel when it sends data or
+    /// has nothing else to offer (then its own offer opens the connection at once, instead
+    /// of the server's offer two seconds after the join).
     fn offer(&mut self, result: &PeerResult) -> anyhow::Result<()> {
         if self.offered_media {
             return Ok(());
         }
         let seed = self.scenario.seed ^ u64::from(result.plan.index) << 20;
         let publish = result.plan.publishes.then_some(seed);
-        if let Some(offer) = self.endpoint.offer(publish, true) {
+        let channel = self.scenario.data_per_sec > 0.0 || publish.is_none();
+        if let Some(offer) = self.endpoint.offer(publish, channel) {
             self.offered_media = true;
             self.outgoing.push(ClientMessage::Offer {
                 sdp: offer.to_sdp_string(),
