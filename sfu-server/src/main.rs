@@ -13,6 +13,7 @@ mod shutdown;
 mod stats;
 mod tcp;
 mod udp;
+mod udp_batch;
 mod web;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tracing::{info, warn};
 use crate::registry::Registry;
 use crate::stats::Stats;
 use crate::tcp::MediaOut;
+use crate::udp_batch::UdpBatch;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
@@ -79,6 +81,7 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
 
     let stats = Arc::new(Stats::default());
     let media = MediaOut {
+        batch: UdpBatch::new(&udp),
         udp: Arc::new(udp),
         tcp: Arc::default(),
     };

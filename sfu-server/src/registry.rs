@@ -297,6 +297,7 @@ mod tests {
             .expect("loopback socket");
         let addr = socket.local_addr().expect("address");
         let media = MediaOut {
+            batch: crate::udp_batch::UdpBatch::new(&socket),
             udp: Arc::new(socket),
             tcp: Arc::default(),
         };

@@ -23,6 +23,7 @@ use tracing::{debug, info};
 use crate::registry::{Route, Routes};
 use crate::room::Datagram;
 use crate::stats::{Stats, add, bump};
+use crate::udp_batch::UdpBatch;
 
 /// The writer of each live ICE-TCP connection, by the client's address.
 pub type TcpWriters = Arc<DashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>;
@@ -47,27 +48,38 @@ pub struct MediaOut {
     pub udp: Arc<UdpSocket>,
     /// Live ICE-TCP connections.
     pub tcp: TcpWriters,
+    /// UDP datagrams waiting to go out together (GSO) at the next [`MediaOut::flush`].
+    pub batch: UdpBatch,
 }
 
 impl MediaOut {
-    /// Send one packet without waiting; a full buffer or a gone connection drops it (counted).
+    /// Send one packet without waiting: UDP ones queue in the batch until [`Self::flush`],
+    /// TCP ones go to their connection's writer. A full buffer or a gone connection drops
+    /// the packet (counted).
     pub fn transmit(
-        &self,
+        &mut self,
         proto: Protocol,
         destination: SocketAddr,
         contents: &[u8],
         stats: &Stats,
     ) {
-        let sent = match proto {
-            Protocol::Udp => self.udp.try_send_to(contents, destination).is_ok(),
-            _ => self
-                .tcp
-                .get(&destination)
-                .is_some_and(|writer| writer.try_send(contents.to_vec()).is_ok()),
-        };
-        if !sent {
-            bump(&stats.udp_send_dropped);
+        match proto {
+            Protocol::Udp => self.batch.push(&self.udp, destination, contents, stats),
+            _ => {
+                let sent = self
+                    .tcp
+                    .get(&destination)
+                    .is_some_and(|writer| writer.try_send(contents.to_vec()).is_ok());
+                if !sent {
+                    bump(&stats.udp_send_dropped);
+                }
+            }
         }
+    }
+
+    /// Send the queued UDP datagrams.
+    pub fn flush(&mut self, stats: &Stats) {
+        self.batch.flush(&self.udp, stats);
     }
 }
 

@@ -86,7 +86,12 @@ impl Room {
             } else {
                 &self.ctx.stats.data_dropped
             });
-            participant::drain(other, &self.ctx.media, &self.ctx.stats, &mut self.events);
+            participant::drain(
+                other,
+                &mut self.ctx.media,
+                &self.ctx.stats,
+                &mut self.events,
+            );
         }
     }
 }

@@ -230,7 +230,10 @@ impl Room {
             }
             stream.write_rtp(write);
             forwarded += 1;
-            participant::drain(s, &self.ctx.media, &self.ctx.stats, &mut self.events);
+            if !s.drain_due {
+                s.drain_due = true;
+                self.to_drain.push(*subscriber);
+            }
         }
         if let Some(layer) = keyframe_wanted {
             self.request_keyframe(producer_key, layer, KeyframeRequestKind::Fir);
@@ -242,8 +245,7 @@ impl Room {
         self.forwarded_packets += forwarded;
         self.forwarded_bytes += forwarded_bytes;
         if forwarded > 0 {
-            self.forwarding_seconds
-                .record(packet.timestamp.elapsed().as_secs_f64());
+            self.forwarded_arrivals.push(packet.timestamp);
         }
         for subscriber in switched {
             self.report_quality(subscriber);
@@ -345,7 +347,7 @@ impl Room {
         };
         if requested {
             bump(&self.ctx.stats.keyframe_requests_sent);
-            participant::drain(p, &self.ctx.media, &self.ctx.stats, &mut self.events);
+            participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
         } else {
             let _g = p.span.enter();
             warn!(%mid, layer, "no incoming stream to request a keyframe from yet");

@@ -70,6 +70,7 @@ impl Room {
             auto_subscribe,
             grants,
             next_timeout: now,
+            drain_due: false,
             pending_offer: None,
             first_offer_after: Some(now + FIRST_OFFER_DELAY),
             connect_deadline: None,
@@ -209,7 +210,7 @@ impl Room {
         }
         p.rtc.disconnect();
         let mut ignored = std::collections::VecDeque::new();
-        participant::drain(&mut p, &self.ctx.media, &self.ctx.stats, &mut ignored);
+        participant::drain(&mut p, &mut self.ctx.media, &self.ctx.stats, &mut ignored);
         self.broadcast(
             key,
             &ServerMessage::ParticipantLeft {
@@ -249,7 +250,7 @@ impl Room {
             debug!(error = %e, "datagram refused");
             bump(&self.ctx.stats.udp_rejected);
         }
-        participant::drain(p, &self.ctx.media, &self.ctx.stats, &mut self.events);
+        participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
         if !p.rtc.is_alive() {
             self.to_remove.push((p.key, Some(LeaveReason::Timeout)));
         }
@@ -276,7 +277,7 @@ impl Room {
                     let _g = p.span.enter();
                     warn!(error = %e, "timeout handling failed");
                 }
-                participant::drain(p, &self.ctx.media, &self.ctx.stats, &mut self.events);
+                participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
             }
             if !p.rtc.is_alive() {
                 ::metrics::counter!(crate::metrics::CONNECTION_FAILURES, "reason" => "peer_connection_closed")

@@ -41,6 +41,8 @@ use producer::{Producer, ProducerKey};
 const DATAGRAM_QUEUE: usize = 4096;
 /// Signaling commands queued toward one room.
 const COMMAND_QUEUE: usize = 256;
+/// Queued datagrams one pass of the room loop handles before it forwards and drains.
+const DATAGRAMS_PER_PASS: usize = 64;
 /// How often layers are re-chosen, dynacast updated and speakers ranked.
 const TICK: Duration = Duration::from_millis(250);
 /// Least time between two `speakers` messages.
@@ -136,12 +138,14 @@ pub fn spawn(id: RoomId, generation: u64, ctx: NodeContext) -> mpsc::Sender<Room
         producers: HashMap::new(),
         events: VecDeque::new(),
         to_remove: Vec::new(),
+        to_drain: Vec::new(),
         next_tick: Instant::now() + TICK,
         speakers: SpeakerRanking::new(SPEAKERS_INTERVAL),
         opened_at: Instant::now(),
         forwarded_packets: 0,
         forwarded_bytes: 0,
         forwarding_seconds: ::metrics::histogram!(crate::metrics::FORWARDING_SECONDS),
+        forwarded_arrivals: Vec::new(),
         keyframe_wait_seconds: ::metrics::histogram!(crate::metrics::KEYFRAME_WAIT_SECONDS),
     };
     tokio::spawn(room.run(commands_rx, datagram_rx).instrument(span));
@@ -176,6 +180,9 @@ pub(crate) struct Room {
     events: VecDeque<(ParticipantKey, Event)>,
     /// Participants to remove once the current step is done, with the reason told to them.
     to_remove: Vec<(ParticipantKey, Option<LeaveReason>)>,
+    /// Subscribers written to since their last drain: drained once the queued datagrams and
+    /// events are handled, so a burst goes out together.
+    to_drain: Vec<ParticipantKey>,
     /// When layers, dynacast and speakers are next reviewed.
     next_tick: Instant,
     /// Active speaker ranking from audio levels.
@@ -188,6 +195,9 @@ pub(crate) struct Room {
     forwarded_bytes: u64,
     /// Time inside the SFU per forwarded packet (handle kept: recorded per packet).
     forwarding_seconds: ::metrics::Histogram,
+    /// Receipt times of the packets forwarded in this pass, recorded in
+    /// `forwarding_seconds` once their subscribers are drained.
+    forwarded_arrivals: Vec<Instant>,
     /// Time consumers waited for the keyframe that starts or switches a layer.
     keyframe_wait_seconds: ::metrics::Histogram,
 }
@@ -206,7 +216,15 @@ impl Room {
                     Some(command) => self.handle_command(command),
                     None => break,
                 },
-                Some(datagram) = datagrams.recv() => self.handle_datagram(datagram),
+                Some(datagram) = datagrams.recv() => {
+                    self.handle_datagram(datagram);
+                    for _ in 1..DATAGRAMS_PER_PASS {
+                        let Ok(datagram) = datagrams.try_recv() else {
+                            break;
+                        };
+                        self.handle_datagram(datagram);
+                    }
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     let now = Instant::now();
                     self.handle_timeouts(now);
@@ -239,16 +257,29 @@ impl Room {
         }
     }
 
-    /// Handle queued events and removals until nothing is left to do.
+    /// Handle queued events, drain the subscribers written to, and remove who leaves, until
+    /// nothing is left to do.
     fn settle(&mut self) {
         loop {
             if let Some((key, event)) = self.events.pop_front() {
                 self.handle_event(key, event);
                 continue;
             }
+            if let Some(key) = self.to_drain.pop() {
+                if let Some(p) = self.participants.get_mut(&key) {
+                    p.drain_due = false;
+                    participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
+                }
+                continue;
+            }
             if let Some((key, reason)) = self.to_remove.pop() {
                 self.remove_participant(key, reason);
                 continue;
+            }
+            let now = Instant::now();
+            for arrival in self.forwarded_arrivals.drain(..) {
+                self.forwarding_seconds
+                    .record(now.saturating_duration_since(arrival).as_secs_f64());
             }
             break;
         }

@@ -80,7 +80,7 @@ impl Room {
         self.follow_ice_restart(key);
         self.arm_connect_deadline(key);
         if let Some(p) = self.participants.get_mut(&key) {
-            participant::drain(p, &self.ctx.media, &self.ctx.stats, &mut self.events);
+            participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
         }
         self.sync_published(key, &sdp);
         let Some(p) = self.participants.get(&key) else {
@@ -152,7 +152,7 @@ impl Room {
         }
         p.consumers
             .retain(|_, c| !matches!(c.state, ConsumerState::Removing(_)));
-        participant::drain(p, &self.ctx.media, &self.ctx.stats, &mut self.events);
+        participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
         self.arm_connect_deadline(key);
         self.allocate_layers(key, Instant::now());
         self.maybe_offer(key);
@@ -220,7 +220,7 @@ impl Room {
             let _g = p.span.enter();
             info!(tracks = ?tracks, "sending server offer");
         }
-        participant::drain(p, &self.ctx.media, &self.ctx.stats, &mut self.events);
+        participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
         let message = ServerMessage::Offer {
             sdp: offer.to_sdp_string(),
             tracks,

@@ -45,6 +45,8 @@ pub struct Participant {
     pub grants: signaling::token::Grants,
     /// When `rtc` next wants `Input::Timeout`.
     pub next_timeout: Instant,
+    /// Packets were written to `rtc` and it waits in the room's `to_drain`.
+    pub drain_due: bool,
     /// The server's unanswered offer.
     pub pending_offer: Option<SdpPendingOffer>,
     /// The server sends its first offer only after this (or after the client's first offer).
@@ -165,15 +167,26 @@ pub fn new_rtc(
 /// How many already-due timeouts one drain handles before yielding to the room loop.
 const DUE_TIMEOUTS_PER_DRAIN: usize = 256;
 
-/// Drain `rtc` until it asks for a timeout in the future: send datagrams, queue events for
-/// the room.
+/// Drain `rtc` until it asks for a timeout in the future: send datagrams (a burst to one
+/// address as one GSO send where it can), queue events for the room.
 ///
 /// str0m's pacer releases one packet per timeout and asks for the next timeout right away.
 /// Handing those due timeouts back to the room loop would cost a timer round trip (about a
 /// millisecond) per packet and cap a subscriber at ~1000 packets/s, so they are handled here.
 pub fn drain(
     p: &mut Participant,
-    media: &MediaOut,
+    media: &mut MediaOut,
+    stats: &Stats,
+    events: &mut std::collections::VecDeque<(ParticipantKey, Event)>,
+) {
+    drain_rtc(p, media, stats, events);
+    media.flush(stats);
+}
+
+/// [`drain`] without the final flush of the datagrams it queued.
+fn drain_rtc(
+    p: &mut Participant,
+    media: &mut MediaOut,
     stats: &Stats,
     events: &mut std::collections::VecDeque<(ParticipantKey, Event)>,
 ) {

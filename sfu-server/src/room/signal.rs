@@ -63,7 +63,12 @@ impl Room {
                     .remote_candidate(candidate.addr(), candidate.kind());
                 p.rtc.add_remote_candidate(candidate);
                 drop(_g);
-                super::participant::drain(p, &self.ctx.media, &self.ctx.stats, &mut self.events);
+                super::participant::drain(
+                    p,
+                    &mut self.ctx.media,
+                    &self.ctx.stats,
+                    &mut self.events,
+                );
             }
             // ICE-lite learns the client's address from its checks; a candidate we cannot
             // read only costs us that hint.

@@ -1,0 +1,167 @@
+//! UDP generic segmentation offload (GSO) for a subscriber's bursts: the datagrams str0m
+//! releases for one participant in one drain go to one address, and consecutive ones of the
+//! same size are handed to the kernel as one `sendmsg` with `UDP_SEGMENT`, which the kernel
+//! splits into datagrams again. Where the kernel has no GSO, each datagram goes on its own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use quinn_udp::{Transmit, UdpSocketState};
+use tokio::net::UdpSocket;
+
+use crate::stats::{Stats, add};
+
+/// Datagrams coalesced into one send at most (the kernel's limit is 64).
+const MAX_SEGMENTS: usize = 32;
+/// Bytes of one coalesced send at most (the kernel's limit is 64 KiB).
+const MAX_BATCH_BYTES: usize = 60 * 1024;
+
+/// The datagrams waiting to go to one destination as one send.
+pub struct UdpBatch {
+    state: Option<Arc<UdpSocketState>>,
+    max_segments: usize,
+    buf: Vec<u8>,
+    destination: Option<SocketAddr>,
+    segment: usize,
+    count: usize,
+    /// A shorter datagram ended the batch: GSO allows only the last segment to be short.
+    closed: bool,
+}
+
+impl Clone for UdpBatch {
+    /// A batch for another room over the same socket: shares the socket state, not the
+    /// waiting datagrams.
+    fn clone(&self) -> Self {
+        Self::with_state(self.state.clone())
+    }
+}
+
+impl UdpBatch {
+    /// A batch for `socket`; without GSO support it sends every datagram on its own.
+    pub fn new(socket: &UdpSocket) -> Self {
+        Self::with_state(UdpSocketState::new(socket.into()).ok().map(Arc::new))
+    }
+
+    fn with_state(state: Option<Arc<UdpSocketState>>) -> Self {
+        let max_segments = state
+            .as_ref()
+            .map_or(1, |s| s.max_gso_segments().clamp(1, MAX_SEGMENTS));
+        Self {
+            state,
+            max_segments,
+            buf: Vec::new(),
+            destination: None,
+            segment: 0,
+            count: 0,
+            closed: false,
+        }
+    }
+
+    /// Queue `contents` for `destination`, sending what was queued first when it cannot
+    /// share a send with this datagram.
+    pub fn push(
+        &mut self,
+        socket: &UdpSocket,
+        destination: SocketAddr,
+        contents: &[u8],
+        stats: &Stats,
+    ) {
+        let fits = self.count > 0
+            && self.destination == Some(destination)
+            && !self.closed
+            && contents.len() <= self.segment
+            && self.count < self.max_segments
+            && self.buf.len() + contents.len() <= MAX_BATCH_BYTES;
+        if !fits {
+            self.flush(socket, stats);
+            self.destination = Some(destination);
+            self.segment = contents.len();
+        }
+        self.buf.extend_from_slice(contents);
+        self.count += 1;
+        self.closed = contents.len() < self.segment;
+    }
+
+    /// Send everything queued; a full socket buffer drops it (counted).
+    pub fn flush(&mut self, socket: &UdpSocket, stats: &Stats) {
+        let Some(destination) = self.destination.take() else {
+            return;
+        };
+        // Without the socket state GSO is off: a batch then holds exactly one datagram.
+        let sent = match &self.state {
+            Some(state) => {
+                let transmit = Transmit {
+                    destination,
+                    ecn: None,
+                    contents: &self.buf,
+                    segment_size: (self.count > 1).then_some(self.segment),
+                    src_ip: None,
+                };
+                state.try_send(socket.into(), &transmit).is_ok()
+            }
+            None => socket.try_send_to(&self.buf, destination).is_ok(),
+        };
+        if !sent {
+            add(&stats.udp_send_dropped, self.count as u64);
+        }
+        self.buf.clear();
+        self.count = 0;
+        self.closed = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Every datagram that arrives within 200 ms of the previous one, as (fill byte, length);
+    /// a datagram not filled with one byte value shows as (255, 0).
+    async fn receive_all(socket: &UdpSocket) -> Vec<(u8, usize)> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(200), socket.recv(&mut buf)).await
+        {
+            let uniform = buf[..n].iter().all(|b| *b == buf[0]);
+            got.push(if uniform { (buf[0], n) } else { (255, 0) });
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn every_datagram_arrives_whole_and_in_order() {
+        // Requirement: coalescing is invisible to the receiver: the same datagrams, same
+        // bytes, same order, whatever their sizes and destinations.
+        let a = UdpSocket::bind("127.0.0.1:0").await.expect("bind a");
+        let b = UdpSocket::bind("127.0.0.1:0").await.expect("bind b");
+        let sender = UdpSocket::bind("127.0.0.1:0").await.expect("bind sender");
+        let (to_a, to_b) = (a.local_addr().expect("a"), b.local_addr().expect("b"));
+        let stats = Stats::default();
+        let mut batch = UdpBatch::new(&sender);
+        let datagram = |i: u8, len: usize| vec![i; len];
+        // A frame of equal packets and a short last one, a datagram for another
+        // destination, one more for the first, then more than one batch's worth.
+        let expected_a = [(1, 1200), (2, 1200), (3, 1200), (4, 700), (5, 1200)];
+        for &(i, len) in &expected_a[..4] {
+            batch.push(&sender, to_a, &datagram(i, len), &stats);
+        }
+        batch.push(&sender, to_b, &datagram(9, 300), &stats);
+        batch.push(&sender, to_a, &datagram(5, 1200), &stats);
+        for i in 0..40u8 {
+            batch.push(&sender, to_b, &datagram(i, 100), &stats);
+        }
+        batch.flush(&sender, &stats);
+        assert_eq!(receive_all(&a).await, expected_a);
+        let expected_b: Vec<(u8, usize)> = std::iter::once((9, 300))
+            .chain((0..40u8).map(|i| (i, 100)))
+            .collect();
+        assert_eq!(receive_all(&b).await, expected_b);
+        assert_eq!(
+            stats
+                .udp_send_dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+    }
+}
