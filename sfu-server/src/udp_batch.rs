@@ -38,8 +38,20 @@ impl Clone for UdpBatch {
 
 impl UdpBatch {
     /// A batch for `socket`; without GSO support it sends every datagram on its own.
+    ///
+    /// The GSO capabilities are probed on a throwaway socket of the same family, because
+    /// probing also switches on options (UDP GRO among them) that would make the kernel
+    /// hand the media socket's plain `recv_from` several datagrams glued together.
     pub fn new(socket: &UdpSocket) -> Self {
-        Self::with_state(UdpSocketState::new(socket.into()).ok().map(Arc::new))
+        let probe_addr = match socket.local_addr() {
+            Ok(SocketAddr::V6(_)) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+            _ => SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0)),
+        };
+        let state = std::net::UdpSocket::bind(probe_addr)
+            .and_then(|probe| UdpSocketState::new((&probe).into()))
+            .ok()
+            .map(Arc::new);
+        Self::with_state(state)
     }
 
     fn with_state(state: Option<Arc<UdpSocketState>>) -> Self {
@@ -163,5 +175,23 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             0
         );
+    }
+
+    #[tokio::test]
+    async fn the_media_socket_still_receives_single_datagrams() {
+        // Requirement: batching sends leaves the socket's receive side alone. A socket with
+        // UDP GRO on would get a peer's GSO batch as one glued datagram from `recv_from`.
+        let media = UdpSocket::bind("127.0.0.1:0").await.expect("bind media");
+        let _media_batch = UdpBatch::new(&media);
+        let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind peer");
+        let stats = Stats::default();
+        let mut peer_batch = UdpBatch::new(&peer);
+        let to_media = media.local_addr().expect("media");
+        for i in 0..4u8 {
+            peer_batch.push(&peer, to_media, &[i; 1200], &stats);
+        }
+        peer_batch.flush(&peer, &stats);
+        let expected: Vec<(u8, usize)> = (0..4u8).map(|i| (i, 1200)).collect();
+        assert_eq!(receive_all(&media).await, expected);
     }
 }
