@@ -21,8 +21,8 @@ else
   cargo build --release -q -p sfu-server -p loadtest
   bin=target/release
   all_to_all=(2 4 8 12)
-  livestream=(10 25 50 100)
-  meetings=(1 5 10 20)
+  livestream=(10 25 50 99)   # 99 viewers: a room holds 100 participants by default
+  meetings=(1 5 10 20 30 40 50)
 fi
 out_dir="${SCALING_OUT:-target/loadtest-scaling}"
 rm -rf "$out_dir"
@@ -49,7 +49,8 @@ run() {
 
 for n in "${all_to_all[@]}"; do run "all-to-all-1x$n" --rooms 1 --publishers "$n"; done
 for n in "${livestream[@]}"; do run "livestream-1x$n" --rooms 1 --publishers 1 --subscribers "$n"; done
-for n in "${meetings[@]}"; do run "meetings-${n}x4" --rooms "$n" --publishers 4; done
+# Up to 200 participants: join fast enough that everyone is in before the measured window.
+for n in "${meetings[@]}"; do run "meetings-${n}x4" --rooms "$n" --publishers 4 --ramp 40; done
 
 python3 - "$out_dir" <<'EOF'
 import json, pathlib, sys
