@@ -11,7 +11,7 @@
 # The floor per forwarded packet with n subscribers is the issue's: SRTP unprotect once (÷ n),
 # then per subscriber our decision, an AES-256-GCM protect and a GSO batch send on loopback,
 # from the medians of `cargo bench -p sfu-server --bench floor` run here first; the same with
-# one `send_to` per datagram (what the server does today) is shown beside it.
+# one `send_to` per datagram (what Janus does for every datagram) is shown beside it.
 #
 # Each scenario runs $COMPARE_REPEAT times (default 3) per server, the servers taking turns;
 # the table shows each server's run with the median CPU per packet, and the range.
@@ -23,6 +23,10 @@
 #                                          targets, measures nothing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+command -v janus >/dev/null || { echo "compare.sh: janus is not installed (apt-get install janus)" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "compare.sh: needs root for its network namespace" >&2; exit 2; }
+janus_label="Janus $(dpkg-query -W -f='${Version}' janus 2>/dev/null || echo '(version unknown)')"
 
 if [ "${1:-}" = "--short" ]; then
   duration=2s
@@ -42,7 +46,6 @@ else
   )
   floor="$(cargo bench -q -p sfu-server --bench floor 2>/dev/null)"
 fi
-command -v janus >/dev/null || { echo "compare.sh: janus is not installed (apt-get install janus)" >&2; exit 2; }
 out_dir="${COMPARE_OUT:-target/loadtest-compare}"
 rm -rf "$out_dir"
 mkdir -p "$out_dir"
@@ -60,7 +63,7 @@ ip -n "$netns" link set cmp0 up
 ip -n "$netns" link set cmp1 up
 in_ns() { ip netns exec "$netns" "$@"; }
 
-# start_server TARGET LOG: start a fresh server of TARGET in the namespace; prints its pid
+# start_server TARGET LOG: start a fresh server of TARGET in the namespace and set $pid
 # (`ip netns exec` execs the server, so the pid is the server's own).
 start_server() {
   case "$1" in
@@ -68,7 +71,13 @@ start_server() {
            --udp "$media_ip:18491" --metrics-listen 127.0.0.1:0 >"$2" 2>&1 & ;;
     janus) ip netns exec "$netns" janus -F loadtest/janus -o >"$2" 2>&1 & ;;
   esac
-  echo $!
+  pid=$!
+}
+
+# stop_server: SIGTERM the server and wait until it is gone (it may have died already).
+stop_server() {
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
 }
 
 url_of() { case "$1" in sfu) echo ws://127.0.0.1:18490/ws ;; janus) echo ws://127.0.0.1:18188 ;; esac; }
@@ -89,7 +98,7 @@ for entry in "${scenarios[@]}"; do
   for run in $(seq "$repeat"); do
     for target in sfu janus; do
       base="$out_dir/$name.$target.$run"
-      pid="$(start_server "$target" "$base.server.log")"
+      start_server "$target" "$base.server.log"
       wait_listening "$(url_of "$target")"
       echo "### $name on $target, run $run: loadtest --duration $duration ${args[*]}" >&2
       in_ns "$bin/loadtest" --target "$target" --url "$(url_of "$target")" --media-ip "$media_ip" \
@@ -98,15 +107,16 @@ for entry in "${scenarios[@]}"; do
         echo "$name on $target failed (loadtest exit status $?): $base.txt" >&2
         failed=1
       }
-      kill "$pid"; wait "$pid" 2>/dev/null || true
+      stop_server
     done
   done
 done
 
-python3 - "$out_dir" <<'PY'
+python3 - "$out_dir" "$janus_label" <<'PY'
 import json, pathlib, re, sys
 
 out = pathlib.Path(sys.argv[1])
+janus_label = sys.argv[2]
 
 def bench_medians(text):
     """Median µs per item of every floor benchmark, by name (fan-out ones as Type/arg)."""
@@ -153,7 +163,7 @@ for name in names:
         pps_core = 1e6 / cost[target] if cost[target] else None
         passed = all(r[1]["passed"] for r in runs)
         rows.append(
-            f"| {name} | {'this SFU' if target == 'sfu' else 'Janus 1.1.2'} | "
+            f"| {name} | {'this SFU' if target == 'sfu' else janus_label} | "
             f"{fmt(server.get('delivered_per_s'), '{:,.0f}')} | {fmt(cost[target] and cost[target] / 1e3, '{:.4f}')}{spread} | "
             f"{fmt(pps_core, '{:,.0f}')} | {fmt(lat.get('p50'), '{:.1f}')} / {fmt(lat.get('p99'), '{:.1f}')} ms | "
             f"{total['loss'] * 100:.2f} % | {fmt(server.get('peak_rss_mib'), '{:.1f} MiB')} | "

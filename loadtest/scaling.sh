@@ -76,7 +76,7 @@ for report_path in rows:
     per = lambda n: f"{growth * 1024 / n:.0f} KiB" if growth is not None and n else "-"
     cpu = server.get("cpu_us_per_packet")
     latency = (total.get("latency_ms") or {}).get("p99")
-    print(f"| {report_path.stem} | {participants} | {consumers} | {server.get('packets_per_s', 0):,.0f} | "
+    print(f"| {report_path.stem} | {participants} | {consumers} | {server.get('packets_per_s') or 0:,.0f} | "
           f"{'-' if cpu is None else f'{cpu:.1f} µs'} | {'-' if latency is None else f'{latency:.1f} ms'} | "
           f"{total['loss'] * 100:.2f} % | {'-' if peak is None else f'{peak:.1f} MiB'} | {per(participants)} | {per(consumers)} |")
 EOF

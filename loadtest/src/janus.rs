@@ -166,8 +166,12 @@ struct JanusPeer<'a> {
     /// Feeds seen in the room, and those asked for already.
     feeds: BTreeSet<u64>,
     asked: BTreeSet<u64>,
-    /// A subscription offer from Janus is awaited.
-    negotiating: bool,
+    /// The feeds of the subscription request Janus has not answered yet.
+    in_flight: Vec<u64>,
+    /// Janus attached the subscriber handle (later feeds are added with `subscribe`).
+    subscriber_joined: bool,
+    /// Once something was offered or asked for: the time by which it must be connected.
+    connect_deadline: Option<Instant>,
     outgoing: Vec<Value>,
 }
 
@@ -220,17 +224,18 @@ pub async fn run(
         subscriber: Endpoint::new(scenario, progress, media_ip, None)?,
         feeds: BTreeSet::new(),
         asked: BTreeSet::new(),
-        negotiating: false,
+        in_flight: Vec::new(),
+        subscriber_joined: false,
+        connect_deadline: None,
         outgoing: Vec::new(),
     };
-    peer.note_publishers(&data["publishers"]);
+    peer.note_publishers(data);
     if plan.publishes {
         peer.publish(plan.index);
     }
     let mut pub_buf = vec![0u8; 2000];
     let mut sub_buf = vec![0u8; 2000];
     let mut keepalive_at = Instant::now() + KEEPALIVE_INTERVAL;
-    let join_deadline = result.started + JOIN_TIMEOUT;
     loop {
         while let Some(message) = api.backlog.pop_front() {
             peer.on_message(&message, result)?;
@@ -249,8 +254,8 @@ pub async fn run(
             let _ = api.ws.close(None).await;
             return Ok(());
         }
-        let expecting = plan.publishes || !peer.asked.is_empty();
-        if expecting && result.join_time.is_none() && now >= join_deadline {
+        let overdue = peer.connect_deadline.is_some_and(|at| now >= at);
+        if overdue && result.join_time.is_none() {
             anyhow::bail!("not connected after {} s", JOIN_TIMEOUT.as_secs());
         }
         if now >= keepalive_at {
@@ -286,45 +291,56 @@ impl JanusPeer<'_> {
     fn publish(&mut self, index: u32) {
         let seed = self.scenario.seed ^ u64::from(index) << 20;
         if let Some(offer) = self.publisher.offer(Some(seed), false) {
-            let body = json!({
-                "request": "publish",
-                "audio": self.scenario.audio, "video": self.scenario.video,
-            });
             let mut message = plugin_message(
                 self.pub_handle,
-                body,
+                json!({"request": "publish"}),
                 Some(("offer", offer.to_sdp_string())),
             );
             // Our rids go lowest first (q, h, f); Janus assumes highest first unless told.
             message["jsep"]["rid_order"] = json!("lmh");
             self.outgoing.push(message);
             self.outgoing.push(candidates_done(self.pub_handle));
+            self.expect_connection();
         }
     }
 
-    /// Remember the feeds in a `publishers` list (other than our own).
-    fn note_publishers(&mut self, publishers: &Value) {
-        for publisher in publishers.as_array().into_iter().flatten() {
+    /// Start the connect deadline, if it is not running yet.
+    fn expect_connection(&mut self) {
+        self.connect_deadline
+            .get_or_insert_with(|| Instant::now() + JOIN_TIMEOUT);
+    }
+
+    /// Remember the feeds in a `publishers` list (other than our own), and forget those that
+    /// stopped publishing or left.
+    fn note_publishers(&mut self, data: &Value) {
+        for publisher in data["publishers"].as_array().into_iter().flatten() {
             if let Some(id) = publisher["id"].as_u64().filter(|id| *id != self.feed) {
                 self.feeds.insert(id);
+            }
+        }
+        for gone in [&data["unpublished"], &data["leaving"]] {
+            if let Some(id) = gone.as_u64() {
+                self.feeds.remove(&id);
+                self.asked.remove(&id);
             }
         }
     }
 
     /// Ask for the feeds not asked for yet, one negotiation at a time.
     fn subscribe_to_new_feeds(&mut self) {
-        if self.negotiating {
+        if !self.in_flight.is_empty() {
+            return;
+        }
+        self.in_flight = self.feeds.difference(&self.asked).copied().collect();
+        if self.in_flight.is_empty() {
             return;
         }
         let new: Vec<Value> = self
-            .feeds
-            .difference(&self.asked)
+            .in_flight
+            .iter()
             .map(|feed| json!({"feed": feed}))
             .collect();
-        if new.is_empty() {
-            return;
-        }
-        let body = if self.asked.is_empty() {
+        let body = if !self.subscriber_joined {
             let mut join = json!({
                 "request": "join", "ptype": "subscriber", "room": self.room, "streams": new,
             });
@@ -335,10 +351,10 @@ impl JanusPeer<'_> {
         } else {
             json!({"request": "subscribe", "streams": new})
         };
-        self.asked.extend(self.feeds.iter().copied());
-        self.negotiating = true;
+        self.asked.extend(self.in_flight.iter().copied());
         self.outgoing
             .push(plugin_message(self.sub_handle, body, None));
+        self.expect_connection();
     }
 
     fn on_message(&mut self, message: &Value, result: &mut PeerResult) -> anyhow::Result<()> {
@@ -349,7 +365,11 @@ impl JanusPeer<'_> {
                 if let Some(error) = data.get("error") {
                     result.error(self.progress, format!("Janus: {error}"));
                     if sender == Some(self.sub_handle) {
-                        self.negotiating = false;
+                        // Forget the refused feeds; Janus names them again if they publish.
+                        for feed in self.in_flight.drain(..) {
+                            self.asked.remove(&feed);
+                            self.feeds.remove(&feed);
+                        }
                     }
                 }
                 if sender == Some(self.pub_handle) {
@@ -383,7 +403,7 @@ impl JanusPeer<'_> {
         jsep: &Value,
         result: &mut PeerResult,
     ) -> anyhow::Result<()> {
-        self.note_publishers(&data["publishers"]);
+        self.note_publishers(data);
         if jsep["type"] == "answer"
             && let Some(pending) = self.publisher.pending.take()
         {
@@ -402,8 +422,13 @@ impl JanusPeer<'_> {
         Ok(())
     }
 
-    /// `attached` and `updated` carry Janus' offer for the subscriber connection.
+    /// `attached` and `updated` answer a subscription request, with Janus' offer for the
+    /// subscriber connection when it changed.
     fn on_subscriber_event(&mut self, data: &Value, jsep: &Value) -> anyhow::Result<()> {
+        if matches!(data["videoroom"].as_str(), Some("attached" | "updated")) {
+            self.subscriber_joined = true;
+            self.in_flight.clear();
+        }
         if jsep["type"] != "offer" {
             return Ok(());
         }
@@ -458,7 +483,6 @@ impl JanusPeer<'_> {
                 None,
             ));
         }
-        self.negotiating = false;
         Ok(())
     }
 }

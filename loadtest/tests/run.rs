@@ -154,6 +154,19 @@ fn small_calls_deliver_every_track_and_report_the_server_cost() {
         "{server_cost}"
     );
     assert!(server_cost["cpu_us_per_packet"].as_f64().expect("cost") > 0.0);
+    assert!(
+        server_cost["delivered_packets"]
+            .as_u64()
+            .expect("delivered")
+            > 0,
+        "{server_cost}"
+    );
+    assert!(
+        server_cost["cpu_us_per_delivered_packet"]
+            .as_f64()
+            .expect("cost per delivered packet")
+            > 0.0
+    );
     assert!(server_cost["peak_rss_mib"].as_f64().expect("rss") > 1.0);
     let _ = std::fs::remove_file(json);
 }

@@ -19,7 +19,6 @@ const MAX_BATCH_BYTES: usize = 60 * 1024;
 /// The datagrams waiting to go to one destination as one send.
 pub struct UdpBatch {
     state: Option<Arc<UdpSocketState>>,
-    max_segments: usize,
     buf: Vec<u8>,
     destination: Option<SocketAddr>,
     segment: usize,
@@ -55,18 +54,22 @@ impl UdpBatch {
     }
 
     fn with_state(state: Option<Arc<UdpSocketState>>) -> Self {
-        let max_segments = state
-            .as_ref()
-            .map_or(1, |s| s.max_gso_segments().clamp(1, MAX_SEGMENTS));
         Self {
             state,
-            max_segments,
             buf: Vec::new(),
             destination: None,
             segment: 0,
             count: 0,
             closed: false,
         }
+    }
+
+    /// Datagrams one send may carry now: quinn-udp lowers this to 1 when the kernel or the
+    /// device turns GSO down at send time.
+    fn max_segments(&self) -> usize {
+        self.state
+            .as_ref()
+            .map_or(1, |s| s.max_gso_segments().clamp(1, MAX_SEGMENTS))
     }
 
     /// Queue `contents` for `destination`, sending what was queued first when it cannot
@@ -82,7 +85,7 @@ impl UdpBatch {
             && self.destination == Some(destination)
             && !self.closed
             && contents.len() <= self.segment
-            && self.count < self.max_segments
+            && self.count < self.max_segments()
             && self.buf.len() + contents.len() <= MAX_BATCH_BYTES;
         if !fits {
             self.flush(socket, stats);
@@ -94,13 +97,14 @@ impl UdpBatch {
         self.closed = contents.len() < self.segment;
     }
 
-    /// Send everything queued; a full socket buffer drops it (counted).
+    /// Send everything queued. A full socket buffer drops the whole batch (counted, as UDP
+    /// would); a batch the kernel refuses as GSO goes out again one datagram at a time.
     pub fn flush(&mut self, socket: &UdpSocket, stats: &Stats) {
         let Some(destination) = self.destination.take() else {
             return;
         };
         // Without the socket state GSO is off: a batch then holds exactly one datagram.
-        let sent = match &self.state {
+        let dropped = match &self.state {
             Some(state) => {
                 let transmit = Transmit {
                     destination,
@@ -109,16 +113,41 @@ impl UdpBatch {
                     segment_size: (self.count > 1).then_some(self.segment),
                     src_ip: None,
                 };
-                state.try_send(socket.into(), &transmit).is_ok()
+                match state.try_send(socket.into(), &transmit) {
+                    Ok(()) => 0,
+                    Err(e) if e.kind() != std::io::ErrorKind::WouldBlock && self.count > 1 => {
+                        self.send_each(socket, destination)
+                    }
+                    Err(_) => self.count,
+                }
             }
-            None => socket.try_send_to(&self.buf, destination).is_ok(),
+            None => usize::from(socket.try_send_to(&self.buf, destination).is_err()),
         };
-        if !sent {
-            add(&stats.udp_send_dropped, self.count as u64);
-        }
+        add(&stats.udp_send_dropped, dropped as u64);
         self.buf.clear();
         self.count = 0;
         self.closed = false;
+    }
+
+    /// Send the queued datagrams one per call; returns how many could not be sent.
+    fn send_each(&self, socket: &UdpSocket, destination: SocketAddr) -> usize {
+        self.buf
+            .chunks(self.segment.max(1))
+            .filter(|datagram| {
+                let transmit = Transmit {
+                    destination,
+                    ecn: None,
+                    contents: datagram,
+                    segment_size: None,
+                    src_ip: None,
+                };
+                let sent = match &self.state {
+                    Some(state) => state.try_send(socket.into(), &transmit).is_ok(),
+                    None => socket.try_send_to(datagram, destination).is_ok(),
+                };
+                !sent
+            })
+            .count()
     }
 }
 
@@ -174,6 +203,25 @@ mod tests {
                 .udp_send_dropped
                 .load(std::sync::atomic::Ordering::Relaxed),
             0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_refused_as_gso_goes_out_one_datagram_at_a_time() {
+        // Requirement: when the kernel or device refuses a GSO send, no datagram is lost:
+        // the same batch goes out again datagram by datagram, short last one included.
+        let receiver = UdpSocket::bind("127.0.0.1:0").await.expect("bind receiver");
+        let sender = UdpSocket::bind("127.0.0.1:0").await.expect("bind sender");
+        let stats = Stats::default();
+        let mut batch = UdpBatch::new(&sender);
+        let to = receiver.local_addr().expect("receiver");
+        for (i, len) in [(1u8, 1000), (2, 1000), (3, 400)] {
+            batch.push(&sender, to, &vec![i; len], &stats);
+        }
+        assert_eq!(batch.send_each(&sender, to), 0);
+        assert_eq!(
+            receive_all(&receiver).await,
+            [(1, 1000), (2, 1000), (3, 400)]
         );
     }
 
