@@ -13,13 +13,13 @@ use signaling::{MediaKind as TrackKind, Quality, Track};
 use str0m::Candidate;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::Mid;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::{MaybeTlsStream, connect_async};
 
 use crate::endpoint::Endpoint;
-use crate::peer::{JOIN_TIMEOUT, PeerResult};
+use crate::peer::{JOIN_TIMEOUT, PeerResult, Signaling, media_ip};
 use crate::progress::{Progress, add};
 use crate::scenario::{PeerPlan, Scenario};
 
@@ -32,7 +32,7 @@ const VIDEOROOM: &str = "janus.plugin.videoroom";
 
 /// A Janus API connection with one session.
 struct JanusApi {
-    ws: tokio_tungstenite::WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+    ws: Signaling,
     session: u64,
     next_transaction: u64,
     /// Messages that arrived while waiting for a reply, to handle afterwards.
@@ -40,7 +40,7 @@ struct JanusApi {
 }
 
 impl JanusApi {
-    async fn connect(url: &str) -> anyhow::Result<(Self, std::net::IpAddr)> {
+    async fn connect(url: &str) -> anyhow::Result<Self> {
         let mut request = url.into_client_request()?;
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
@@ -49,10 +49,6 @@ impl JanusApi {
         let (ws, _) = tokio::time::timeout(JOIN_TIMEOUT, connect_async(request))
             .await
             .map_err(|_| anyhow::anyhow!("WebSocket connect to {url} timed out"))??;
-        let local_ip = match ws.get_ref() {
-            MaybeTlsStream::Plain(tcp) => tcp.local_addr()?.ip(),
-            _ => anyhow::bail!("only ws:// is supported"),
-        };
         let mut api = Self {
             ws,
             session: 0,
@@ -63,7 +59,7 @@ impl JanusApi {
         api.session = created["data"]["id"]
             .as_u64()
             .ok_or_else(|| anyhow::anyhow!("Janus gave no session id: {created}"))?;
-        Ok((api, local_ip))
+        Ok(api)
     }
 
     /// Send `message` in this session with a fresh transaction; returns the transaction.
@@ -183,10 +179,10 @@ pub async fn run(
     stop_at: Instant,
     result: &mut PeerResult,
 ) -> anyhow::Result<()> {
-    let (mut api, local_ip) = JanusApi::connect(&scenario.url).await?;
+    let mut api = JanusApi::connect(&scenario.url).await?;
+    let ip = media_ip(scenario, &api.ws)?;
     let pub_handle = api.attach().await?;
     let sub_handle = api.attach().await?;
-    let media_ip = scenario.media_ip.unwrap_or(local_ip);
     let room = room_number(&plan.room);
     let create = json!({
         "request": "create", "room": room, "permanent": false,
@@ -220,8 +216,8 @@ pub async fn run(
         private_id: data["private_id"].as_u64(),
         pub_handle,
         sub_handle,
-        publisher: Endpoint::new(scenario, progress, media_ip, None)?,
-        subscriber: Endpoint::new(scenario, progress, media_ip, None)?,
+        publisher: Endpoint::new(scenario, progress, ip, None)?,
+        subscriber: Endpoint::new(scenario, progress, ip, None)?,
         feeds: BTreeSet::new(),
         asked: BTreeSet::new(),
         in_flight: Vec::new(),
@@ -289,7 +285,7 @@ pub async fn run(
 impl JanusPeer<'_> {
     /// Offer the scenario's media on the publisher connection.
     fn publish(&mut self, index: u32) {
-        let seed = self.scenario.seed ^ u64::from(index) << 20;
+        let seed = self.scenario.media_seed(index);
         if let Some(offer) = self.publisher.offer(Some(seed), false) {
             let mut message = plugin_message(
                 self.pub_handle,

@@ -2,6 +2,7 @@
 //! signaling WebSocket, publishes synthetic media and measures what it receives.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -131,13 +132,9 @@ impl<'a> Peer<'a> {
             auto_subscribe: true,
         };
         let (ws, first_reply) = join_following_redirects(&scenario.url, &join).await?;
-        let local_ip = match ws.get_ref() {
-            MaybeTlsStream::Plain(tcp) => tcp.local_addr()?.ip(),
-            _ => anyhow::bail!("only ws:// is supported"),
-        };
+        let media_ip = media_ip(scenario, &ws)?;
         let garbage = (scenario.garbage_per_sec > 0.0)
             .then(|| Garbage::new(scenario.seed ^ u64::from(plan.index)));
-        let media_ip = scenario.media_ip.unwrap_or(local_ip);
         let endpoint = Endpoint::new(scenario, progress, media_ip, garbage)?;
         let (mut ws_tx, mut ws_rx) = ws.split();
 
@@ -277,8 +274,10 @@ impl<'a> Peer<'a> {
         if self.offered_media {
             return Ok(());
         }
-        let seed = self.scenario.seed ^ u64::from(result.plan.index) << 20;
-        let publish = result.plan.publishes.then_some(seed);
+        let publish = result
+            .plan
+            .publishes
+            .then(|| self.scenario.media_seed(result.plan.index));
         let channel = self.scenario.data_per_sec > 0.0 || publish.is_none();
         if let Some(offer) = self.endpoint.offer(publish, channel) {
             self.offered_media = true;
@@ -325,7 +324,17 @@ async fn join_following_redirects(
 }
 
 /// A signaling connection.
-type Signaling = tokio_tungstenite::WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Signaling = tokio_tungstenite::WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The address a participant's media socket binds to: the scenario's `media_ip`, else the
+/// local address of its signaling connection `ws`.
+pub fn media_ip(scenario: &Scenario, ws: &Signaling) -> anyhow::Result<IpAddr> {
+    let local = match ws.get_ref() {
+        MaybeTlsStream::Plain(tcp) => tcp.local_addr()?.ip(),
+        _ => anyhow::bail!("only ws:// is supported"),
+    };
+    Ok(scenario.media_ip.unwrap_or(local))
+}
 
 /// A join token for `plan`, valid for the run plus a margin.
 fn join_token(plan: &PeerPlan, scenario: &Scenario, secret: &str) -> String {

@@ -196,6 +196,11 @@ impl Scenario {
         Ok(())
     }
 
+    /// Seed of the media sizes and levels participant `index` publishes.
+    pub fn media_seed(&self, index: u32) -> u64 {
+        self.seed ^ u64::from(index) << 20
+    }
+
     /// Every participant, in join order: round-robin over rooms, publishers first.
     pub fn peers(&self) -> Vec<PeerPlan> {
         let room = |r: u32| format!("{}-{}", self.room_prefix, r);

@@ -103,25 +103,13 @@ impl UdpBatch {
         let Some(destination) = self.destination.take() else {
             return;
         };
-        // Without the socket state GSO is off: a batch then holds exactly one datagram.
-        let dropped = match &self.state {
-            Some(state) => {
-                let transmit = Transmit {
-                    destination,
-                    ecn: None,
-                    contents: &self.buf,
-                    segment_size: (self.count > 1).then_some(self.segment),
-                    src_ip: None,
-                };
-                match state.try_send(socket.into(), &transmit) {
-                    Ok(()) => 0,
-                    Err(e) if e.kind() != std::io::ErrorKind::WouldBlock && self.count > 1 => {
-                        self.send_each(socket, destination)
-                    }
-                    Err(_) => self.count,
-                }
+        let segment_size = (self.count > 1).then_some(self.segment);
+        let dropped = match self.send(socket, destination, &self.buf, segment_size) {
+            Ok(()) => 0,
+            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock && self.count > 1 => {
+                self.send_each(socket, destination)
             }
-            None => usize::from(socket.try_send_to(&self.buf, destination).is_err()),
+            Err(_) => self.count,
         };
         add(&stats.udp_send_dropped, dropped as u64);
         self.buf.clear();
@@ -133,21 +121,32 @@ impl UdpBatch {
     fn send_each(&self, socket: &UdpSocket, destination: SocketAddr) -> usize {
         self.buf
             .chunks(self.segment.max(1))
-            .filter(|datagram| {
+            .filter(|datagram| self.send(socket, destination, datagram, None).is_err())
+            .count()
+    }
+
+    /// One send: through quinn-udp (GSO when `segment_size` is set), or a plain `send_to`
+    /// without the socket state, where GSO is off and a batch holds exactly one datagram.
+    fn send(
+        &self,
+        socket: &UdpSocket,
+        destination: SocketAddr,
+        contents: &[u8],
+        segment_size: Option<usize>,
+    ) -> std::io::Result<()> {
+        match &self.state {
+            Some(state) => {
                 let transmit = Transmit {
                     destination,
                     ecn: None,
-                    contents: datagram,
-                    segment_size: None,
+                    contents,
+                    segment_size,
                     src_ip: None,
                 };
-                let sent = match &self.state {
-                    Some(state) => state.try_send(socket.into(), &transmit).is_ok(),
-                    None => socket.try_send_to(datagram, destination).is_ok(),
-                };
-                !sent
-            })
-            .count()
+                state.try_send(socket.into(), &transmit)
+            }
+            None => socket.try_send_to(contents, destination).map(|_| ()),
+        }
     }
 }
 

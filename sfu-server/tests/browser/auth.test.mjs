@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import WebSocket from 'ws';
 import {
-  makeTempDir, startServer, waitFor, sleep, SERVER_BIN, launchBrowser, openParticipant, closeParticipant, withDiagnostics,
+  makeTempDir, startServer, waitFor, sleep, SERVER_BIN, launchBrowser, openParticipant, closeParticipant, withDiagnostics, getHealth,
 } from './lib.mjs';
 
 const SECRET = 'auth-test-secret-0123456789abcdef';
@@ -131,11 +131,11 @@ describe('join tokens', () => {
         if (!(await B.dataMessages()).some((m) => m.data === 'from A')) throw new Error('B got nothing');
         return true;
       }, 20000, 'A\'s message to reach B', 500);
-      const dropped = (await (await fetch(`${server.baseUrl}/healthz`)).json()).counters.data_dropped;
+      const dropped = (await getHealth(server.baseUrl)).counters.data_dropped;
       await send(B, 'from B');
       await sleep(1500);
       assert.ok(!(await A.dataMessages()).some((m) => m.data === 'from B'), 'B has no data grant');
-      const after = (await (await fetch(`${server.baseUrl}/healthz`)).json()).counters.data_dropped;
+      const after = (await getHealth(server.baseUrl)).counters.data_dropped;
       assert.equal(after, dropped + 1, 'the refused message is counted');
     }).finally(async () => {
       await closeParticipant(A);

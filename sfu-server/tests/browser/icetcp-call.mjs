@@ -5,7 +5,7 @@
 // pair and the server's counters.
 
 import {
-  makeTempDir, startServer, launchBrowser, openParticipant, closeParticipant, waitFor, sleep,
+  makeTempDir, startServer, launchBrowser, openParticipant, closeParticipant, waitFor, sleep, getHealth,
 } from './lib.mjs';
 
 const tmp = makeTempDir('sfu-icetcp-');
@@ -27,7 +27,7 @@ try {
   const first = (await videoOfA()).framesDecoded;
   await sleep(5000);
   const later = (await videoOfA()).framesDecoded;
-  const health = await (await fetch(`${server.baseUrl}/healthz`)).json();
+  const health = await getHealth(server.baseUrl);
   console.log(JSON.stringify({
     ice_tcp: server.iceTcpAddr,
     frames_in_5s: later - first,

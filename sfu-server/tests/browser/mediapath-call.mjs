@@ -9,7 +9,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import parsePrometheus from 'parse-prometheus-text-format';
 import {
-  makeTempDir, startServer, launchBrowser, openParticipant, closeParticipant, waitFor,
+  makeTempDir, startServer, launchBrowser, openParticipant, closeParticipant, waitFor, getHealth,
 } from './lib.mjs';
 
 const CONNECT_TIMEOUT_SECS = 3;
@@ -44,7 +44,7 @@ try {
   const metrics = parsePrometheus(await (await fetch(server.metricsUrl)).text());
   const failures = Object.fromEntries((metrics.find((f) => f.name === 'sfu_connection_failures_total')?.metrics ?? [])
     .map((m) => [m.labels.reason, Number(m.value)]));
-  const health = await (await fetch(`${server.baseUrl}/healthz`)).json();
+  const health = await getHealth(server.baseUrl);
   console.log(JSON.stringify({
     removed_after_ms: removedAfterMs,
     leave_a: await leaveOf(A),
