@@ -14,6 +14,8 @@ mod negotiation;
 mod participant;
 mod producer;
 mod resume;
+#[cfg(test)]
+mod rtc_pair;
 mod rtcp_stats;
 mod signal;
 mod vp8;

@@ -146,7 +146,10 @@ impl Room {
                 ConsumerState::Offered(mid) if consumer.remove_after_answer => {
                     ConsumerState::ToRemove(mid)
                 }
-                ConsumerState::Offered(mid) => ConsumerState::Active(mid),
+                ConsumerState::Offered(mid) => {
+                    participant::limit_retransmission_buffer(&mut p.rtc, mid);
+                    ConsumerState::Active(mid)
+                }
                 other => other,
             };
         }

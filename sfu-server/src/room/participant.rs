@@ -164,6 +164,27 @@ pub fn new_rtc(
     Ok(rtc)
 }
 
+/// How long a forwarded packet is kept for retransmission on a subscriber's NACK. str0m's
+/// default is 3 s; a retransmission that late misses the receiver's jitter buffer anyway,
+/// and at 1.5 Mbit/s those 3 s hold about 560 KB per video consumer.
+const RETRANSMISSION_BUFFER_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Packets kept for retransmission per outgoing stream at most (~1 s of 12 Mbit/s video).
+const RETRANSMISSION_BUFFER_PACKETS: usize = 1024;
+/// Share of retransmitted bytes above which str0m drops queued resends (str0m's default).
+const RETRANSMISSION_RATIO_CAP: Option<f32> = Some(0.15);
+
+/// Keep the subscriber's outgoing stream on `mid` to [`RETRANSMISSION_BUFFER_AGE`] of
+/// packets for NACKs.
+pub fn limit_retransmission_buffer(rtc: &mut Rtc, mid: Mid) {
+    if let Some(stream) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+        stream.set_rtx_cache(
+            RETRANSMISSION_BUFFER_PACKETS,
+            RETRANSMISSION_BUFFER_AGE,
+            RETRANSMISSION_RATIO_CAP,
+        );
+    }
+}
+
 /// How many already-due timeouts one drain handles before yielding to the room loop.
 const DUE_TIMEOUTS_PER_DRAIN: usize = 256;
 
@@ -216,5 +237,85 @@ fn drain_rtc(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::rtc_pair::{Fate, RtcPair, rtp_ssrc_seq};
+    use super::*;
+
+    /// Packets written, one every 20 ms.
+    const PACKETS: u64 = 150;
+    /// The packet the network loses.
+    const LOST: u64 = 20;
+
+    /// Send `PACKETS` video packets with `LOST` lost and everything after it held back by
+    /// the network for `hold`, so the client can only ask for `LOST` (NACK) `hold` after it
+    /// was sent. Returns what the client received and the NACKs the server saw.
+    fn lose_one_packet_and_delay_the_rest(hold: Duration) -> (Vec<u64>, u64) {
+        let mut pair = RtcPair::connected();
+        limit_retransmission_buffer(&mut pair.server, pair.mid);
+        let ssrc = pair.video_ssrc();
+        let mut release_at = None;
+        for seq in 1..=PACKETS {
+            pair.write_video(seq, vec![0x10; 900]);
+            for _ in 0..4 {
+                let now = pair.now;
+                pair.step(&mut |datagram| match rtp_ssrc_seq(datagram) {
+                    Some((s, n)) if s == ssrc && u64::from(n) == LOST => Fate::Drop,
+                    Some((s, n)) if s == ssrc && u64::from(n) > LOST => {
+                        Fate::HoldUntil(*release_at.get_or_insert(now + hold))
+                    }
+                    _ => Fate::Deliver,
+                });
+            }
+        }
+        for _ in 0..200 {
+            pair.step(&mut |_| Fate::Deliver);
+        }
+        let nacks = pair
+            .server_events
+            .iter()
+            .filter_map(|e| match e {
+                Event::MediaEgressStats(s) => Some(s.nacks),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        (pair.client_received(), nacks)
+    }
+
+    #[test]
+    fn a_nack_inside_the_retransmission_buffer_is_answered() {
+        // Requirement: a subscriber that loses a packet gets it again when it asks in time.
+        let (received, nacks) = lose_one_packet_and_delay_the_rest(Duration::from_millis(300));
+        assert!(nacks > 0, "the client never sent a NACK");
+        assert!(
+            received.contains(&LOST),
+            "the lost packet was not retransmitted"
+        );
+        assert!(
+            received.contains(&PACKETS),
+            "the held packets never arrived"
+        );
+    }
+
+    #[test]
+    fn a_nack_older_than_the_retransmission_buffer_goes_unanswered() {
+        // Requirement: forwarded packets are kept for retransmission 1 s, not str0m's 3 s
+        // (memory per consumer); a NACK arriving 1.5 s late finds the packet gone.
+        let (received, nacks) = lose_one_packet_and_delay_the_rest(Duration::from_millis(1500));
+        assert!(nacks > 0, "the client never sent a NACK");
+        assert!(
+            !received.contains(&LOST),
+            "a packet older than 1 s was retransmitted"
+        );
+        assert!(
+            received.contains(&PACKETS),
+            "the held packets never arrived"
+        );
     }
 }
