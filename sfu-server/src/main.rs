@@ -26,7 +26,6 @@ use tracing::{info, warn};
 use crate::registry::Registry;
 use crate::stats::Stats;
 use crate::tcp::MediaOut;
-use crate::udp_batch::UdpBatch;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
@@ -80,11 +79,7 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
         .context("HTTP listener has no local address")?;
 
     let stats = Arc::new(Stats::default());
-    let media = MediaOut {
-        batch: UdpBatch::new(&udp),
-        udp: Arc::new(udp),
-        tcp: Arc::default(),
-    };
+    let media = MediaOut::new(udp, udp::reply_addresses(udp_addr, &config.candidate_ips()));
     let mut ice_tcp_note = String::new();
     let ice_tcp = match config.ice_tcp_listen {
         Some(addr) => {

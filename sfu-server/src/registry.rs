@@ -296,11 +296,7 @@ mod tests {
             .await
             .expect("loopback socket");
         let addr = socket.local_addr().expect("address");
-        let media = MediaOut {
-            batch: crate::udp_batch::UdpBatch::new(&socket),
-            udp: Arc::new(socket),
-            tcp: Arc::default(),
-        };
+        let media = MediaOut::new(socket, Vec::new());
         Registry::new(
             Arc::new(config),
             media,

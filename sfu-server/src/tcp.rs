@@ -7,7 +7,7 @@
 //! what the room transmits to the connection's remote address goes back through the
 //! connection's writer (see [`MediaOut`]).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,21 +50,42 @@ pub struct MediaOut {
     pub tcp: TcpWriters,
     /// UDP datagrams waiting to go out together (GSO) at the next [`MediaOut::flush`].
     pub batch: UdpBatch,
+    /// Local addresses a UDP packet names as its source when its candidate is one of them
+    /// (see [`crate::udp::reply_addresses`]).
+    pub reply_from: Arc<[IpAddr]>,
 }
 
 impl MediaOut {
-    /// Send one packet without waiting: UDP ones queue in the batch until [`Self::flush`],
-    /// TCP ones go to their connection's writer. A full buffer or a gone connection drops
-    /// the packet (counted).
+    /// Output over the UDP media socket, with no ICE-TCP connection yet.
+    pub fn new(udp: UdpSocket, reply_from: Vec<IpAddr>) -> Self {
+        Self {
+            batch: UdpBatch::new(&udp),
+            udp: Arc::new(udp),
+            tcp: TcpWriters::default(),
+            reply_from: reply_from.into(),
+        }
+    }
+
+    /// Send one packet from local candidate `source` without waiting: UDP ones queue in the
+    /// batch until [`Self::flush`], TCP ones go to their connection's writer. A full buffer
+    /// or a gone connection drops the packet (counted).
     pub fn transmit(
         &mut self,
         proto: Protocol,
+        source: SocketAddr,
         destination: SocketAddr,
         contents: &[u8],
         stats: &Stats,
     ) {
         match proto {
-            Protocol::Udp => self.batch.push(&self.udp, destination, contents, stats),
+            Protocol::Udp => {
+                let from = self
+                    .reply_from
+                    .contains(&source.ip())
+                    .then_some(source.ip());
+                self.batch
+                    .push(&self.udp, from, destination, contents, stats)
+            }
             _ => {
                 let sent = self
                     .tcp
@@ -186,6 +207,7 @@ impl Connection {
         let item = Datagram {
             participant: route.participant,
             source: self.remote,
+            local: None,
             proto: Protocol::Tcp,
             data: frame,
             at: Instant::now(),

@@ -6,12 +6,15 @@
 //! anything else without a route are dropped and counted.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::io::IoSliceMut;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
+use quinn_udp::{RecvMeta, UdpSocketState};
 use sfu_core::{datagram, stun};
 use str0m::net::Protocol;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
@@ -41,18 +44,55 @@ pub fn bind_media_socket(addr: SocketAddr) -> std::io::Result<(UdpSocket, usize)
     Ok((UdpSocket::from_std(socket.into())?, granted))
 }
 
-/// Largest datagram accepted; WebRTC packets stay well under the MTU.
-const MAX_DATAGRAM: usize = 2048;
+/// The advertised addresses a reply names as its source. With the socket bound to a
+/// wildcard address the kernel picks the source by route, so a client that reached a
+/// secondary address would get answers from another one and drop them; every advertised
+/// address of the bound family that this host owns is named instead. Others (a NAT's public
+/// address) cannot be a source. Empty for a socket bound to one address.
+pub fn reply_addresses(bound: SocketAddr, advertised: &[IpAddr]) -> Vec<IpAddr> {
+    if !bound.ip().is_unspecified() {
+        return Vec::new();
+    }
+    advertised
+        .iter()
+        .copied()
+        .filter(|ip| ip.is_ipv4() == bound.is_ipv4())
+        .filter(|ip| std::net::UdpSocket::bind((*ip, 0)).is_ok())
+        .collect()
+}
+
+/// Receive buffer: one datagram, or with UDP GRO up to 64 segments of one sender glued
+/// together (the kernel's limit).
+const RECEIVE_BUFFER: usize = 64 * 1024;
 /// Size at which stale address entries are first swept.
 const ADDRESS_SWEEP_START: usize = 1024;
 
+/// One read from the socket: who sent it, the local address it was sent to (where the
+/// kernel reports it), and the segment size when GRO glued several datagrams together.
+struct Received {
+    source: SocketAddr,
+    local: Option<IpAddr>,
+    len: usize,
+    stride: usize,
+}
+
 /// Read the socket forever, handing datagrams to room tasks without ever waiting on one.
+///
+/// Reads go through quinn-udp, which asks the kernel for each datagram's destination
+/// address (`IP_PKTINFO`): on a wildcard bind that tells the room which of its advertised
+/// addresses the client used. Where quinn-udp cannot set the socket up, plain `recv_from`
+/// is used and the destination is left unknown.
 pub async fn receive_loop(socket: Arc<UdpSocket>, routes: Routes, stats: Arc<Stats>) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let state = UdpSocketState::new((&*socket).into())
+        .inspect_err(
+            |e| warn!(error = %e, "no per-datagram destination addresses on the UDP socket"),
+        )
+        .ok();
+    let mut buf = vec![0u8; RECEIVE_BUFFER];
     let mut by_address: HashMap<SocketAddr, String> = HashMap::new();
     let mut sweep_at = ADDRESS_SWEEP_START;
     loop {
-        let (len, source) = match socket.recv_from(&mut buf).await {
+        let received = match receive(&socket, state.as_ref(), &mut buf).await {
             Ok(r) => r,
             Err(e) => {
                 // ICMP errors (e.g. port unreachable from a vanished peer) surface here; keep serving.
@@ -60,27 +100,8 @@ pub async fn receive_loop(socket: Arc<UdpSocket>, routes: Routes, stats: Arc<Sta
                 continue;
             }
         };
-        bump(&stats.udp_received);
-        add(&stats.udp_received_bytes, len as u64);
-        let datagram = &buf[..len];
-        if let Err(reason) = datagram::classify(datagram) {
-            bump(&stats.udp_malformed);
-            debug!(%source, %reason, "malformed datagram dropped");
-            continue;
-        }
-        let Some(route) = find_route(datagram, source, &routes, &mut by_address) else {
-            bump(&stats.udp_dropped);
-            continue;
-        };
-        let item = Datagram {
-            participant: route.participant,
-            source,
-            proto: Protocol::Udp,
-            data: datagram.to_vec(),
-            at: Instant::now(),
-        };
-        if route.datagrams.try_send(item).is_err() {
-            bump(&stats.udp_dropped);
+        for datagram in buf[..received.len].chunks(received.stride.max(1)) {
+            route_datagram(datagram, &received, &routes, &mut by_address, &stats);
         }
         if by_address.len() >= sweep_at {
             by_address.retain(|_, ufrag| routes.contains_key(ufrag));
@@ -89,6 +110,69 @@ pub async fn receive_loop(socket: Arc<UdpSocket>, routes: Routes, stats: Arc<Sta
                 warn!(entries = by_address.len(), "many live UDP peer addresses");
             }
         }
+    }
+}
+
+/// Wait for the next read from the socket into `buf`.
+async fn receive(
+    socket: &UdpSocket,
+    state: Option<&UdpSocketState>,
+    buf: &mut [u8],
+) -> std::io::Result<Received> {
+    let Some(state) = state else {
+        let (len, source) = socket.recv_from(buf).await?;
+        return Ok(Received {
+            source,
+            local: None,
+            len,
+            stride: len,
+        });
+    };
+    let mut meta = [RecvMeta::default()];
+    socket
+        .async_io(Interest::READABLE, || {
+            state.recv(socket.into(), &mut [IoSliceMut::new(buf)], &mut meta)
+        })
+        .await?;
+    let [meta] = meta;
+    Ok(Received {
+        source: meta.addr,
+        local: meta.dst_ip.map(|ip| ip.to_canonical()),
+        len: meta.len,
+        stride: meta.stride,
+    })
+}
+
+/// Check one datagram and queue it to its participant's room, or drop and count it.
+fn route_datagram(
+    datagram: &[u8],
+    received: &Received,
+    routes: &Routes,
+    by_address: &mut HashMap<SocketAddr, String>,
+    stats: &Stats,
+) {
+    let source = received.source;
+    bump(&stats.udp_received);
+    add(&stats.udp_received_bytes, datagram.len() as u64);
+    if let Err(reason) = datagram::classify(datagram) {
+        bump(&stats.udp_malformed);
+        debug!(%source, %reason, "malformed datagram dropped");
+        return;
+    }
+    let Some(route) = find_route(datagram, source, routes, by_address) else {
+        bump(&stats.udp_dropped);
+        return;
+    };
+    let item = Datagram {
+        participant: route.participant,
+        source,
+        local: received.local,
+        proto: Protocol::Udp,
+        data: datagram.to_vec(),
+        at: Instant::now(),
+    };
+    if route.datagrams.try_send(item).is_err() {
+        bump(&stats.udp_dropped);
     }
 }
 
@@ -112,5 +196,106 @@ fn find_route(
             by_address.remove(&source);
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::room::ParticipantKey;
+    use crate::udp_batch::UdpBatch;
+
+    /// A STUN binding request whose USERNAME names `ufrag` as the server's.
+    fn binding_request(ufrag: &str) -> Vec<u8> {
+        let mut username = format!("{ufrag}:client").into_bytes();
+        let value_len = u16::try_from(username.len()).expect("short");
+        username.resize(username.len().div_ceil(4) * 4, 0);
+        let body_len = u16::try_from(4 + username.len()).expect("short");
+        let mut message = vec![0x00, 0x01];
+        message.extend_from_slice(&body_len.to_be_bytes());
+        message.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+        message.extend_from_slice(&[7; 12]);
+        message.extend_from_slice(&[0x00, 0x06]);
+        message.extend_from_slice(&value_len.to_be_bytes());
+        message.extend_from_slice(&username);
+        message
+    }
+
+    /// An SRTP-shaped datagram of `len` bytes with sequence number `seq`.
+    fn rtp(seq: u8, len: usize) -> Vec<u8> {
+        let mut packet = vec![0u8; len];
+        packet[0] = 0x80;
+        packet[1] = 96;
+        packet[3] = seq;
+        packet
+    }
+
+    #[tokio::test]
+    async fn a_wildcard_socket_reports_the_address_each_datagram_was_sent_to() {
+        // Requirement: bound to 0.0.0.0, the server learns which of its addresses a client
+        // used (to answer from it), and a peer's GSO batch still reaches the room as
+        // separate datagrams.
+        let (socket, _) =
+            bind_media_socket(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).expect("bind wildcard");
+        let port = socket.local_addr().expect("address").port();
+        let routes: Routes = Arc::default();
+        let (room_tx, mut room_rx) = mpsc::channel(16);
+        routes.insert(
+            "srvufrag".to_owned(),
+            Route {
+                datagrams: room_tx,
+                participant: ParticipantKey(1),
+            },
+        );
+        let stats = Arc::new(Stats::default());
+        tokio::spawn(receive_loop(Arc::new(socket), routes, stats.clone()));
+
+        let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind peer");
+        let secondary = SocketAddr::from(([127, 0, 0, 2], port));
+        peer.send_to(&binding_request("srvufrag"), secondary)
+            .await
+            .expect("send check");
+        let mut batch = UdpBatch::new(&peer);
+        for seq in 0..3 {
+            batch.push(&peer, None, secondary, &rtp(seq, 1200), &stats);
+        }
+        batch.flush(&peer, &stats);
+
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            let datagram = tokio::time::timeout(Duration::from_secs(2), room_rx.recv())
+                .await
+                .expect("datagram routed in time")
+                .expect("route open");
+            got.push((datagram.local, datagram.data.len(), datagram.data[3]));
+        }
+        let local = Some(IpAddr::from([127, 0, 0, 2]));
+        let stun = binding_request("srvufrag");
+        assert_eq!(
+            got,
+            vec![
+                (local, stun.len(), stun[3]),
+                (local, 1200, 0),
+                (local, 1200, 1),
+                (local, 1200, 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn replies_name_only_owned_addresses_and_only_on_a_wildcard_bind() {
+        // Requirement: a NAT's public address is never used as a source (the send would
+        // fail), and a socket bound to one address needs no explicit source.
+        let owned = IpAddr::from([127, 0, 0, 2]);
+        let not_owned = IpAddr::from([192, 0, 2, 1]);
+        let wildcard = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 50000));
+        assert_eq!(reply_addresses(wildcard, &[owned, not_owned]), vec![owned]);
+        let bound = SocketAddr::from(([127, 0, 0, 1], 50000));
+        assert!(reply_addresses(bound, &[owned]).is_empty());
     }
 }

@@ -3,7 +3,7 @@
 //! same size are handed to the kernel as one `sendmsg` with `UDP_SEGMENT`, which the kernel
 //! splits into datagrams again. Where the kernel has no GSO, each datagram goes on its own.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use quinn_udp::{Transmit, UdpSocketState};
@@ -21,6 +21,8 @@ pub struct UdpBatch {
     state: Option<Arc<UdpSocketState>>,
     buf: Vec<u8>,
     destination: Option<SocketAddr>,
+    /// The local address they go out from, when the sender chose it.
+    source: Option<IpAddr>,
     segment: usize,
     count: usize,
     /// A shorter datagram ended the batch: GSO allows only the last segment to be short.
@@ -58,6 +60,7 @@ impl UdpBatch {
             state,
             buf: Vec::new(),
             destination: None,
+            source: None,
             segment: 0,
             count: 0,
             closed: false,
@@ -72,17 +75,20 @@ impl UdpBatch {
             .map_or(1, |s| s.max_gso_segments().clamp(1, MAX_SEGMENTS))
     }
 
-    /// Queue `contents` for `destination`, sending what was queued first when it cannot
-    /// share a send with this datagram.
+    /// Queue `contents` for `destination`, from local address `source` (`None`: the
+    /// kernel picks), sending what was queued first when it cannot share a send with this
+    /// datagram.
     pub fn push(
         &mut self,
         socket: &UdpSocket,
+        source: Option<IpAddr>,
         destination: SocketAddr,
         contents: &[u8],
         stats: &Stats,
     ) {
         let fits = self.count > 0
             && self.destination == Some(destination)
+            && self.source == source
             && !self.closed
             && contents.len() <= self.segment
             && self.count < self.max_segments()
@@ -90,6 +96,7 @@ impl UdpBatch {
         if !fits {
             self.flush(socket, stats);
             self.destination = Some(destination);
+            self.source = source;
             self.segment = contents.len();
         }
         self.buf.extend_from_slice(contents);
@@ -125,8 +132,9 @@ impl UdpBatch {
             .count()
     }
 
-    /// One send: through quinn-udp (GSO when `segment_size` is set), or a plain `send_to`
-    /// without the socket state, where GSO is off and a batch holds exactly one datagram.
+    /// One send: through quinn-udp (GSO when `segment_size` is set, from the batch's source
+    /// address when it has one), or a plain `send_to` without the socket state, where GSO is
+    /// off and a batch holds exactly one datagram.
     fn send(
         &self,
         socket: &UdpSocket,
@@ -141,7 +149,7 @@ impl UdpBatch {
                     ecn: None,
                     contents,
                     segment_size,
-                    src_ip: None,
+                    src_ip: self.source,
                 };
                 state.try_send(socket.into(), &transmit)
             }
@@ -184,12 +192,12 @@ mod tests {
         // destination, one more for the first, then more than one batch's worth.
         let expected_a = [(1, 1200), (2, 1200), (3, 1200), (4, 700), (5, 1200)];
         for &(i, len) in &expected_a[..4] {
-            batch.push(&sender, to_a, &datagram(i, len), &stats);
+            batch.push(&sender, None, to_a, &datagram(i, len), &stats);
         }
-        batch.push(&sender, to_b, &datagram(9, 300), &stats);
-        batch.push(&sender, to_a, &datagram(5, 1200), &stats);
+        batch.push(&sender, None, to_b, &datagram(9, 300), &stats);
+        batch.push(&sender, None, to_a, &datagram(5, 1200), &stats);
         for i in 0..40u8 {
-            batch.push(&sender, to_b, &datagram(i, 100), &stats);
+            batch.push(&sender, None, to_b, &datagram(i, 100), &stats);
         }
         batch.flush(&sender, &stats);
         assert_eq!(receive_all(&a).await, expected_a);
@@ -215,7 +223,7 @@ mod tests {
         let mut batch = UdpBatch::new(&sender);
         let to = receiver.local_addr().expect("receiver");
         for (i, len) in [(1u8, 1000), (2, 1000), (3, 400)] {
-            batch.push(&sender, to, &vec![i; len], &stats);
+            batch.push(&sender, None, to, &vec![i; len], &stats);
         }
         assert_eq!(batch.send_each(&sender, to), 0);
         assert_eq!(
@@ -235,10 +243,37 @@ mod tests {
         let mut peer_batch = UdpBatch::new(&peer);
         let to_media = media.local_addr().expect("media");
         for i in 0..4u8 {
-            peer_batch.push(&peer, to_media, &[i; 1200], &stats);
+            peer_batch.push(&peer, None, to_media, &[i; 1200], &stats);
         }
         peer_batch.flush(&peer, &stats);
         let expected: Vec<(u8, usize)> = (0..4u8).map(|i| (i, 1200)).collect();
         assert_eq!(receive_all(&media).await, expected);
+    }
+
+    #[tokio::test]
+    async fn a_batch_goes_out_from_the_source_address_it_names() {
+        // Requirement: from a socket bound to 0.0.0.0, a reply to a client that reached the
+        // server's secondary address 127.0.0.2 comes from 127.0.0.2, not the kernel's pick.
+        let sender = UdpSocket::bind("0.0.0.0:0").await.expect("bind wildcard");
+        let port = sender.local_addr().expect("address").port();
+        let receiver = UdpSocket::bind("127.0.0.1:0").await.expect("bind receiver");
+        let to = receiver.local_addr().expect("address");
+        let stats = Stats::default();
+        let mut batch = UdpBatch::new(&sender);
+        let mut buf = [0u8; 2048];
+        for source in [[127, 0, 0, 2], [127, 0, 0, 1]] {
+            for i in 0..2u8 {
+                batch.push(&sender, Some(IpAddr::from(source)), to, &[i; 500], &stats);
+            }
+            batch.flush(&sender, &stats);
+            for _ in 0..2 {
+                let (_, from) =
+                    tokio::time::timeout(Duration::from_secs(2), receiver.recv_from(&mut buf))
+                        .await
+                        .expect("datagram in time")
+                        .expect("receive");
+                assert_eq!(from, SocketAddr::from((source, port)));
+            }
+        }
     }
 }

@@ -258,11 +258,20 @@ impl Room {
 
     /// Our candidate address of the datagram's transport and the sender's IP family (the
     /// socket may be bound to a wildcard).
+    /// The server candidate a datagram arrived on: the one with the address the socket
+    /// reported, else the first of the sender's address family (behind NAT 1:1 the
+    /// advertised address is not the one the datagram was sent to).
     fn local_address_for(&self, datagram: &Datagram) -> Option<std::net::SocketAddr> {
-        self.candidate_addrs
-            .iter()
-            .find(|(proto, a)| *proto == datagram.proto && a.is_ipv4() == datagram.source.is_ipv4())
-            .map(|(_, a)| *a)
+        let same_proto = || {
+            self.candidate_addrs
+                .iter()
+                .filter(|(proto, _)| *proto == datagram.proto)
+                .map(|(_, a)| *a)
+        };
+        let reported = datagram
+            .local
+            .and_then(|ip| same_proto().find(|a| a.ip() == ip));
+        reported.or_else(|| same_proto().find(|a| a.is_ipv4() == datagram.source.is_ipv4()))
     }
 
     pub(super) fn handle_timeouts(&mut self, now: Instant) {

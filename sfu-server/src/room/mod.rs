@@ -61,6 +61,8 @@ pub struct Datagram {
     pub participant: ParticipantKey,
     /// Who sent it.
     pub source: SocketAddr,
+    /// The local address it was sent to, where the socket reports it.
+    pub local: Option<std::net::IpAddr>,
     /// The bytes.
     pub data: Vec<u8>,
     /// UDP, or TCP when it came over an ICE-TCP connection.

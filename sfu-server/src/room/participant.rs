@@ -223,7 +223,9 @@ fn drain_rtc(
                 p.next_timeout = at;
                 return;
             }
-            Ok(Output::Transmit(t)) => media.transmit(t.proto, t.destination, &t.contents, stats),
+            Ok(Output::Transmit(t)) => {
+                media.transmit(t.proto, t.source, t.destination, &t.contents, stats)
+            }
             Ok(Output::Event(event)) => events.push_back((p.key, event)),
             Err(e) => {
                 let _g = p.span.enter();
