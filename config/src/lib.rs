@@ -9,5 +9,5 @@
 mod model;
 mod overrides;
 
-pub use model::{Config, ConfigError, IceServerConfig, LogFormat};
+pub use model::{Config, ConfigError, IceServerConfig, LogFormat, MAX_MEDIA_THREADS};
 pub use overrides::Overrides;

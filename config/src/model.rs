@@ -5,14 +5,25 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+/// Most media threads a node may run.
+pub const MAX_MEDIA_THREADS: usize = 64;
+
 /// Everything the server can be configured with. Every field has a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address of the HTTP listener: signaling WebSocket (`/ws`), web client (`/`), `/healthz`.
     pub http_listen: SocketAddr,
-    /// Address of the one UDP socket that carries all media.
+    /// Address of the UDP socket that carries all media (with several `media_threads`, of
+    /// the first one).
     pub udp_listen: SocketAddr,
+    /// Threads that carry media. Each owns one UDP socket, its receive loop and the rooms
+    /// placed on it (a new room goes to the thread with the fewest rooms), so a packet is
+    /// received, forwarded and sent without changing thread. Their sockets use
+    /// `udp_listen`'s port and the ports after it (port 0: a free port each). One thread
+    /// carries about 100k forwarded packets/s per core (docs/PERFORMANCE.md); add threads
+    /// to use more cores, and open their ports.
+    pub media_threads: usize,
     /// Address of the ICE-TCP listener (RFC 6544 passive candidates, RFC 4571 framing) for
     /// clients whose UDP is blocked; unset: no TCP candidates. Its port is advertised on
     /// the same IPs as the UDP candidates.
@@ -137,6 +148,7 @@ impl Default for Config {
         Self {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             udp_listen: SocketAddr::from(([127, 0, 0, 1], 50000)),
+            media_threads: 1,
             ice_tcp_listen: None,
             redis_url: None,
             node_id: None,
@@ -257,6 +269,19 @@ impl Config {
         {
             return invalid(format!(
                 "public_url must be a ws:// or wss:// URL, got {url}"
+            ));
+        }
+        if !(1..=MAX_MEDIA_THREADS).contains(&self.media_threads) {
+            return invalid(format!(
+                "media_threads must be between 1 and {MAX_MEDIA_THREADS}, got {}",
+                self.media_threads
+            ));
+        }
+        let last_port = usize::from(self.udp_listen.port()) + self.media_threads - 1;
+        if self.udp_listen.port() != 0 && last_port > usize::from(u16::MAX) {
+            return invalid(format!(
+                "udp_listen {} with media_threads {} needs ports beyond 65535",
+                self.udp_listen, self.media_threads
             ));
         }
         if let Some(ip) = self.advertise_ips.iter().find(|ip| ip.is_unspecified()) {

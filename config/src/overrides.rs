@@ -11,6 +11,8 @@ pub struct Overrides {
     pub http_listen: Option<SocketAddr>,
     /// Overrides [`Config::udp_listen`].
     pub udp_listen: Option<SocketAddr>,
+    /// Overrides [`Config::media_threads`].
+    pub media_threads: Option<usize>,
     /// Overrides [`Config::ice_tcp_listen`].
     pub ice_tcp_listen: Option<SocketAddr>,
     /// Overrides [`Config::advertise_ips`] when not empty.
@@ -45,6 +47,9 @@ impl Overrides {
         }
         if let Some(v) = self.udp_listen {
             config.udp_listen = v;
+        }
+        if let Some(v) = self.media_threads {
+            config.media_threads = v;
         }
         if self.ice_tcp_listen.is_some() {
             config.ice_tcp_listen = self.ice_tcp_listen;

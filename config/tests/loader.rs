@@ -33,6 +33,7 @@ fn overrides_win_over_the_file() {
     let config = Overrides {
         http_listen: Some("127.0.0.1:9100".parse().expect("addr")),
         udp_listen: None,
+        media_threads: Some(3),
         ice_tcp_listen: Some("127.0.0.1:50001".parse().expect("addr")),
         advertise_ips: vec!["10.1.2.3".parse().expect("ip")],
         log_format: Some(LogFormat::Json),
@@ -57,6 +58,7 @@ fn overrides_win_over_the_file() {
     assert_eq!(config.admin_token.as_deref(), Some("0123456789abcdef"));
     assert!(!config.admin_open_without_token());
     assert_eq!(config.http_listen.port(), 9100);
+    assert_eq!(config.media_threads, 3);
     assert_eq!(config.ice_tcp_listen.map(|a| a.port()), Some(50001));
     assert_eq!(config.udp_listen, Config::default().udp_listen);
     assert_eq!(
@@ -132,6 +134,18 @@ fn validation_rejects_each_impossible_value() {
             Box::new(|c| c.advertise_ips = vec!["0.0.0.0".parse().expect("ip")]),
         ),
         ("max_message_bytes", Box::new(|c| c.max_message_bytes = 10)),
+        ("media_threads", Box::new(|c| c.media_threads = 0)),
+        (
+            "media_threads",
+            Box::new(|c| c.media_threads = config::MAX_MEDIA_THREADS + 1),
+        ),
+        (
+            "media_threads",
+            Box::new(|c| {
+                c.udp_listen = "127.0.0.1:65535".parse().expect("addr");
+                c.media_threads = 2;
+            }),
+        ),
         (
             "max_data_message_bytes",
             Box::new(|c| c.max_data_message_bytes = 0),

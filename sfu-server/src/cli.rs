@@ -66,6 +66,10 @@ pub struct Cli {
     #[arg(long = "public-url", env = "SFU_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
 
+    /// Threads carrying media, each with its own UDP port (--udp's port and the next ones).
+    #[arg(long = "media-threads", env = "SFU_MEDIA_THREADS", value_name = "N")]
+    media_threads: Option<usize>,
+
     /// IP address to advertise in ICE candidates (repeatable; needed when --udp binds 0.0.0.0).
     #[arg(
         long = "advertise-ip",
@@ -226,6 +230,7 @@ impl Cli {
         let config = Overrides {
             http_listen: self.http,
             udp_listen: self.udp,
+            media_threads: self.media_threads,
             ice_tcp_listen: self.ice_tcp,
             advertise_ips: self.advertise_ips.clone(),
             log_format: self.log_format,

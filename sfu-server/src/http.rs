@@ -74,7 +74,7 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
         "status": "ok",
         "rooms": rooms,
         "participants": participants,
-        "tasks": crate::metrics::alive_tasks(),
+        "tasks": state.registry.alive_tasks(),
         "counters": state.stats.snapshot(),
     }))
 }

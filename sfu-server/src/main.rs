@@ -9,6 +9,7 @@ mod metrics;
 mod registry;
 mod room;
 mod session;
+mod shard;
 mod shutdown;
 mod stats;
 mod tcp;
@@ -23,9 +24,9 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::registry::Registry;
+use crate::registry::{Registry, Routes};
 use crate::stats::Stats;
-use crate::tcp::MediaOut;
+use crate::tcp::TcpWriters;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
@@ -66,11 +67,26 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
         config.advertise_ips = found;
     }
     let config = Arc::new(config);
-    let (udp, udp_buffer) = udp::bind_media_socket(config.udp_listen)
-        .with_context(|| format!("cannot bind the UDP media socket on {}", config.udp_listen))?;
-    let udp_addr = udp
-        .local_addr()
-        .context("UDP socket has no local address")?;
+    let stats = Arc::new(Stats::default());
+    let routes = Routes::default();
+    let tcp_writers = TcpWriters::default();
+    let shards = shard::start(
+        config.media_threads,
+        config.udp_listen,
+        &config.candidate_ips(),
+        &tcp_writers,
+        &routes,
+        &stats,
+    )
+    .with_context(|| {
+        format!(
+            "cannot bind the UDP media socket(s) on {} ({} media threads)",
+            config.udp_listen, config.media_threads
+        )
+    })?;
+    let udp_addrs: Vec<String> = shards.iter().map(|s| s.udp_addr.to_string()).collect();
+    let udp_addrs = udp_addrs.join(",");
+    let udp_buffer = shards[0].udp_buffer;
     let http = TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("cannot bind the HTTP listener on {}", config.http_listen))?;
@@ -78,8 +94,6 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
         .local_addr()
         .context("HTTP listener has no local address")?;
 
-    let stats = Arc::new(Stats::default());
-    let media = MediaOut::new(udp, udp::reply_addresses(udp_addr, &config.candidate_ips()));
     let mut ice_tcp_note = String::new();
     let ice_tcp = match config.ice_tcp_listen {
         Some(addr) => {
@@ -96,21 +110,16 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
     };
     let registry = Registry::new(
         config.clone(),
-        media.clone(),
-        udp_addr,
+        shards,
         ice_tcp.as_ref().map(|(_, bound)| *bound),
         stats.clone(),
+        routes,
     );
-    tokio::spawn(udp::receive_loop(
-        media.udp.clone(),
-        registry.routes(),
-        stats.clone(),
-    ));
     if let Some((listener, _)) = ice_tcp {
         tokio::spawn(tcp::accept_loop(
             listener,
             registry.routes(),
-            media.tcp,
+            tcp_writers,
             stats.clone(),
         ));
     }
@@ -156,9 +165,9 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
         });
     }
 
-    println!("sfu-server listening: http={http_addr} udp={udp_addr}{metrics_note}{ice_tcp_note}");
+    println!("sfu-server listening: http={http_addr} udp={udp_addrs}{metrics_note}{ice_tcp_note}");
     println!("open http://{http_addr}/ in two browser tabs to try a call");
-    info!(%http_addr, %udp_addr, udp_buffer, candidates = ?config.candidate_ips(), "sfu-server started");
+    info!(%http_addr, udp = %udp_addrs, udp_buffer, candidates = ?config.candidate_ips(), "sfu-server started");
 
     let app = http::router(registry.clone(), stats);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -135,6 +135,7 @@ async fn scrape(State(state): State<MetricsState>) -> impl IntoResponse {
     let rooms = state.registry.snapshots().await;
     let (_, participants) = state.registry.counts();
     record_node(&state.stats.snapshot(), rooms.len(), participants, &rooms);
+    metrics::gauge!("sfu_runtime_tasks").set(state.registry.alive_tasks() as f64);
     let mut text = state.exporter.handle.render();
     render_rooms(&mut text, rooms, state.registry.config().metrics_max_rooms);
     (
@@ -162,21 +163,12 @@ fn record_node(
     let consumers: usize = snapshots.iter().map(RoomSnapshot::consumers).sum();
     metrics::gauge!("sfu_producers").set(producers as f64);
     metrics::gauge!("sfu_consumers").set(consumers as f64);
-    metrics::gauge!("sfu_runtime_tasks").set(alive_tasks() as f64);
     if let Some(cpu) = process_cpu() {
         metrics::gauge!("process_cpu_seconds_total").set(cpu.as_secs_f64());
     }
     if let Some(rss) = process_rss_bytes() {
         metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
     }
-}
-
-/// Tasks alive in the server's tokio runtime: sessions, rooms, listeners. Back at its
-/// baseline once every participant has gone, or something leaks.
-pub fn alive_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
 }
 
 /// CPU time of this process, all threads.

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::Cluster;
 use crate::room::{self, AdminRequest, Datagram, ParticipantKey, RoomCommand, RoomSnapshot};
+use crate::shard::Shard;
 use crate::stats::Stats;
 use crate::tcp::MediaOut;
 
@@ -61,8 +62,7 @@ impl RoomHandle {
 
 struct Inner {
     config: Arc<config::Config>,
-    media: MediaOut,
-    udp_addr: SocketAddr,
+    shards: Vec<Shard>,
     ice_tcp_addr: Option<SocketAddr>,
     stats: Arc<Stats>,
     rooms: DashMap<RoomId, RoomHandle>,
@@ -99,9 +99,10 @@ pub struct NodeContext {
     pub registry: Registry,
     /// Validated configuration.
     pub config: Arc<config::Config>,
-    /// Where participants' packets go out: the media socket or their ICE-TCP connection.
+    /// Where participants' packets go out: the room's shard's media socket or their ICE-TCP
+    /// connection.
     pub media: MediaOut,
-    /// Its bound address.
+    /// The bound address of the room's shard's media socket.
     pub udp_addr: SocketAddr,
     /// The ICE-TCP listener's bound address, when it runs.
     pub ice_tcp_addr: Option<SocketAddr>,
@@ -112,23 +113,23 @@ pub struct NodeContext {
 }
 
 impl Registry {
-    /// An empty registry for a node with these media transports and config.
+    /// An empty registry for a node with these media shards, config and routing table.
     pub fn new(
         config: Arc<config::Config>,
-        media: MediaOut,
-        udp_addr: SocketAddr,
+        shards: Vec<Shard>,
         ice_tcp_addr: Option<SocketAddr>,
         stats: Arc<Stats>,
+        routes: Routes,
     ) -> Self {
+        assert!(!shards.is_empty(), "a node needs a media shard");
         Self {
             inner: Arc::new(Inner {
                 config,
-                media,
-                udp_addr,
+                shards,
                 ice_tcp_addr,
                 stats,
                 rooms: DashMap::new(),
-                routes: Arc::new(DashMap::new()),
+                routes,
                 participants: AtomicUsize::new(0),
                 pending_joins: AtomicUsize::new(0),
                 resumable: DashMap::new(),
@@ -172,6 +173,22 @@ impl Registry {
         )
     }
 
+    /// Tasks alive in the server's runtimes (the main one and every media shard's):
+    /// sessions, rooms, listeners. Back at its baseline once every participant has gone, or
+    /// something leaks.
+    pub fn alive_tasks(&self) -> usize {
+        let shards: usize = self
+            .inner
+            .shards
+            .iter()
+            .map(|shard| shard.runtime.metrics().num_alive_tasks())
+            .sum();
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+            + shards
+    }
+
     /// A fresh participant sequence number, unique in this process.
     pub fn next_participant_number(&self) -> u64 {
         self.inner.next_participant.fetch_add(1, Ordering::Relaxed)
@@ -201,7 +218,8 @@ impl Registry {
             .entry(id.clone())
             .or_insert_with(|| {
                 let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed);
-                let commands = room::spawn(id.clone(), generation, self.node_context());
+                let shard = self.least_loaded_shard();
+                let commands = room::spawn(id.clone(), generation, self.node_context(shard), shard);
                 RoomHandle {
                     commands,
                     generation,
@@ -273,12 +291,22 @@ impl Registry {
             .remove_if(id, |_, handle| handle.generation == generation);
     }
 
-    fn node_context(&self) -> NodeContext {
+    /// The shard a new room goes to: the one with the fewest open rooms (the first of
+    /// those on a tie).
+    fn least_loaded_shard(&self) -> &Shard {
+        self.inner
+            .shards
+            .iter()
+            .min_by_key(|shard| shard.rooms())
+            .expect("a node has a media shard")
+    }
+
+    fn node_context(&self, shard: &Shard) -> NodeContext {
         NodeContext {
             registry: self.clone(),
             config: self.inner.config.clone(),
-            media: self.inner.media.clone(),
-            udp_addr: self.inner.udp_addr,
+            media: shard.media.clone(),
+            udp_addr: shard.udp_addr,
             ice_tcp_addr: self.inner.ice_tcp_addr,
             stats: self.inner.stats.clone(),
             routes: self.inner.routes.clone(),
@@ -289,21 +317,20 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::net::UdpSocket;
 
     async fn registry(config: config::Config) -> Registry {
-        let socket = UdpSocket::bind("127.0.0.1:0")
-            .await
-            .expect("loopback socket");
-        let addr = socket.local_addr().expect("address");
-        let media = MediaOut::new(socket, Vec::new());
-        Registry::new(
-            Arc::new(config),
-            media,
-            addr,
-            None,
-            Arc::new(Stats::default()),
+        let routes = Routes::default();
+        let stats = Arc::new(Stats::default());
+        let shards = crate::shard::start(
+            2,
+            "127.0.0.1:0".parse().expect("address"),
+            &[],
+            &crate::tcp::TcpWriters::default(),
+            &routes,
+            &stats,
         )
+        .expect("media shards");
+        Registry::new(Arc::new(config), shards, None, stats, routes)
     }
 
     #[tokio::test]

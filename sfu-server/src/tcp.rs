@@ -56,12 +56,12 @@ pub struct MediaOut {
 }
 
 impl MediaOut {
-    /// Output over the UDP media socket, with no ICE-TCP connection yet.
-    pub fn new(udp: UdpSocket, reply_from: Vec<IpAddr>) -> Self {
+    /// Output over a UDP media socket and the node's ICE-TCP connections.
+    pub fn new(udp: UdpSocket, tcp: TcpWriters, reply_from: Vec<IpAddr>) -> Self {
         Self {
             batch: UdpBatch::new(&udp),
             udp: Arc::new(udp),
-            tcp: TcpWriters::default(),
+            tcp,
             reply_from: reply_from.into(),
         }
     }

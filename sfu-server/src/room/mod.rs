@@ -36,6 +36,7 @@ use tracing::{Instrument, info, info_span};
 pub use self::admin::ParticipantSnapshot;
 pub use self::admin::{AdminRequest, RoomSnapshot};
 use crate::registry::NodeContext;
+use crate::shard::{Placement, Shard};
 use participant::Participant;
 use producer::{Producer, ProducerKey};
 
@@ -127,8 +128,13 @@ pub enum Outbound {
     End(LeaveReason),
 }
 
-/// Start a room task; returns its command queue.
-pub fn spawn(id: RoomId, generation: u64, ctx: NodeContext) -> mpsc::Sender<RoomCommand> {
+/// Start a room task on `shard`; returns its command queue.
+pub fn spawn(
+    id: RoomId,
+    generation: u64,
+    ctx: NodeContext,
+    shard: &Shard,
+) -> mpsc::Sender<RoomCommand> {
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (datagram_tx, datagram_rx) = mpsc::channel(DATAGRAM_QUEUE);
     let span = info_span!("room", room = %id);
@@ -151,8 +157,11 @@ pub fn spawn(id: RoomId, generation: u64, ctx: NodeContext) -> mpsc::Sender<Room
         forwarding_seconds: ::metrics::histogram!(crate::metrics::FORWARDING_SECONDS),
         forwarded_arrivals: Vec::new(),
         keyframe_wait_seconds: ::metrics::histogram!(crate::metrics::KEYFRAME_WAIT_SECONDS),
+        _placement: shard.place_room(),
     };
-    tokio::spawn(room.run(commands_rx, datagram_rx).instrument(span));
+    shard
+        .runtime
+        .spawn(room.run(commands_rx, datagram_rx).instrument(span));
     commands_tx
 }
 
@@ -204,6 +213,8 @@ pub(crate) struct Room {
     forwarded_arrivals: Vec<Instant>,
     /// Time consumers waited for the keyframe that starts or switches a layer.
     keyframe_wait_seconds: ::metrics::Histogram,
+    /// Counts the room on its shard while it is open.
+    _placement: Placement,
 }
 
 impl Room {

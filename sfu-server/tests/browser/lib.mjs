@@ -154,10 +154,13 @@ export async function startServer(tmpDir, { extraArgs = [], env = {}, timeoutMs 
 
   try {
     const addr = await withTimeout(listening, timeoutMs, `server "listening:" line on stdout`);
-    const [udpHost, udpPort] = splitHostPort(addr.udp);
+    // One address per media thread; the first is the one most tests need.
+    const udpAddrs = addr.udp.split(',');
+    const [udpHost, udpPort] = splitHostPort(udpAddrs[0]);
     Object.assign(server, {
       httpAddr: addr.http,
-      udpAddr: addr.udp,
+      udpAddr: udpAddrs[0],
+      udpAddrs,
       udpHost,
       udpPort,
       baseUrl: `http://${addr.http}`,

@@ -1,0 +1,112 @@
+//! Media shards. A shard is one thread running a single-threaded runtime that owns one UDP
+//! media socket, that socket's receive loop and the rooms placed on the shard, so a packet
+//! is received, forwarded and sent on one thread, with no hand-over between threads on the
+//! way (docs/PERFORMANCE.md has the measurement). Signaling, HTTP and ICE-TCP stay on the
+//! main runtime and reach rooms through channels.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::runtime::Handle;
+
+use crate::registry::Routes;
+use crate::stats::Stats;
+use crate::tcp::{MediaOut, TcpWriters};
+use crate::udp;
+
+/// One media shard, as the rest of the node sees it.
+#[derive(Clone)]
+pub struct Shard {
+    /// Runs tasks (the shard's rooms) on the shard's thread.
+    pub runtime: Handle,
+    /// Where its rooms' packets go out: its UDP socket, or the node's ICE-TCP connections.
+    pub media: MediaOut,
+    /// Its socket's bound address.
+    pub udp_addr: SocketAddr,
+    /// The receive buffer the kernel granted its socket, in bytes.
+    pub udp_buffer: usize,
+    rooms: Arc<AtomicUsize>,
+}
+
+/// A room's place on a shard: the shard counts the room until this is dropped.
+pub struct Placement(Arc<AtomicUsize>);
+
+impl Drop for Placement {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Shard {
+    /// Rooms open on this shard.
+    pub fn rooms(&self) -> usize {
+        self.rooms.load(Ordering::Relaxed)
+    }
+
+    /// Count one more room on this shard until the placement is dropped.
+    pub fn place_room(&self) -> Placement {
+        self.rooms.fetch_add(1, Ordering::Relaxed);
+        Placement(self.rooms.clone())
+    }
+}
+
+/// Start `count` shards: bind their sockets (at `first`, then on the following ports; each
+/// on a free port when `first`'s port is 0) and start each one's thread with its receive
+/// loop. Replies name their source address as [`udp::reply_addresses`] says for `advertised`.
+pub fn start(
+    count: usize,
+    first: SocketAddr,
+    advertised: &[IpAddr],
+    tcp: &TcpWriters,
+    routes: &Routes,
+    stats: &Arc<Stats>,
+) -> std::io::Result<Vec<Shard>> {
+    let reply_from = udp::reply_addresses(first, advertised);
+    (0..count)
+        .map(|index| {
+            let port = match first.port() {
+                0 => 0,
+                base => u16::try_from(usize::from(base) + index).map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("no port {index} after {base}"),
+                    )
+                })?,
+            };
+            let addr = SocketAddr::new(first.ip(), port);
+            start_one(index, addr, reply_from.clone(), tcp, routes, stats)
+        })
+        .collect()
+}
+
+fn start_one(
+    index: usize,
+    addr: SocketAddr,
+    reply_from: Vec<IpAddr>,
+    tcp: &TcpWriters,
+    routes: &Routes,
+    stats: &Arc<Stats>,
+) -> std::io::Result<Shard> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (socket, udp_buffer) = {
+        let _on_shard = runtime.enter();
+        udp::bind_media_socket(addr)?
+    };
+    let udp_addr = socket.local_addr()?;
+    let media = MediaOut::new(socket, tcp.clone(), reply_from);
+    let receive = udp::receive_loop(media.udp.clone(), routes.clone(), stats.clone());
+    let shard = Shard {
+        runtime: runtime.handle().clone(),
+        media,
+        udp_addr,
+        udp_buffer,
+        rooms: Arc::default(),
+    };
+    std::thread::Builder::new()
+        .name(format!("media-{index}"))
+        .spawn(move || runtime.block_on(receive))?;
+    Ok(shard)
+}
