@@ -100,7 +100,7 @@ pub async fn receive_loop(socket: Arc<UdpSocket>, routes: Routes, stats: Arc<Sta
                 continue;
             }
         };
-        for datagram in buf[..received.len].chunks(received.stride.max(1)) {
+        for datagram in segments(&buf[..received.len], received.stride) {
             route_datagram(datagram, &received, &routes, &mut by_address, &stats);
         }
         if by_address.len() >= sweep_at {
@@ -111,6 +111,13 @@ pub async fn receive_loop(socket: Arc<UdpSocket>, routes: Routes, stats: Arc<Sta
             }
         }
     }
+}
+
+/// The datagrams of one read: `stride`-sized pieces of a GRO batch (the last may be
+/// shorter), or the one datagram read, empty ones included (they are counted as malformed).
+fn segments(read: &[u8], stride: usize) -> impl Iterator<Item = &[u8]> {
+    let empty = read.is_empty().then_some(read);
+    read.chunks(stride.max(1)).chain(empty)
 }
 
 /// Wait for the next read from the socket into `buf`.
@@ -284,6 +291,43 @@ mod tests {
                 (local, 1200, 1),
                 (local, 1200, 2)
             ]
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_and_unknown_datagrams_are_counted_as_malformed() {
+        // Requirement: nothing the socket reads is dropped silently, an empty datagram
+        // included.
+        let (socket, _) = bind_media_socket(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .expect("bind media socket");
+        let to = socket.local_addr().expect("address");
+        let stats = Arc::new(Stats::default());
+        tokio::spawn(receive_loop(
+            Arc::new(socket),
+            Routes::default(),
+            stats.clone(),
+        ));
+        let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind peer");
+        for datagram in [&[][..], &[0xFF, 1, 2, 3][..]] {
+            peer.send_to(datagram, to).await.expect("send");
+        }
+        let counted = async {
+            while stats
+                .udp_malformed
+                .load(std::sync::atomic::Ordering::Relaxed)
+                < 2
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(2), counted)
+            .await
+            .expect("both datagrams counted as malformed");
+        assert_eq!(
+            stats
+                .udp_received
+                .load(std::sync::atomic::Ordering::Relaxed),
+            2
         );
     }
 
