@@ -1,5 +1,6 @@
-//! The IPs to advertise in ICE candidates when the media socket binds a wildcard address
-//! and none are configured: this host's interface addresses.
+//! This host's interface addresses: the IPs to advertise in ICE candidates when the media
+//! socket binds a wildcard address and none are configured, and the ones replies may name
+//! as their source.
 
 use std::net::IpAddr;
 
@@ -31,6 +32,14 @@ pub fn advertisable(bind: IpAddr, found: impl IntoIterator<Item = IpAddr>) -> Ve
         }
     }
     out
+}
+
+/// Every address of this host's interfaces, loopback included.
+pub fn host_addresses() -> std::io::Result<Vec<IpAddr>> {
+    Ok(if_addrs::get_if_addrs()?
+        .iter()
+        .map(if_addrs::Interface::ip)
+        .collect())
 }
 
 /// This host's interface addresses worth advertising for a socket bound to `bind`.

@@ -168,6 +168,15 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
     println!("sfu-server listening: http={http_addr} udp={udp_addrs}{metrics_note}{ice_tcp_note}");
     println!("open http://{http_addr}/ in two browser tabs to try a call");
     info!(%http_addr, udp = %udp_addrs, udp_buffer, candidates = ?config.candidate_ips(), "sfu-server started");
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if config.media_threads < cores {
+        info!(
+            media_threads = config.media_threads,
+            cores,
+            "media uses {} of this host's {cores} cores: set media_threads (and open its UDP ports) to use more",
+            config.media_threads
+        );
+    }
 
     let app = http::router(registry.clone(), stats);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -13,10 +13,9 @@ use tokio::runtime::Handle;
 use crate::registry::Routes;
 use crate::stats::Stats;
 use crate::tcp::{MediaOut, TcpWriters};
-use crate::udp;
+use crate::{interfaces, udp};
 
 /// One media shard, as the rest of the node sees it.
-#[derive(Clone)]
 pub struct Shard {
     /// Runs tasks (the shard's rooms) on the shard's thread.
     pub runtime: Handle,
@@ -53,7 +52,8 @@ impl Shard {
 
 /// Start `count` shards: bind their sockets (at `first`, then on the following ports; each
 /// on a free port when `first`'s port is 0) and start each one's thread with its receive
-/// loop. Replies name their source address as [`udp::reply_addresses`] says for `advertised`.
+/// loop. Replies name their source address as [`udp::reply_addresses`] says for `advertised`
+/// and this host's interface addresses (none named when they cannot be listed).
 pub fn start(
     count: usize,
     first: SocketAddr,
@@ -62,7 +62,12 @@ pub fn start(
     routes: &Routes,
     stats: &Arc<Stats>,
 ) -> std::io::Result<Vec<Shard>> {
-    let reply_from = udp::reply_addresses(first, advertised);
+    let host = if first.ip().is_unspecified() {
+        interfaces::host_addresses().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let reply_from = udp::reply_addresses(first, advertised, &host);
     (0..count)
         .map(|index| {
             let port = match first.port() {

@@ -44,7 +44,7 @@ const MAX_UNROUTED: usize = 256;
 /// connection they belong to.
 #[derive(Clone)]
 pub struct MediaOut {
-    /// The one UDP media socket.
+    /// Its media thread's UDP socket.
     pub udp: Arc<UdpSocket>,
     /// Live ICE-TCP connections.
     pub tcp: TcpWriters,

@@ -1,4 +1,4 @@
-//! The one UDP socket's receive loop: route each datagram to its participant's room.
+//! A media socket's receive loop: route each datagram to its participant's room.
 //!
 //! A datagram is routed by the server ICE ufrag in its STUN USERNAME first; the
 //! sender's address is then remembered, so later DTLS/SRTP datagrams from that
@@ -22,8 +22,8 @@ use crate::registry::{Route, Routes};
 use crate::room::Datagram;
 use crate::stats::{Stats, add, bump};
 
-/// Kernel buffer asked for in each direction. Every participant's media shares this one
-/// socket, and the default (~200 KiB) overflows when many publishers' frames arrive at
+/// Kernel buffer asked for in each direction. Every participant of a media thread shares
+/// its one socket, and the default (~200 KiB) overflows when many publishers' frames arrive at
 /// once; Linux caps the request at `net.core.rmem_max` / `wmem_max`.
 const SOCKET_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 
@@ -47,9 +47,10 @@ pub fn bind_media_socket(addr: SocketAddr) -> std::io::Result<(UdpSocket, usize)
 /// The advertised addresses a reply names as its source. With the socket bound to a
 /// wildcard address the kernel picks the source by route, so a client that reached a
 /// secondary address would get answers from another one and drop them; every advertised
-/// address of the bound family that this host owns is named instead. Others (a NAT's public
-/// address) cannot be a source. Empty for a socket bound to one address.
-pub fn reply_addresses(bound: SocketAddr, advertised: &[IpAddr]) -> Vec<IpAddr> {
+/// address of the bound family that is one of this host's interface addresses (`host`,
+/// read at start) or loopback is named instead. Others, such as a NAT's public address,
+/// cannot be a source and are left to the kernel. Empty for a socket bound to one address.
+pub fn reply_addresses(bound: SocketAddr, advertised: &[IpAddr], host: &[IpAddr]) -> Vec<IpAddr> {
     if !bound.ip().is_unspecified() {
         return Vec::new();
     }
@@ -57,7 +58,7 @@ pub fn reply_addresses(bound: SocketAddr, advertised: &[IpAddr]) -> Vec<IpAddr> 
         .iter()
         .copied()
         .filter(|ip| ip.is_ipv4() == bound.is_ipv4())
-        .filter(|ip| std::net::UdpSocket::bind((*ip, 0)).is_ok())
+        .filter(|ip| ip.is_loopback() || host.contains(ip))
         .collect()
 }
 
@@ -334,12 +335,19 @@ mod tests {
     #[test]
     fn replies_name_only_owned_addresses_and_only_on_a_wildcard_bind() {
         // Requirement: a NAT's public address is never used as a source (the send would
-        // fail), and a socket bound to one address needs no explicit source.
-        let owned = IpAddr::from([127, 0, 0, 2]);
+        // fail), even where the kernel would let a socket bind it (ip_nonlocal_bind), and a
+        // socket bound to one address needs no explicit source.
+        let loopback = IpAddr::from([127, 0, 0, 2]);
+        let interface = IpAddr::from([10, 0, 0, 5]);
         let not_owned = IpAddr::from([192, 0, 2, 1]);
+        let v6 = IpAddr::from(std::net::Ipv6Addr::LOCALHOST);
+        let host = [IpAddr::from([127, 0, 0, 1]), interface];
         let wildcard = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 50000));
-        assert_eq!(reply_addresses(wildcard, &[owned, not_owned]), vec![owned]);
+        assert_eq!(
+            reply_addresses(wildcard, &[loopback, not_owned, interface, v6], &host),
+            vec![loopback, interface]
+        );
         let bound = SocketAddr::from(([127, 0, 0, 1], 50000));
-        assert!(reply_addresses(bound, &[owned]).is_empty());
+        assert!(reply_addresses(bound, &[loopback], &host).is_empty());
     }
 }

@@ -41,8 +41,8 @@ impl UdpBatch {
     /// A batch for `socket`; without GSO support it sends every datagram on its own.
     ///
     /// The GSO capabilities are probed on a throwaway socket of the same family, because
-    /// probing also switches on options (UDP GRO among them) that would make the kernel
-    /// hand the media socket's plain `recv_from` several datagrams glued together.
+    /// probing also switches on receive options (UDP GRO among them) that only a reader
+    /// splitting GRO batches, as the media receive loop does, may have on its socket.
     pub fn new(socket: &UdpSocket) -> Self {
         let probe_addr = match socket.local_addr() {
             Ok(SocketAddr::V6(_)) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),

@@ -256,8 +256,6 @@ impl Room {
         }
     }
 
-    /// Our candidate address of the datagram's transport and the sender's IP family (the
-    /// socket may be bound to a wildcard).
     /// The server candidate a datagram arrived on: the one with the address the socket
     /// reported, else the first of the sender's address family (behind NAT 1:1 the
     /// advertised address is not the one the datagram was sent to).

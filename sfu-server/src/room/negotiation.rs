@@ -129,7 +129,15 @@ impl Room {
                 return;
             }
         };
-        if let Err(e) = p.rtc.sdp_api().accept_answer(pending, answer) {
+        let offered: Vec<Mid> = p
+            .consumers
+            .values()
+            .filter_map(|c| match c.state {
+                ConsumerState::Offered(mid) if !c.remove_after_answer => Some(mid),
+                _ => None,
+            })
+            .collect();
+        if let Err(e) = participant::accept_answer(&mut p.rtc, pending, answer, &offered) {
             // str0m consumed the pending offer; the next offer starts afresh.
             warn!(error = %e, "client answer refused");
             Self::rollback_offered(p);
@@ -146,10 +154,7 @@ impl Room {
                 ConsumerState::Offered(mid) if consumer.remove_after_answer => {
                     ConsumerState::ToRemove(mid)
                 }
-                ConsumerState::Offered(mid) => {
-                    participant::limit_retransmission_buffer(&mut p.rtc, mid);
-                    ConsumerState::Active(mid)
-                }
+                ConsumerState::Offered(mid) => ConsumerState::Active(mid),
                 other => other,
             };
         }

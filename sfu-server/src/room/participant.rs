@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use sfu_core::ids::ParticipantId;
 use str0m::bwe::Bitrate;
-use str0m::change::SdpPendingOffer;
+use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::format::CodecConfig;
 use str0m::media::Mid;
@@ -173,16 +173,27 @@ const RETRANSMISSION_BUFFER_PACKETS: usize = 1024;
 /// Share of retransmitted bytes above which str0m drops queued resends (str0m's default).
 const RETRANSMISSION_RATIO_CAP: Option<f32> = Some(0.15);
 
-/// Keep the subscriber's outgoing stream on `mid` to [`RETRANSMISSION_BUFFER_AGE`] of
-/// packets for NACKs.
-pub fn limit_retransmission_buffer(rtc: &mut Rtc, mid: Mid) {
-    if let Some(stream) = rtc.direct_api().stream_tx_by_mid(mid, None) {
-        stream.set_rtx_cache(
-            RETRANSMISSION_BUFFER_PACKETS,
-            RETRANSMISSION_BUFFER_AGE,
-            RETRANSMISSION_RATIO_CAP,
-        );
+/// Accept the client's answer to the server's offer, then keep each outgoing stream it
+/// starts on `sending` (the consumers' m-lines) to [`RETRANSMISSION_BUFFER_AGE`] of packets
+/// for NACKs.
+pub fn accept_answer(
+    rtc: &mut Rtc,
+    pending: SdpPendingOffer,
+    answer: SdpAnswer,
+    sending: &[Mid],
+) -> Result<(), str0m::RtcError> {
+    rtc.sdp_api().accept_answer(pending, answer)?;
+    let mut api = rtc.direct_api();
+    for mid in sending {
+        if let Some(stream) = api.stream_tx_by_mid(*mid, None) {
+            stream.set_rtx_cache(
+                RETRANSMISSION_BUFFER_PACKETS,
+                RETRANSMISSION_BUFFER_AGE,
+                RETRANSMISSION_RATIO_CAP,
+            );
+        }
     }
+    Ok(())
 }
 
 /// How many already-due timeouts one drain handles before yielding to the room loop.
@@ -259,7 +270,6 @@ mod tests {
     /// was sent. Returns what the client received and the NACKs the server saw.
     fn lose_one_packet_and_delay_the_rest(hold: Duration) -> (Vec<u64>, u64) {
         let mut pair = RtcPair::connected();
-        limit_retransmission_buffer(&mut pair.server, pair.mid);
         let ssrc = pair.video_ssrc();
         let mut release_at = None;
         for seq in 1..=PACKETS {
