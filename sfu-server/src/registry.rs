@@ -364,4 +364,24 @@ mod tests {
         assert!(r.room(&a).is_some(), "the existing room is still found");
         assert_eq!(r.counts().0, 1);
     }
+
+    #[tokio::test]
+    async fn new_rooms_go_to_the_media_thread_with_the_fewest() {
+        // Requirement: rooms spread over the media threads, each new one on the thread with
+        // the fewest open rooms.
+        let r = registry(config::Config::default()).await;
+        let per_thread =
+            |r: &Registry| -> Vec<usize> { r.inner.shards.iter().map(Shard::rooms).collect() };
+        assert_eq!(per_thread(&r), vec![0, 0]);
+        r.room(&RoomId::from_wire("a")).expect("room a");
+        assert_eq!(per_thread(&r), vec![1, 0]);
+        r.room(&RoomId::from_wire("b")).expect("room b");
+        assert_eq!(per_thread(&r), vec![1, 1]);
+        r.room(&RoomId::from_wire("a")).expect("room a again");
+        assert_eq!(
+            per_thread(&r),
+            vec![1, 1],
+            "an open room is not placed again"
+        );
+    }
 }
