@@ -18,7 +18,7 @@ pub struct Config {
     /// the first one).
     pub udp_listen: SocketAddr,
     /// Threads that carry media. Each owns one UDP socket, its receive loop and the rooms
-    /// placed on it (a new room goes to the thread with the fewest rooms), so a packet is
+    /// placed on it (a new room goes to the thread with the fewest participants, then rooms), so a packet is
     /// received, forwarded and sent without changing thread. Their sockets use
     /// `udp_listen`'s port and the ports after it (port 0: a free port each). One thread
     /// carries about 100k forwarded packets/s per core (docs/PERFORMANCE.md); add threads

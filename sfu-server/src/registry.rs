@@ -291,13 +291,13 @@ impl Registry {
             .remove_if(id, |_, handle| handle.generation == generation);
     }
 
-    /// The shard a new room goes to: the one with the fewest open rooms (the first of
-    /// those on a tie).
+    /// The shard a new room goes to: the one with the fewest participants, then the fewest
+    /// open rooms (the first of those on a tie).
     fn least_loaded_shard(&self) -> &Shard {
         self.inner
             .shards
             .iter()
-            .min_by_key(|shard| shard.rooms())
+            .min_by_key(|shard| shard.load())
             .expect("a node has a media shard")
     }
 
@@ -366,22 +366,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn new_rooms_go_to_the_media_thread_with_the_fewest() {
-        // Requirement: rooms spread over the media threads, each new one on the thread with
-        // the fewest open rooms.
+    async fn new_rooms_go_to_the_media_thread_with_the_fewest_participants_then_rooms() {
+        // Requirement: rooms spread over the media threads: a new one goes to the thread
+        // with the fewest participants, and with the fewest open rooms among those.
         let r = registry(config::Config::default()).await;
-        let per_thread =
-            |r: &Registry| -> Vec<usize> { r.inner.shards.iter().map(Shard::rooms).collect() };
-        assert_eq!(per_thread(&r), vec![0, 0]);
+        let rooms =
+            |r: &Registry| -> Vec<usize> { r.inner.shards.iter().map(|s| s.load().1).collect() };
         r.room(&RoomId::from_wire("a")).expect("room a");
-        assert_eq!(per_thread(&r), vec![1, 0]);
+        assert_eq!(rooms(&r), vec![1, 0]);
         r.room(&RoomId::from_wire("b")).expect("room b");
-        assert_eq!(per_thread(&r), vec![1, 1]);
+        assert_eq!(rooms(&r), vec![1, 1]);
         r.room(&RoomId::from_wire("a")).expect("room a again");
+        assert_eq!(rooms(&r), vec![1, 1], "an open room is not placed again");
+
+        let mut busy = r.inner.shards[0].place_room();
+        busy.participant_joined();
+        let _idle = r.inner.shards[1].place_room();
+        assert_eq!(r.inner.shards[0].load(), (1, 2));
+        assert_eq!(r.inner.shards[1].load(), (0, 2));
+        r.room(&RoomId::from_wire("c")).expect("room c");
         assert_eq!(
-            per_thread(&r),
-            vec![1, 1],
-            "an open room is not placed again"
+            rooms(&r),
+            vec![2, 3],
+            "the thread without participants takes it, though it has more rooms"
+        );
+        drop(busy);
+        assert_eq!(
+            r.inner.shards[0].load(),
+            (0, 1),
+            "a closed room takes its participants along"
         );
     }
 }

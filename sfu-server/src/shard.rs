@@ -25,28 +25,64 @@ pub struct Shard {
     pub udp_addr: SocketAddr,
     /// The receive buffer the kernel granted its socket, in bytes.
     pub udp_buffer: usize,
-    rooms: Arc<AtomicUsize>,
+    load: Arc<Load>,
 }
 
-/// A room's place on a shard: the shard counts the room until this is dropped.
-pub struct Placement(Arc<AtomicUsize>);
+/// What a shard carries: its open rooms and their participants.
+#[derive(Default)]
+struct Load {
+    rooms: AtomicUsize,
+    participants: AtomicUsize,
+}
+
+/// A room's place on a shard: the shard counts the room, and the participants it reports,
+/// until this is dropped.
+pub struct Placement {
+    load: Arc<Load>,
+    participants: usize,
+}
+
+impl Placement {
+    /// One more participant in the room.
+    pub fn participant_joined(&mut self) {
+        self.participants += 1;
+        self.load.participants.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One participant fewer in the room.
+    pub fn participant_left(&mut self) {
+        if self.participants > 0 {
+            self.participants -= 1;
+            self.load.participants.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
 
 impl Drop for Placement {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.load.rooms.fetch_sub(1, Ordering::Relaxed);
+        self.load
+            .participants
+            .fetch_sub(self.participants, Ordering::Relaxed);
     }
 }
 
 impl Shard {
-    /// Rooms open on this shard.
-    pub fn rooms(&self) -> usize {
-        self.rooms.load(Ordering::Relaxed)
+    /// (participants, rooms) on this shard now: a new room goes to the lowest.
+    pub fn load(&self) -> (usize, usize) {
+        (
+            self.load.participants.load(Ordering::Relaxed),
+            self.load.rooms.load(Ordering::Relaxed),
+        )
     }
 
     /// Count one more room on this shard until the placement is dropped.
     pub fn place_room(&self) -> Placement {
-        self.rooms.fetch_add(1, Ordering::Relaxed);
-        Placement(self.rooms.clone())
+        self.load.rooms.fetch_add(1, Ordering::Relaxed);
+        Placement {
+            load: self.load.clone(),
+            participants: 0,
+        }
     }
 }
 
@@ -108,7 +144,7 @@ fn start_one(
         media,
         udp_addr,
         udp_buffer,
-        rooms: Arc::default(),
+        load: Arc::default(),
     };
     std::thread::Builder::new()
         .name(format!("media-{index}"))

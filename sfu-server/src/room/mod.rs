@@ -157,7 +157,7 @@ pub fn spawn(
         forwarding_seconds: ::metrics::histogram!(crate::metrics::FORWARDING_SECONDS),
         forwarded_arrivals: Vec::new(),
         keyframe_wait_seconds: ::metrics::histogram!(crate::metrics::KEYFRAME_WAIT_SECONDS),
-        _placement: shard.place_room(),
+        placement: shard.place_room(),
     };
     shard
         .runtime
@@ -213,8 +213,8 @@ pub(crate) struct Room {
     forwarded_arrivals: Vec<Instant>,
     /// Time consumers waited for the keyframe that starts or switches a layer.
     keyframe_wait_seconds: ::metrics::Histogram,
-    /// Counts the room on its shard while it is open.
-    _placement: Placement,
+    /// Counts the room and its participants on its shard while it is open.
+    placement: Placement,
 }
 
 impl Room {
