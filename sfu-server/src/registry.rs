@@ -67,7 +67,6 @@ struct Inner {
     stats: Arc<Stats>,
     rooms: DashMap<RoomId, RoomHandle>,
     routes: Routes,
-    participants: AtomicUsize,
     pending_joins: AtomicUsize,
     resumable: DashMap<String, (RoomId, ParticipantKey)>,
     generations: AtomicU64,
@@ -130,7 +129,6 @@ impl Registry {
                 stats,
                 rooms: DashMap::new(),
                 routes,
-                participants: AtomicUsize::new(0),
                 pending_joins: AtomicUsize::new(0),
                 resumable: DashMap::new(),
                 generations: AtomicU64::new(0),
@@ -165,11 +163,12 @@ impl Registry {
         self.inner.routes.clone()
     }
 
-    /// (rooms, participants) currently on this node.
+    /// (rooms, participants) currently on this node (participants as its media shards count
+    /// them).
     pub fn counts(&self) -> (usize, usize) {
         (
             self.inner.rooms.len(),
-            self.inner.participants.load(Ordering::Relaxed),
+            self.inner.shards.iter().map(|s| s.load().0).sum(),
         )
     }
 
@@ -192,15 +191,6 @@ impl Registry {
     /// A fresh participant sequence number, unique in this process.
     pub fn next_participant_number(&self) -> u64 {
         self.inner.next_participant.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Count a participant in (+1) or out (-1).
-    pub fn participant_delta(&self, joined: bool) {
-        if joined {
-            self.inner.participants.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.inner.participants.fetch_sub(1, Ordering::Relaxed);
-        }
     }
 
     /// The room's handle, starting its task if it does not exist yet; `None` when that would

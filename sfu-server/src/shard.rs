@@ -98,11 +98,7 @@ pub fn start(
     routes: &Routes,
     stats: &Arc<Stats>,
 ) -> std::io::Result<Vec<Shard>> {
-    let host = if first.ip().is_unspecified() {
-        interfaces::host_addresses().unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    let host = interfaces::host_addresses().unwrap_or_default();
     let reply_from = udp::reply_addresses(first, advertised, &host);
     (0..count)
         .map(|index| {

@@ -102,7 +102,6 @@ impl Room {
                 participant: key,
             },
         );
-        self.ctx.registry.participant_delta(true);
         self.placement.participant_joined();
         let joined = ServerMessage::Joined {
             participant_id: id.to_string(),
@@ -196,7 +195,6 @@ impl Room {
         self.ctx.routes.remove(&p.ufrag);
         self.ctx.registry.forget_resume(&p.resume_token);
         self.speakers.remove(&key);
-        self.ctx.registry.participant_delta(false);
         self.placement.participant_left();
         if let Some(reason) = reason {
             let _ = p.out.try_send(Outbound::End(reason));

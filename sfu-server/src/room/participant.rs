@@ -211,17 +211,6 @@ pub fn drain(
     stats: &Stats,
     events: &mut std::collections::VecDeque<(ParticipantKey, Event)>,
 ) {
-    drain_rtc(p, media, stats, events);
-    media.flush(stats);
-}
-
-/// [`drain`] without the final flush of the datagrams it queued.
-fn drain_rtc(
-    p: &mut Participant,
-    media: &mut MediaOut,
-    stats: &Stats,
-    events: &mut std::collections::VecDeque<(ParticipantKey, Event)>,
-) {
     let mut due_left = DUE_TIMEOUTS_PER_DRAIN;
     loop {
         match p.rtc.poll_output() {
@@ -232,7 +221,7 @@ fn drain_rtc(
                     continue;
                 }
                 p.next_timeout = at;
-                return;
+                break;
             }
             Ok(Output::Transmit(t)) => {
                 media.transmit(t.proto, t.source, t.destination, &t.contents, stats)
@@ -247,10 +236,11 @@ fn drain_rtc(
                     .increment(1);
                 p.rtc.disconnect();
                 p.next_timeout = Instant::now();
-                return;
+                break;
             }
         }
     }
+    media.flush(stats);
 }
 
 #[cfg(test)]

@@ -31,20 +31,20 @@ pub enum Fate {
 /// A connected server and client.
 pub struct RtcPair {
     /// The server side, made by [`participant::new_rtc`].
-    pub server: Rtc,
+    server: Rtc,
     /// A str0m client in RTP mode that receives the server's video.
-    pub client: Rtc,
+    client: Rtc,
     /// The simulated clock.
     pub now: Instant,
     /// The server's sending m-line.
-    pub mid: Mid,
+    mid: Mid,
     server_addr: SocketAddr,
     client_addr: SocketAddr,
     held: Vec<(Instant, Vec<u8>)>,
     /// Every event the server emitted.
     pub server_events: Vec<Event>,
     /// Every event the client emitted.
-    pub client_events: Vec<Event>,
+    client_events: Vec<Event>,
 }
 
 impl RtcPair {
@@ -97,7 +97,7 @@ impl RtcPair {
     }
 
     /// The server's payload type for VP8.
-    pub fn vp8_pt(&self) -> Pt {
+    fn vp8_pt(&self) -> Pt {
         self.server
             .codec_config()
             .find(|p| p.spec().codec == Codec::Vp8)
