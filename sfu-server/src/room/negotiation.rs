@@ -129,15 +129,7 @@ impl Room {
                 return;
             }
         };
-        let offered: Vec<Mid> = p
-            .consumers
-            .values()
-            .filter_map(|c| match c.state {
-                ConsumerState::Offered(mid) if !c.remove_after_answer => Some(mid),
-                _ => None,
-            })
-            .collect();
-        if let Err(e) = participant::accept_answer(&mut p.rtc, pending, answer, &offered) {
+        if let Err(e) = p.rtc.sdp_api().accept_answer(pending, answer) {
             // str0m consumed the pending offer; the next offer starts afresh.
             warn!(error = %e, "client answer refused");
             Self::rollback_offered(p);

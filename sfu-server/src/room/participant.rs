@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use sfu_core::ids::ParticipantId;
 use str0m::bwe::Bitrate;
-use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
 use str0m::format::CodecConfig;
 use str0m::media::Mid;
@@ -164,38 +164,6 @@ pub fn new_rtc(
     Ok(rtc)
 }
 
-/// How long a forwarded packet is kept for retransmission on a subscriber's NACK. str0m's
-/// default is 3 s; a retransmission that late misses the receiver's jitter buffer anyway,
-/// and at 1.5 Mbit/s those 3 s hold about 560 KB per video consumer.
-const RETRANSMISSION_BUFFER_AGE: std::time::Duration = std::time::Duration::from_secs(1);
-/// Packets kept for retransmission per outgoing stream at most (~1 s of 12 Mbit/s video).
-const RETRANSMISSION_BUFFER_PACKETS: usize = 1024;
-/// Share of retransmitted bytes above which str0m drops queued resends (str0m's default).
-const RETRANSMISSION_RATIO_CAP: Option<f32> = Some(0.15);
-
-/// Accept the client's answer to the server's offer, then keep each outgoing stream it
-/// starts on `sending` (the consumers' m-lines) to [`RETRANSMISSION_BUFFER_AGE`] of packets
-/// for NACKs.
-pub fn accept_answer(
-    rtc: &mut Rtc,
-    pending: SdpPendingOffer,
-    answer: SdpAnswer,
-    sending: &[Mid],
-) -> Result<(), str0m::RtcError> {
-    rtc.sdp_api().accept_answer(pending, answer)?;
-    let mut api = rtc.direct_api();
-    for mid in sending {
-        if let Some(stream) = api.stream_tx_by_mid(*mid, None) {
-            stream.set_rtx_cache(
-                RETRANSMISSION_BUFFER_PACKETS,
-                RETRANSMISSION_BUFFER_AGE,
-                RETRANSMISSION_RATIO_CAP,
-            );
-        }
-    }
-    Ok(())
-}
-
 /// How many already-due timeouts one drain handles before yielding to the room loop.
 const DUE_TIMEOUTS_PER_DRAIN: usize = 256;
 
@@ -298,22 +266,6 @@ mod tests {
         assert!(
             received.contains(&LOST),
             "the lost packet was not retransmitted"
-        );
-        assert!(
-            received.contains(&PACKETS),
-            "the held packets never arrived"
-        );
-    }
-
-    #[test]
-    fn a_nack_older_than_the_retransmission_buffer_goes_unanswered() {
-        // Requirement: forwarded packets are kept for retransmission 1 s, not str0m's 3 s
-        // (memory per consumer); a NACK arriving 1.5 s late finds the packet gone.
-        let (received, nacks) = lose_one_packet_and_delay_the_rest(Duration::from_millis(1500));
-        assert!(nacks > 0, "the client never sent a NACK");
-        assert!(
-            !received.contains(&LOST),
-            "a packet older than 1 s was retransmitted"
         );
         assert!(
             received.contains(&PACKETS),

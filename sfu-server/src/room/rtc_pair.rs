@@ -48,8 +48,8 @@ pub struct RtcPair {
 }
 
 impl RtcPair {
-    /// Negotiate one send-only video m-line from the server (its answer accepted as the
-    /// room accepts a subscriber's) and run both peers until ICE and DTLS are up.
+    /// Negotiate one send-only video m-line from the server and run both peers until ICE and
+    /// DTLS are up.
     pub fn connected() -> Self {
         let now = Instant::now();
         let server_addr: SocketAddr = "10.9.0.1:5000".parse().expect("address");
@@ -72,7 +72,9 @@ impl RtcPair {
         );
         let (offer, pending) = change.apply().expect("server offer");
         let answer = client.sdp_api().accept_offer(offer).expect("client answer");
-        participant::accept_answer(&mut server, pending, answer, &[mid])
+        server
+            .sdp_api()
+            .accept_answer(pending, answer)
             .expect("server accepts the answer");
         let mut pair = Self {
             server,
