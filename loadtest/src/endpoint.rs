@@ -237,7 +237,15 @@ impl<'a> Endpoint<'a> {
         }
         stats.on_rtp_packets(rtp_first, rtp_last);
         match payload::decode(data) {
-            Ok(header) => stats.on_frame(&header, data.len(), now_us()),
+            Ok(header) => {
+                if !stats.on_frame(&header, data.len(), now_us()) {
+                    let message = format!(
+                        "track {}: a frame of {} on a track of {}",
+                        track.id, header.publisher, stats.publisher
+                    );
+                    result.error(self.progress, message);
+                }
+            }
             Err(e) => {
                 stats.on_bad_frame();
                 let message = format!("track {}: {e}", track.id);

@@ -53,6 +53,9 @@ pub struct Summary {
     pub tracks_expected: u64,
     /// Of those, pairs that delivered at least one frame.
     pub tracks_received: u64,
+    /// The pairs that did not, as "receiver <- track"; a receiver's tracks that delivered
+    /// frames but belong to no other member are listed as "receiver <- track (unknown)".
+    pub missing_tracks: Vec<String>,
     /// Received payload bitrate, Mbit/s.
     pub receive_mbps: f64,
     /// Sent payload bitrate, Mbit/s.
@@ -168,6 +171,10 @@ pub fn summarize(results: &[PeerResult], duration: Duration) -> (Vec<Summary>, S
     let mut total = summarize_room("total", &all, duration);
     total.tracks_expected = rooms.iter().map(|s| s.tracks_expected).sum();
     total.tracks_received = rooms.iter().map(|s| s.tracks_received).sum();
+    total.missing_tracks = rooms
+        .iter()
+        .flat_map(|s| s.missing_tracks.iter().cloned())
+        .collect();
     (rooms, total)
 }
 
@@ -202,9 +209,18 @@ fn summarize_room(room: &str, members: &[&PeerResult], duration: Duration) -> Su
             .flat_map(|o| o.published.iter())
             .collect();
         s.tracks_expected += others.len() as u64;
+        let receiver = m.participant_id.as_deref().unwrap_or("?");
+        for track_id in &others {
+            if m.received.get(*track_id).is_none_or(|(_, t)| t.frames == 0) {
+                s.missing_tracks.push(format!("{receiver} <- {track_id}"));
+            }
+        }
         for (track_id, (_, stats)) in &m.received {
             if others.contains(track_id) && stats.frames > 0 {
                 s.tracks_received += 1;
+            } else if !own.contains(track_id) && stats.frames > 0 {
+                s.missing_tracks
+                    .push(format!("{receiver} <- {track_id} (unknown)"));
             }
             if own.contains(track_id) {
                 continue;
@@ -227,6 +243,7 @@ fn summarize_room(room: &str, members: &[&PeerResult], duration: Duration) -> Su
         s.errors += m.error_count;
         s.participants_failed += u64::from(m.ended_early);
     }
+    s.missing_tracks.sort();
     let expected_packets = s.packets + s.packets_lost;
     s.packet_loss = if expected_packets == 0 {
         0.0
@@ -252,13 +269,22 @@ fn summarize_room(room: &str, members: &[&PeerResult], duration: Duration) -> Su
     s
 }
 
+/// How many missing tracks a failed delivery check names.
+const MISSING_SHOWN: usize = 6;
+
 /// The verdicts for `total` under `scenario`'s thresholds.
 pub fn checks(total: &Summary, scenario: &Scenario) -> Vec<Check> {
+    let mut delivered = format!("{}/{}", total.tracks_received, total.tracks_expected);
+    if !total.missing_tracks.is_empty() {
+        let shown = total.missing_tracks.iter().take(MISSING_SHOWN);
+        let listed: Vec<&str> = shown.map(String::as_str).collect();
+        delivered += &format!("; missing: {}", listed.join(", "));
+        if total.missing_tracks.len() > MISSING_SHOWN {
+            delivered += &format!(" and {} more", total.missing_tracks.len() - MISSING_SHOWN);
+        }
+    }
     let mut out = vec![Check {
-        what: format!(
-            "every expected track delivered media ({}/{})",
-            total.tracks_received, total.tracks_expected
-        ),
+        what: format!("every expected track delivered media ({delivered})"),
         passed: total.tracks_received == total.tracks_expected && total.tracks_expected > 0,
     }];
     let participants = u64::from(total.publishers + total.subscribers);
@@ -436,7 +462,7 @@ mod tests {
                 sent_at_us: 1_000_000,
                 publisher: publisher.to_owned(),
             };
-            stats.on_frame(&header, 1000, 1_000_000 + latency_us);
+            assert!(stats.on_frame(&header, 1000, 1_000_000 + latency_us));
         }
         p.received
             .insert(track.to_owned(), (MediaKind::Video, stats));
@@ -490,6 +516,7 @@ mod tests {
         assert_eq!(r0.join_ms.map(|j| j.p50), Some(200.0));
         assert_eq!(rooms[1].tracks_expected, 0, "alone in its room");
         assert_eq!((total.tracks_expected, total.tracks_received), (4, 3));
+        assert_eq!(total.missing_tracks, ["PA_2 <- TB"]);
         assert_eq!(total.frames, 11);
         assert_eq!(total.publishers, 3);
         let scenario = Scenario {
@@ -503,6 +530,38 @@ mod tests {
             verdicts,
             vec![false, false, false, true],
             "tracks missing, one participant failed, loss too high, latency fine"
+        );
+    }
+
+    #[test]
+    fn missing_and_unknown_tracks_are_named_in_the_delivery_check() {
+        // Requirement: a failed delivery check says which receiver lacks which track, and
+        // which frames arrived on a track id no other member published.
+        let mut a = peer(0, "r0", true, &["TA"]);
+        let b = peer(1, "r0", true, &["TB"]);
+        receive(&mut a, "TB?", "PA_1", &[0, 1], 1_000);
+        let (_, total) = summarize(&[a, b], Duration::from_secs(1));
+        assert_eq!(
+            total.missing_tracks,
+            ["PA_0 <- TB", "PA_0 <- TB? (unknown)", "PA_1 <- TA"]
+        );
+        let delivery = &checks(&total, &Scenario::default())[0];
+        assert!(!delivery.passed);
+        assert_eq!(
+            delivery.what,
+            "every expected track delivered media (0/2; missing: PA_0 <- TB, \
+             PA_0 <- TB? (unknown), PA_1 <- TA)"
+        );
+
+        let crowd: Vec<PeerResult> = (0..4)
+            .map(|i| peer(i, "r0", true, &[&format!("T{i}")]))
+            .collect();
+        let (_, total) = summarize(&crowd, Duration::from_secs(1));
+        assert_eq!(total.missing_tracks.len(), 12);
+        assert!(
+            checks(&total, &Scenario::default())[0]
+                .what
+                .ends_with(" and 6 more)")
         );
     }
 }

@@ -128,11 +128,12 @@ impl TrackStats {
         self.errors += 1;
     }
 
-    /// A decoded frame of `size` bytes arrived at `now_us`.
-    pub fn on_frame(&mut self, header: &FrameHeader, size: usize, now_us: u64) {
+    /// A decoded frame of `size` bytes arrived at `now_us`. Returns false, counting an
+    /// error, when it came from another publisher than the track's.
+    pub fn on_frame(&mut self, header: &FrameHeader, size: usize, now_us: u64) -> bool {
         if header.publisher != self.publisher {
             self.errors += 1;
-            return;
+            return false;
         }
         let seq = header.seq;
         match self.first_seq {
@@ -155,18 +156,18 @@ impl TrackStats {
             Some(first) => {
                 if seq < first || self.highest_seq - seq >= WINDOW {
                     self.reordered += 1;
-                    return;
+                    return true;
                 }
                 if seq == self.highest_seq && self.last_layer != Some(header.layer) {
                     // Every layer carries the same frame numbers: switching up, the new
                     // layer's keyframe can repeat the number just forwarded from the old one.
                     self.layer_switches += 1;
                     self.last_layer = Some(header.layer);
-                    return;
+                    return true;
                 }
                 if self.seen.test_and_set(seq) {
                     self.duplicates += 1;
-                    return;
+                    return true;
                 }
                 self.reordered += 1;
             }
@@ -188,6 +189,7 @@ impl TrackStats {
         self.last_layer = Some(header.layer);
         let (start, _) = self.span_us.unwrap_or((now_us, now_us));
         self.span_us = Some((start, now_us));
+        true
     }
 
     /// Frames the publisher sent between the first and the highest one received.
@@ -328,7 +330,7 @@ mod tests {
         let mut t = TrackStats::new("PA_1".to_owned());
         let mut other = frame(0, 0, 0);
         other.publisher = "PA_2".to_owned();
-        t.on_frame(&other, 100, 10);
+        assert!(!t.on_frame(&other, 100, 10));
         t.on_bad_frame();
         assert_eq!((t.frames, t.errors), (0, 2));
     }
