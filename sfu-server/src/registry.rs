@@ -197,7 +197,11 @@ impl Registry {
     /// open more than `max_rooms` rooms.
     pub fn room(&self, id: &RoomId) -> Option<RoomHandle> {
         if let Some(existing) = self.existing_room(id) {
-            return Some(existing);
+            if !existing.commands.is_closed() {
+                return Some(existing);
+            }
+            // A task that panicked, not yet forgotten: a new room takes the name.
+            self.remove_room(id, existing.generation);
         }
         if self.inner.rooms.len() >= self.inner.config.max_rooms {
             return None;
@@ -272,6 +276,25 @@ impl Registry {
             }
         }
         out
+    }
+
+    /// The task of room `id` (`generation`, datagram queue `datagrams`) panicked: forget
+    /// the room, the UDP routes into its queue and the resume tokens of the participants
+    /// they led to, so that nothing points at the dead task.
+    pub fn room_crashed(&self, id: &RoomId, generation: u64, datagrams: &mpsc::Sender<Datagram>) {
+        let mut gone = Vec::new();
+        self.inner.routes.retain(|_, route| {
+            let dead = route.datagrams.same_channel(datagrams);
+            if dead {
+                gone.push(route.participant);
+            }
+            !dead
+        });
+        self.inner
+            .resumable
+            .retain(|_, (_, participant)| !gone.contains(participant));
+        self.remove_room(id, generation);
+        crate::stats::bump(&self.inner.stats.rooms_crashed);
     }
 
     /// Forget a room whose task is ending, unless a newer task already took its name.
@@ -386,5 +409,103 @@ mod tests {
             (0, 1),
             "a closed room takes its participants along"
         );
+    }
+
+    /// Join room `id` as a participant named `name`; its messages arrive on the receiver.
+    async fn join(
+        r: &Registry,
+        id: &RoomId,
+        name: &str,
+    ) -> (RoomHandle, ParticipantKey, mpsc::Receiver<room::Outbound>) {
+        let handle = r.room(id).expect("room");
+        let (out, out_rx) = mpsc::channel(64);
+        let (reply, answer) = oneshot::channel();
+        let request = room::JoinRequest {
+            name: name.into(),
+            grants: Default::default(),
+            auto_subscribe: true,
+            out,
+            resume_token: format!("token-{name}"),
+            reply,
+        };
+        handle
+            .commands
+            .send(RoomCommand::Join(request))
+            .await
+            .expect("room takes the join");
+        let (key, _) = answer.await.expect("answered").expect("joined");
+        (handle, key, out_rx)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_room_is_forgotten_and_the_others_keep_serving() {
+        // Requirement: a room task that panics takes nothing else down: its participants
+        // are told the room closed, its routes and resume tokens go, it is counted, the
+        // next join to its name opens a new room, and another room is unaffected.
+        let r = registry(config::Config::default()).await;
+        let (a, b) = (RoomId::from_wire("a"), RoomId::from_wire("b"));
+        let (crashing, _, mut ann) = join(&r, &a, "ann").await;
+        let (_, bob_key, _bob) = join(&r, &b, "bob").await;
+        assert_eq!(r.inner.routes.len(), 2);
+        assert!(r.resume_target("token-ann").is_some());
+
+        crashing
+            .commands
+            .send(RoomCommand::Panic)
+            .await
+            .expect("room takes the command");
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            while ann.recv().await.is_some() {}
+        })
+        .await;
+        assert!(closed.is_ok(), "ann's session learns that the room closed");
+        let counted = tokio::time::timeout(Duration::from_secs(5), async {
+            while r.inner.stats.rooms_crashed.load(Ordering::Relaxed) == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(counted.is_ok(), "the crash is counted");
+        assert_eq!(r.inner.stats.rooms_crashed.load(Ordering::Relaxed), 1);
+        assert!(
+            r.resume_target("token-ann").is_none(),
+            "ann's resume token is gone"
+        );
+        assert!(r.resume_target("token-bob").is_some(), "bob's is kept");
+        let routes: Vec<ParticipantKey> = r
+            .inner
+            .routes
+            .iter()
+            .map(|e| e.value().participant)
+            .collect();
+        assert_eq!(routes, vec![bob_key], "only bob's route is left");
+        assert!(r.existing_room(&b).is_some(), "room b is still open");
+
+        let (reopened, _, _) = join(&r, &a, "cat").await;
+        assert_ne!(
+            reopened.generation, crashing.generation,
+            "a new room took the name"
+        );
+        join(&r, &b, "dan").await;
+    }
+
+    #[tokio::test]
+    async fn a_room_whose_task_ended_unforgotten_is_replaced_at_the_next_join() {
+        // Requirement: between a room task's panic and its cleanup, a join does not queue
+        // into the dead task: a new room takes the name.
+        let r = registry(config::Config::default()).await;
+        let id = RoomId::from_wire("x");
+        let (commands, dead_task) = mpsc::channel(1);
+        drop(dead_task);
+        r.inner.rooms.insert(
+            id.clone(),
+            RoomHandle {
+                commands,
+                generation: u64::MAX,
+            },
+        );
+        let handle = r.room(&id).expect("room");
+        assert!(!handle.commands.is_closed());
+        assert_ne!(handle.generation, u64::MAX);
     }
 }

@@ -22,15 +22,17 @@ mod vp8;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use sfu_core::ids::RoomId;
 use sfu_core::speakers::SpeakerRanking;
 use signaling::{LeaveReason, ProtocolError, ServerMessage};
 use str0m::Event;
 use str0m::net::Protocol;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, error, info, info_span};
 
 #[cfg(test)]
 pub use self::admin::ParticipantSnapshot;
@@ -117,6 +119,9 @@ pub enum RoomCommand {
     Resume(ResumeRequest),
     /// An operator's request (admin API, dashboard, metrics).
     Admin(AdminRequest),
+    /// Tests only: make the room task panic, as a bug or unsurvivable input would.
+    #[cfg(test)]
+    Panic,
 }
 
 /// What a room sends to a signaling session.
@@ -161,8 +166,27 @@ pub fn spawn(
     };
     shard
         .runtime
-        .spawn(room.run(commands_rx, datagram_rx).instrument(span));
+        .spawn(contain_panic(room, commands_rx, datagram_rx, generation).instrument(span));
     commands_tx
+}
+
+/// Run `room` until it closes. If it panics (a bug, or input str0m does not survive), the
+/// other rooms keep serving: the unwinding drops the room, which tells its participants the
+/// room closed, and the registry then forgets it, its routes and resume tokens.
+async fn contain_panic(
+    room: Room,
+    commands: mpsc::Receiver<RoomCommand>,
+    datagrams: mpsc::Receiver<Datagram>,
+    generation: u64,
+) {
+    let registry = room.ctx.registry.clone();
+    let id = room.id.clone();
+    let datagram_tx = room.datagram_tx.clone();
+    let run = AssertUnwindSafe(room.run(commands, datagrams)).catch_unwind();
+    if run.await.is_err() {
+        error!("room task panicked; its participants are sent away and its name freed");
+        registry.room_crashed(&id, generation, &datagram_tx);
+    }
 }
 
 /// The server's ICE candidates: each advertised IP with the UDP port, and with the
@@ -269,6 +293,8 @@ impl Room {
             RoomCommand::Disconnected(key, session) => self.disconnected(key, session),
             RoomCommand::Resume(request) => self.resume(request),
             RoomCommand::Admin(request) => self.admin(request),
+            #[cfg(test)]
+            RoomCommand::Panic => panic!("a room task panics, as a test asked"),
         }
     }
 
