@@ -5,13 +5,16 @@
 //! main runtime and reach rooms through channels.
 
 use std::net::{IpAddr, SocketAddr};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use futures_util::FutureExt;
 use tokio::runtime::Handle;
+use tracing::error;
 
 use crate::registry::Routes;
-use crate::stats::Stats;
+use crate::stats::{Stats, bump};
 use crate::tcp::{MediaOut, TcpWriters};
 use crate::{interfaces, udp};
 
@@ -134,7 +137,11 @@ fn start_one(
     };
     let udp_addr = socket.local_addr()?;
     let media = MediaOut::new(socket, tcp.clone(), reply_from);
-    let receive = udp::receive_loop(media.udp.clone(), routes.clone(), stats.clone());
+    let (socket, routes, loop_stats) = (media.udp.clone(), routes.clone(), stats.clone());
+    let receive = restart_on_panic(
+        move || udp::receive_loop(socket.clone(), routes.clone(), loop_stats.clone()),
+        stats.clone(),
+    );
     let shard = Shard {
         runtime: runtime.handle().clone(),
         media,
@@ -146,4 +153,47 @@ fn start_one(
         .name(format!("media-{index}"))
         .spawn(move || runtime.block_on(receive))?;
     Ok(shard)
+}
+
+/// Run the loop `start` makes for as long as the thread lives, starting a new one when it
+/// panics (counted): the thread's runtime, and with it every room on the thread, would
+/// otherwise end with the loop, and the emptied thread would take every new room.
+async fn restart_on_panic<F, L>(mut start: F, stats: Arc<Stats>)
+where
+    F: FnMut() -> L,
+    L: Future<Output = ()>,
+{
+    loop {
+        if AssertUnwindSafe(start()).catch_unwind().await.is_ok() {
+            return;
+        }
+        error!("the UDP receive loop panicked; starting it again");
+        bump(&stats.udp_receive_restarts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_loop_is_started_again_and_counted() {
+        // Requirement: a panic in a media thread's receive loop does not end the thread:
+        // the loop starts again, and the restart is counted.
+        let stats = Arc::new(Stats::default());
+        let mut starts = 0;
+        restart_on_panic(
+            || {
+                starts += 1;
+                let panics = starts < 3;
+                async move {
+                    assert!(!panics, "a receive loop panics, as a test asked");
+                }
+            },
+            stats.clone(),
+        )
+        .await;
+        assert_eq!(starts, 3);
+        assert_eq!(stats.udp_receive_restarts.load(Ordering::Relaxed), 2);
+    }
 }

@@ -56,6 +56,8 @@ pub struct Stats {
     /// timeout (a full queue toward a client also removes its participant, and its
     /// blocked send is what gets counted).
     pub slow_clients_dropped: AtomicU64,
+    /// Times a media thread's UDP receive loop panicked and was started again.
+    pub udp_receive_restarts: AtomicU64,
     /// Room tasks that panicked: their participants were told the room closed, and the
     /// room's name, routes and resume tokens were freed for a new room.
     pub rooms_crashed: AtomicU64,
@@ -101,6 +103,7 @@ pub struct StatsSnapshot {
     data_relayed: u64,
     data_dropped: u64,
     slow_clients_dropped: u64,
+    udp_receive_restarts: u64,
     rooms_crashed: u64,
     nacks_from_subscribers: u64,
     packets_lost_at_subscribers: u64,
@@ -161,6 +164,7 @@ impl Stats {
             data_relayed: r(&self.data_relayed),
             data_dropped: r(&self.data_dropped),
             slow_clients_dropped: r(&self.slow_clients_dropped),
+            udp_receive_restarts: r(&self.udp_receive_restarts),
             rooms_crashed: r(&self.rooms_crashed),
             nacks_from_subscribers: r(&self.nacks_from_subscribers),
             packets_lost_at_subscribers: r(&self.packets_lost_at_subscribers),
