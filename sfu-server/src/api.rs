@@ -403,13 +403,14 @@ async fn events(
     let stream =
         futures_util::stream::unfold((registry, ticks), move |(registry, mut ticks)| async move {
             ticks.tick().await;
-            let mut rooms = registry.snapshots().await;
-            rooms.sort_by(|a, b| a.room.cmp(&b.room));
-            let others = other_nodes_rooms(&registry).await;
+            let state = registry
+                .rooms_feed()
+                .current(std::time::Instant::now(), rooms_state(&registry))
+                .await;
             let data = json!({
                 "at_ms": started.elapsed().as_millis(),
-                "rooms": rooms,
-                "other_nodes_rooms": others,
+                "rooms": state["rooms"],
+                "other_nodes_rooms": state["other_nodes_rooms"],
             })
             .to_string();
             Some((
@@ -418,6 +419,14 @@ async fn events(
             ))
         });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Every room of this node and of the cluster's other nodes, for the live stream.
+async fn rooms_state(registry: &Registry) -> serde_json::Value {
+    let mut rooms = registry.snapshots().await;
+    rooms.sort_by(|a, b| a.room.cmp(&b.room));
+    let others = other_nodes_rooms(registry).await;
+    json!({ "rooms": rooms, "other_nodes_rooms": others })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod interfaces;
 mod metrics;
 mod registry;
 mod room;
+mod rooms_feed;
 mod session;
 mod shard;
 mod shutdown;

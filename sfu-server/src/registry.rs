@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::Cluster;
 use crate::room::{self, AdminRequest, Datagram, ParticipantKey, RoomCommand, RoomSnapshot};
+use crate::rooms_feed::RoomsFeed;
 use crate::shard::Shard;
 use crate::stats::Stats;
 use crate::tcp::MediaOut;
@@ -38,6 +39,10 @@ pub struct RoomHandle {
     pub commands: mpsc::Sender<RoomCommand>,
     generation: u64,
 }
+
+/// How old the live dashboards' shared state of the rooms may get (a little under their
+/// one-second interval, so each viewer's tick sees a state taken since its last one).
+const ROOMS_FEED_MAX_AGE: Duration = Duration::from_millis(900);
 
 /// How long an operator's request waits for a room's answer.
 const ADMIN_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -72,6 +77,7 @@ struct Inner {
     generations: AtomicU64,
     next_participant: AtomicU64,
     cluster: OnceLock<Cluster>,
+    rooms_feed: RoomsFeed,
 }
 
 /// A join being processed; dropping it ends the count.
@@ -134,6 +140,7 @@ impl Registry {
                 generations: AtomicU64::new(0),
                 next_participant: AtomicU64::new(1),
                 cluster: OnceLock::new(),
+                rooms_feed: RoomsFeed::new(ROOMS_FEED_MAX_AGE),
             }),
         }
     }
@@ -141,6 +148,11 @@ impl Registry {
     /// The node's counters.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.inner.stats
+    }
+
+    /// The rooms' state shared by every live dashboard.
+    pub fn rooms_feed(&self) -> &RoomsFeed {
+        &self.inner.rooms_feed
     }
 
     /// Join the cluster (multi-node); call once, at start.
