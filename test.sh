@@ -47,10 +47,9 @@ target_dir=$(cargo metadata --format-version 1 --no-deps \
   | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 export SFU_SERVER_BIN="${SFU_SERVER_BIN:-$target_dir/debug/sfu-server}"
 
-echo "==> floor benchmarks, scaling and Janus comparison scripts, short mode (timings are measured with cargo bench, loadtest/scaling.sh and loadtest/compare.sh, not here)"
+echo "==> floor benchmarks and loadtest/performance.sh (the scaling and Janus comparison scripts), short mode (timings are measured with cargo bench and loadtest/performance.sh, not here)"
 cargo test -p sfu-server --bench floor
-SCALING_BIN="$target_dir/debug" loadtest/scaling.sh --short
-COMPARE_BIN="$target_dir/debug" loadtest/compare.sh --short
+SCALING_BIN="$target_dir/debug" COMPARE_BIN="$target_dir/debug" loadtest/performance.sh --short
 
 echo "==> browser tests ($SFU_SERVER_BIN)"
 node --test --test-concurrency=1 --test-timeout=180000 "$browser_tests/"
