@@ -140,6 +140,7 @@ def floors(medians, n):
         return None, None
 
 medians = bench_medians((out / "floor.txt").read_text())
+(out / "floor.json").write_text(json.dumps(medians))
 fmt = lambda v, f: "-" if v is None else f.format(v)
 rows, ratios = [], []
 names = sorted({p.name.split(".")[0] for p in out.glob("*.json")})

@@ -39,28 +39,19 @@ machine="$(nproc) cores of $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 |
 $(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r)"
 
 python3 - "$out" "$work" "$(date -u +%Y-%m-%d)" "$machine" <<'PY'
-import pathlib, re, sys
+import json, pathlib, sys
 
 out, work, day, machine = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3], sys.argv[4]
 begin, end = "<!-- performance.sh begin -->", "<!-- performance.sh end -->"
 
-def floor_table(text):
-    """Every floor benchmark's median per item, as divan printed it."""
-    rows, path = [], []
-    for line in text.splitlines():
-        if m := re.search(r"[├╰]─ (\w+)", line):
-            depth = line.index(m.group(0)) // 3
-            path = path[:depth] + [m.group(1)]
-        rates = re.findall(r"([\d.]+) (M|K|)item/s", line)
-        if len(rates) >= 3 and path:
-            value, unit = rates[2]
-            us = 1e6 / (float(value) * {"M": 1e6, "K": 1e3, "": 1}[unit])
-            rows.append(f"| {'/'.join(path)} | {us:.3f} µs |")
-    if not rows:
+def floor_table(medians):
+    """Every floor benchmark's median per packet, as compare.sh read them from divan."""
+    if not medians:
         return "(not run in short mode)"
+    rows = [f"| {name} | {us:.3f} µs |" for name, us in medians.items()]
     return "\n".join(["| benchmark | median per packet |", "|---|---|", *rows])
 
-floor = work / "compare" / "floor.txt"
+floor = work / "compare" / "floor.json"
 section = f"""{begin}
 ### Latest run (`loadtest/performance.sh`)
 
@@ -70,7 +61,7 @@ Measured {day} on {machine}. This SFU next to Janus and the floor (`loadtest/com
 
 The floor benchmarks of that run (`cargo bench -p sfu-server --bench floor`), per packet:
 
-{floor_table(floor.read_text() if floor.exists() else "")}
+{floor_table(json.loads(floor.read_text()) if floor.exists() else {})}
 
 Scaling curves (`loadtest/scaling.sh 15s`):
 
