@@ -68,7 +68,7 @@ in_ns() { ip netns exec "$netns" "$@"; }
 start_server() {
   case "$1" in
     sfu) RUST_LOG=warn ip netns exec "$netns" "$bin/sfu-server" --http 127.0.0.1:18490 \
-           --udp "$media_ip:18491" --metrics-listen 127.0.0.1:0 >"$2" 2>&1 & ;;
+           --udp "$media_ip:18491" --metrics-listen 127.0.0.1:18492 >"$2" 2>&1 & ;;
     janus) ip netns exec "$netns" janus -F loadtest/janus -o >"$2" 2>&1 & ;;
   esac
   pid=$!
@@ -101,9 +101,12 @@ for entry in "${scenarios[@]}"; do
       start_server "$target" "$base.server.log"
       wait_listening "$(url_of "$target")"
       echo "### $name on $target, run $run: loadtest --duration $duration ${args[*]}" >&2
+      # This SFU's forwarding latency inside it, from its histogram (Janus has none).
+      metrics=()
+      [ "$target" = sfu ] && metrics=(--metrics-url http://127.0.0.1:18492/metrics)
       in_ns "$bin/loadtest" --target "$target" --url "$(url_of "$target")" --media-ip "$media_ip" \
         --quality high --duration "$duration" --server-pid "$pid" --json "$base.json" \
-        "${args[@]}" >"$base.txt" 2>&1 || {
+        "${metrics[@]}" "${args[@]}" >"$base.txt" 2>&1 || {
         echo "$name on $target failed (loadtest exit status $?): $base.txt" >&2
         failed=1
       }
@@ -161,12 +164,17 @@ for name in names:
         spread = f" ({finite[0]:.1f}–{finite[-1]:.1f} µs)" if len(finite) > 1 else ""
         cost[target] = us if us != float("inf") else None
         lat = total.get("latency_ms") or {}
+        inside = server.get("forwarding_latency")
+        at_most = lambda ms: "> last bucket" if ms is None else f"≤ {ms:g}"
+        inside = "-" if not inside else (
+            f"{at_most(inside['p50_ms_at_most'])} / {at_most(inside['p99_ms_at_most'])} ms")
         pps_core = 1e6 / cost[target] if cost[target] else None
         passed = all(r[1]["passed"] for r in runs)
         rows.append(
             f"| {name} | {'this SFU' if target == 'sfu' else janus_label} | "
             f"{fmt(server.get('delivered_per_s'), '{:,.0f}')} | {fmt(cost[target] and cost[target] / 1e3, '{:.4f}')}{spread} | "
             f"{fmt(pps_core, '{:,.0f}')} | {fmt(lat.get('p50'), '{:.1f}')} / {fmt(lat.get('p99'), '{:.1f}')} ms | "
+            f"{inside} | "
             f"{total['loss'] * 100:.2f} % | {fmt(server.get('peak_rss_mib'), '{:.1f} MiB')} | "
             f"{len(runs)} {'pass' if passed else 'FAIL'} |")
     subscribers = {"meetings": 3, "livestream": 50, "all-to-all": 7}.get(name.rsplit("-", 1)[0], 10)
@@ -178,8 +186,8 @@ for name in names:
                       f"{janus_ratio} | {on(gso)} | {on(send_to)} |")
 
 print("| scenario | server | delivered packets/s | CPU-s per 1,000 packets (range) | packets/s per core | "
-      "latency p50 / p99 | frame loss | peak RSS | runs, checks |")
-print("|---|---|---|---|---|---|---|---|---|")
+      "latency p50 / p99 | inside the SFU p50 / p99 | frame loss | peak RSS | runs, checks |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 print("\n".join(rows))
 print()
 print("| scenario | ours per packet | Janus per packet | Janus ÷ ours (goal ≥ 3×) | "

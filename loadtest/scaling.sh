@@ -33,13 +33,14 @@ failed=0
 # server's resident memory before any participant to $out_dir/NAME.baseline (KiB).
 run() {
   local name="$1"; shift
-  RUST_LOG=warn "$bin/sfu-server" --http 127.0.0.1:18490 --udp 127.0.0.1:18491 --metrics-listen 127.0.0.1:0 \
+  RUST_LOG=warn "$bin/sfu-server" --http 127.0.0.1:18490 --udp 127.0.0.1:18491 --metrics-listen 127.0.0.1:18492 \
     >"$out_dir/$name.server.log" 2>&1 &
   local pid=$!
   sleep 1
   awk '/^VmRSS/ {print $2}' "/proc/$pid/status" >"$out_dir/$name.baseline"
   echo "### $name: loadtest --duration $duration $*" >&2
   "$bin/loadtest" --url ws://127.0.0.1:18490/ws --duration "$duration" --server-pid "$pid" \
+    --metrics-url http://127.0.0.1:18492/metrics \
     --json "$out_dir/$name.json" "$@" >"$out_dir/$name.txt" 2>&1 || {
     echo "$name failed (loadtest exit status $?): $out_dir/$name.txt" >&2
     failed=1
@@ -57,8 +58,8 @@ import json, pathlib, sys
 
 out = pathlib.Path(sys.argv[1])
 print("| run | participants | consumers | forwarded packets/s | server CPU per forwarded packet | "
-      "p99 latency | frame loss | peak RSS | RSS growth per participant | per consumer |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+      "p99 latency | p99 inside the SFU | frame loss | peak RSS | RSS growth per participant | per consumer |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 def order(path):
     series, size = path.stem.rsplit("-", 1)
     rooms, per_room = map(int, size.split("x"))
@@ -76,8 +77,11 @@ for report_path in rows:
     per = lambda n: f"{growth * 1024 / n:.0f} KiB" if growth is not None and n else "-"
     cpu = server.get("cpu_us_per_packet")
     latency = (total.get("latency_ms") or {}).get("p99")
+    inside = server.get("forwarding_latency")
+    inside = "-" if not inside else ("> last bucket" if inside["p99_ms_at_most"] is None
+                                      else f"≤ {inside['p99_ms_at_most']:g} ms")
     print(f"| {report_path.stem} | {participants} | {consumers} | {server.get('packets_per_s') or 0:,.0f} | "
-          f"{'-' if cpu is None else f'{cpu:.1f} µs'} | {'-' if latency is None else f'{latency:.1f} ms'} | "
+          f"{'-' if cpu is None else f'{cpu:.1f} µs'} | {'-' if latency is None else f'{latency:.1f} ms'} | {inside} | "
           f"{total['loss'] * 100:.2f} % | {'-' if peak is None else f'{peak:.1f} MiB'} | {per(participants)} | {per(consumers)} |")
 EOF
 exit "$failed"

@@ -87,6 +87,10 @@ pub struct Args {
     /// Process id of a local SFU, to report its CPU time per forwarded packet and peak RSS.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// This SFU's Prometheus endpoint (`http://host:port/metrics`), to report its
+    /// forwarding latency inside it over the measured window (with `--server-pid`).
+    #[arg(long)]
+    pub metrics_url: Option<String>,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

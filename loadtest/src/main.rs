@@ -57,12 +57,23 @@ fn run(args: Args) -> anyhow::Result<bool> {
         .worker_threads(args.threads.max(1))
         .enable_all()
         .build()?;
-    let report = runtime.block_on(load(Arc::new(scenario.clone()), args.server_pid))?;
+    let server = args.server_pid.map(|pid| ServerWatch {
+        pid,
+        metrics_url: args.metrics_url.clone(),
+    });
+    let report = runtime.block_on(load(Arc::new(scenario.clone()), server))?;
     print!("{}", report::render(&report));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(report.passed)
+}
+
+/// The local server whose cost the run reports.
+struct ServerWatch {
+    pid: u32,
+    /// Its Prometheus endpoint, for its forwarding latency (this SFU only).
+    metrics_url: Option<String>,
 }
 
 /// A snapshot of the server's cost counters.
@@ -73,10 +84,12 @@ struct ServerSample {
     delivered: u64,
     /// The server's own forwarding counters (this SFU only).
     forwarded: Option<server_usage::Forwarded>,
+    /// Its forwarding latency histogram, when its metrics were given.
+    latency: Option<server_usage::LatencyBuckets>,
 }
 
 async fn sample_server(
-    pid: u32,
+    server: &ServerWatch,
     scenario: &Scenario,
     progress: &Progress,
 ) -> anyhow::Result<ServerSample> {
@@ -84,15 +97,20 @@ async fn sample_server(
         Target::Sfu => Some(server_usage::forwarded(&scenario.http_base()).await?),
         Target::Janus => None,
     };
+    let latency = match &server.metrics_url {
+        Some(url) => Some(server_usage::forwarding_latency(url).await?),
+        None => None,
+    };
     Ok(ServerSample {
         at: Instant::now(),
-        cpu: server_usage::cpu_time(pid)?,
+        cpu: server_usage::cpu_time(server.pid)?,
         delivered: progress::get(&progress.rtp_received),
         forwarded,
+        latency,
     })
 }
 
-async fn load(scenario: Arc<Scenario>, server_pid: Option<u32>) -> anyhow::Result<Report> {
+async fn load(scenario: Arc<Scenario>, server: Option<ServerWatch>) -> anyhow::Result<Report> {
     let plans = scenario.peers();
     let progress = Arc::new(Progress::default());
     let started = Instant::now();
@@ -129,12 +147,12 @@ async fn load(scenario: Arc<Scenario>, server_pid: Option<u32>) -> anyhow::Resul
     let mut next_status = Instant::now() + STATUS_INTERVAL;
     loop {
         let now = Instant::now();
-        if let Some(pid) = server_pid {
+        if let Some(server) = &server {
             if first.is_none() && now >= window_start {
-                first = Some(sample_server(pid, &scenario, &progress).await?);
+                first = Some(sample_server(server, &scenario, &progress).await?);
             }
             if last.is_none() && now >= window_end {
-                last = Some(sample_server(pid, &scenario, &progress).await?);
+                last = Some(sample_server(server, &scenario, &progress).await?);
             }
         }
         if now >= stop_at {
@@ -149,7 +167,7 @@ async fn load(scenario: Arc<Scenario>, server_pid: Option<u32>) -> anyhow::Resul
             next_status += STATUS_INTERVAL;
         }
         let mut wake = next_status.min(stop_at);
-        if server_pid.is_some() {
+        if server.is_some() {
             for (taken, at) in [
                 (first.is_some(), window_start),
                 (last.is_some(), window_end),
@@ -170,8 +188,8 @@ async fn load(scenario: Arc<Scenario>, server_pid: Option<u32>) -> anyhow::Resul
     status.finish();
 
     let (rooms, total) = report::summarize(&results, scenario.duration);
-    let server = match (server_pid, first, last) {
-        (Some(pid), Some(a), Some(b)) => Some(server_cost(pid, &a, &b)),
+    let server = match (server, first, last) {
+        (Some(server), Some(a), Some(b)) => Some(server_cost(server.pid, &a, &b)),
         _ => None,
     };
     let checks = report::checks(&total, &scenario);
@@ -218,5 +236,10 @@ fn server_cost(pid: u32, a: &ServerSample, b: &ServerSample) -> ServerCost {
         peak_rss_mib: server_usage::peak_rss(pid)
             .ok()
             .map(|b| b as f64 / (1024.0 * 1024.0)),
+        forwarding_latency: a
+            .latency
+            .as_ref()
+            .zip(b.latency.as_ref())
+            .and_then(|(a, b)| server_usage::latency_between(a, b)),
     }
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::peer::PeerResult;
 use crate::scenario::Scenario;
+use crate::server_usage::ForwardingLatency;
 
 /// Percentiles of a distribution, milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -126,6 +127,8 @@ pub struct ServerCost {
     pub cores_used: f64,
     /// Peak resident memory, MiB.
     pub peak_rss_mib: Option<f64>,
+    /// Forwarding latency inside the server, from its own histogram (`--metrics-url`).
+    pub forwarding_latency: Option<ForwardingLatency>,
 }
 
 /// A threshold and whether the run met it.
@@ -409,6 +412,20 @@ pub fn render(report: &Report) -> String {
                 or_dash(c.cpu_ms_per_megabit, 2),
             );
         }
+    }
+    if let Some(latency) = report.server.as_ref().and_then(|c| c.forwarding_latency) {
+        let at_most = |v: Option<f64>| {
+            v.map_or("above the histogram's last bound".to_owned(), |v| {
+                format!("<= {v} ms")
+            })
+        };
+        let _ = writeln!(
+            out,
+            "forwarding latency inside the server (its sfu_forwarding_seconds): p50 {}, p99 {} over {} forwarded packets",
+            at_most(latency.p50_ms_at_most),
+            at_most(latency.p99_ms_at_most),
+            latency.samples,
+        );
     }
     if let Some(cpu) = report.loadtest_cpu_s {
         let _ = writeln!(out, "loadtest itself: {cpu:.2} CPU s");

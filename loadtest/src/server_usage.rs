@@ -47,11 +47,11 @@ pub struct Forwarded {
     pub bytes: u64,
 }
 
-/// Read the forwarding counters from `GET {http_base}/healthz`.
-pub async fn forwarded(http_base: &str) -> anyhow::Result<Forwarded> {
-    let host = http_base.trim_start_matches("http://");
+/// `GET {base}{path}` from a plain HTTP server (`base` is `http://host:port`): the body.
+async fn http_get(base: &str, path: &str) -> anyhow::Result<String> {
+    let host = base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(host).await?;
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await?;
@@ -59,13 +59,96 @@ pub async fn forwarded(http_base: &str) -> anyhow::Result<Forwarded> {
     let body = text
         .split_once("\r\n\r\n")
         .map(|(_, b)| b)
-        .ok_or_else(|| anyhow::anyhow!("no HTTP body from /healthz"))?;
+        .ok_or_else(|| anyhow::anyhow!("no HTTP body from {path}"))?;
+    Ok(body.to_owned())
+}
+
+/// Read the forwarding counters from `GET {http_base}/healthz`.
+pub async fn forwarded(http_base: &str) -> anyhow::Result<Forwarded> {
+    let body = http_get(http_base, "/healthz").await?;
     let json: serde_json::Value = serde_json::from_str(body.trim())?;
     let counter = |name: &str| json["counters"][name].as_u64();
     Ok(Forwarded {
         packets: counter("rtp_forwarded")
             .ok_or_else(|| anyhow::anyhow!("/healthz has no rtp_forwarded"))?,
         bytes: counter("rtp_forwarded_bytes").unwrap_or(0),
+    })
+}
+
+/// The server's histogram of forwarding latency inside it (`sfu_forwarding_seconds`):
+/// cumulative sample counts by bucket upper bound in seconds, the last one infinite.
+pub type LatencyBuckets = Vec<(f64, u64)>;
+
+/// Read `sfu_forwarding_seconds` from the server's Prometheus endpoint
+/// (`http://host:port/path`).
+pub async fn forwarding_latency(metrics_url: &str) -> anyhow::Result<LatencyBuckets> {
+    let rest = metrics_url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("the metrics URL must start with http://"))?;
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/metrics" } else { path };
+    let body = http_get(&format!("http://{host}"), path).await?;
+    let buckets = parse_buckets(&body, "sfu_forwarding_seconds");
+    if buckets.is_empty() {
+        anyhow::bail!("{metrics_url} has no sfu_forwarding_seconds histogram");
+    }
+    Ok(buckets)
+}
+
+/// The buckets of histogram `name` in Prometheus text: `name_bucket{le="0.001"} 42`.
+fn parse_buckets(text: &str, name: &str) -> LatencyBuckets {
+    let prefix = format!("{name}_bucket{{");
+    let mut buckets: LatencyBuckets = text
+        .lines()
+        .filter_map(|line| {
+            let labels = line.strip_prefix(&prefix)?;
+            let le = labels.split("le=\"").nth(1)?.split('"').next()?;
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            let count = line.rsplit(' ').next()?.parse().ok()?;
+            Some((bound, count))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+}
+
+/// Forwarding latency inside the server over the measured window, from its histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ForwardingLatency {
+    /// Incoming packets forwarded in the window (one sample each).
+    pub samples: u64,
+    /// Upper bound of the bucket holding the median, ms (`None`: above the last bound).
+    pub p50_ms_at_most: Option<f64>,
+    /// Upper bound of the bucket holding the 99th percentile, ms.
+    pub p99_ms_at_most: Option<f64>,
+}
+
+/// The latency of the samples recorded between readings `a` and `b` of the histogram.
+pub fn latency_between(a: &LatencyBuckets, b: &LatencyBuckets) -> Option<ForwardingLatency> {
+    let before = |bound: f64| a.iter().find(|(x, _)| *x == bound).map_or(0, |(_, c)| *c);
+    let window: LatencyBuckets = b
+        .iter()
+        .map(|(bound, count)| (*bound, count.saturating_sub(before(*bound))))
+        .collect();
+    let samples = window.last()?.1;
+    if samples == 0 {
+        return None;
+    }
+    let at_most = |q: f64| {
+        let rank = (q * samples as f64).ceil() as u64;
+        window
+            .iter()
+            .find(|(_, cumulative)| *cumulative >= rank)
+            .and_then(|(bound, _)| bound.is_finite().then_some(bound * 1e3))
+    };
+    Some(ForwardingLatency {
+        samples,
+        p50_ms_at_most: at_most(0.5),
+        p99_ms_at_most: at_most(0.99),
     })
 }
 
@@ -82,6 +165,41 @@ mod tests {
             "Name:\tsfu-server\nVmPeak:\t  100 kB\nVmHWM:\t   13700 kB\nVmRSS:\t 12000 kB\n";
         assert_eq!(parse_vm_hwm(status), Some(13_700 * 1024));
         assert_eq!(parse_vm_hwm("Name: x\n"), None);
+    }
+
+    #[test]
+    fn forwarding_latency_comes_from_the_window_of_the_histogram() {
+        // Requirement: the in-SFU latency covers only the packets of the measured window,
+        // as the upper bounds of the buckets holding its median and 99th percentile.
+        let text = |counts: [u64; 4]| {
+            format!(
+                "# TYPE sfu_forwarding_seconds histogram\n\
+                 sfu_forwarding_seconds_bucket{{le=\"0.0001\"}} {}\n\
+                 sfu_forwarding_seconds_bucket{{le=\"0.001\"}} {}\n\
+                 sfu_forwarding_seconds_bucket{{le=\"0.01\"}} {}\n\
+                 sfu_forwarding_seconds_bucket{{le=\"+Inf\"}} {}\n\
+                 sfu_forwarding_seconds_sum 1.5\n\
+                 sfu_join_seconds_bucket{{le=\"0.1\"}} 7\n",
+                counts[0], counts[1], counts[2], counts[3]
+            )
+        };
+        let a = parse_buckets(&text([900, 1000, 1000, 1000]), "sfu_forwarding_seconds");
+        assert_eq!(a.len(), 4);
+        assert_eq!(a[3], (f64::INFINITY, 1000));
+        // 1,000 more: 950 under 0.1 ms, 40 under 1 ms, 10 under 10 ms.
+        let b = parse_buckets(&text([1850, 1990, 2000, 2000]), "sfu_forwarding_seconds");
+        assert_eq!(
+            latency_between(&a, &b),
+            Some(ForwardingLatency {
+                samples: 1000,
+                p50_ms_at_most: Some(0.1),
+                p99_ms_at_most: Some(1.0),
+            })
+        );
+        let slow = parse_buckets(&text([900, 1000, 1000, 2000]), "sfu_forwarding_seconds");
+        let over = latency_between(&a, &slow).expect("samples");
+        assert_eq!((over.p50_ms_at_most, over.p99_ms_at_most), (None, None));
+        assert_eq!(latency_between(&a, &a), None, "no packet in the window");
     }
 
     #[test]

@@ -11,6 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 struct Server {
     child: Child,
     ws_url: String,
+    /// Its Prometheus endpoint.
+    metrics_url: String,
 }
 
 impl Drop for Server {
@@ -52,23 +54,27 @@ fn start_server_with(extra: &[&str]) -> Server {
         .expect("start sfu-server");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let http = loop {
+    let line = loop {
         let line = lines
             .next()
             .expect("server printed its listening line")
             .expect("readable stdout");
-        if let Some(rest) = line.split("http=").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("http address")
-                .to_owned();
+        if line.contains("http=") {
+            break line;
         }
+    };
+    let address = |key: &str| {
+        line.split(key)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no {key} in {line}"))
+            .to_owned()
     };
     std::thread::spawn(move || lines.for_each(drop));
     Server {
         child,
-        ws_url: format!("ws://{http}/ws"),
+        ws_url: format!("ws://{}/ws", address("http=")),
+        metrics_url: format!("http://{}/metrics", address("metrics=")),
     }
 }
 
@@ -87,7 +93,8 @@ fn temp_file(name: &str) -> PathBuf {
 fn small_calls_deliver_every_track_and_report_the_server_cost() {
     // Requirement: in 2 rooms of 2 publishers and 1 subscriber, every receiver gets every track
     // it should, intact and from the right publisher, with under 1% loss; the report gives
-    // latency, join time and the server's CPU per forwarded packet; --json writes it for machines.
+    // latency, join time, the server's CPU per forwarded packet and its forwarding latency
+    // inside it; --json writes it for machines.
     let server = start_server();
     let json = temp_file("report.json");
     let pid = server.child.id().to_string();
@@ -106,6 +113,8 @@ fn small_calls_deliver_every_track_and_report_the_server_cost() {
         "5",
         "--server-pid",
         &pid,
+        "--metrics-url",
+        &server.metrics_url,
         "--max-loss",
         "1%",
         "--json",
@@ -168,6 +177,22 @@ fn small_calls_deliver_every_track_and_report_the_server_cost() {
             > 0.0
     );
     assert!(server_cost["peak_rss_mib"].as_f64().expect("rss") > 1.0);
+    let latency = &server_cost["forwarding_latency"];
+    assert!(
+        latency["samples"].as_u64().expect("latency samples") > 100,
+        "{server_cost}"
+    );
+    assert!(
+        latency["p99_ms_at_most"]
+            .as_f64()
+            .expect("p99 within the buckets")
+            > 0.0,
+        "{server_cost}"
+    );
+    assert!(
+        stdout.contains("forwarding latency inside the server"),
+        "{stdout}"
+    );
     let _ = std::fs::remove_file(json);
 }
 
