@@ -18,7 +18,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
 use crate::garbage::Garbage;
-use crate::media::{AUDIO_INTERVAL, AudioPlan, VideoPlan};
+use crate::media::{AUDIO_INTERVAL, AudioPlan, VideoPlan, first_frame_at};
 use crate::payload::{self, FrameHeader};
 use crate::peer::{PeerResult, now_us};
 use crate::progress::{Progress, add};
@@ -266,7 +266,7 @@ impl<'a> Endpoint<'a> {
                 self.audio = Some(AudioOut {
                     mid,
                     plan: AudioPlan::new(seed),
-                    next_at: now,
+                    next_at: first_frame_at(now, AUDIO_INTERVAL, seed + 2),
                 });
             }
             if self.scenario.video {
@@ -282,17 +282,18 @@ impl<'a> Endpoint<'a> {
                 };
                 let mid =
                     api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
+                let plan = VideoPlan::new(
+                    &kbps,
+                    self.scenario.fps,
+                    self.scenario.keyframe_interval,
+                    seed + 1,
+                );
                 self.video = Some(VideoOut {
                     mid,
-                    plan: VideoPlan::new(
-                        &kbps,
-                        self.scenario.fps,
-                        self.scenario.keyframe_interval,
-                        seed + 1,
-                    ),
+                    next_at: first_frame_at(now, plan.frame_interval(), seed + 3),
+                    plan,
                     active: vec![true; rids.len()],
                     rids,
-                    next_at: now,
                 });
             }
         }

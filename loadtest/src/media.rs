@@ -1,7 +1,7 @@
 //! What a synthetic publisher sends, frame by frame: sizes per simulcast layer with
 //! periodic (and requested) keyframes, and Opus-sized audio every 20 ms.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::payload::FrameKind;
 use crate::rng::Rng;
@@ -139,6 +139,14 @@ impl AudioPlan {
     }
 }
 
+/// When a publisher's first frame of a stream sent every `interval` goes out: somewhere in
+/// its first interval, by `seed`. Independent clients are not in step, and publishers that
+/// joined a whole number of intervals apart (10 joins per second, 30 frames per second)
+/// would otherwise all send their frames at the same instants.
+pub fn first_frame_at(now: Instant, interval: Duration, seed: u64) -> Instant {
+    now + interval.mul_f64(Rng::new(seed).fraction())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +207,29 @@ mod tests {
             assert!((64..=96).contains(&a.size), "{}", a.size);
             assert!((-49..=-20).contains(&a.level), "{}", a.level);
         }
+    }
+
+    #[test]
+    fn publishers_start_their_streams_out_of_step() {
+        // Requirement: publishers' frames are spread over the frame interval by their seed,
+        // the same for the same seed.
+        let now = Instant::now();
+        let interval = Duration::from_millis(33);
+        let offsets: Vec<Duration> = (0..20)
+            .map(|seed| first_frame_at(now, interval, seed) - now)
+            .collect();
+        assert!(offsets.iter().all(|o| *o < interval));
+        let mut distinct = offsets.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert!(distinct.len() > 15, "{offsets:?}");
+        assert!(
+            distinct[distinct.len() - 1] - distinct[0] > interval / 2,
+            "{offsets:?}"
+        );
+        assert_eq!(
+            first_frame_at(now, interval, 7),
+            first_frame_at(now, interval, 7)
+        );
     }
 }

@@ -21,10 +21,14 @@ impl Rng {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// A value spread uniformly over `[0, 1)`.
+    pub fn fraction(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// A value spread uniformly over `[1 - spread, 1 + spread]` times `base`.
     pub fn around(&mut self, base: usize, spread: f64) -> usize {
-        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        let factor = 1.0 + spread * (2.0 * unit - 1.0);
+        let factor = 1.0 + spread * (2.0 * self.fraction() - 1.0);
         (base as f64 * factor).round().max(1.0) as usize
     }
 }
