@@ -128,11 +128,13 @@ fn start_one(
     routes: &Routes,
     stats: &Arc<Stats>,
 ) -> std::io::Result<Shard> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = ShardRuntime(Some(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+    ));
     let (socket, udp_buffer) = {
-        let _on_shard = runtime.enter();
+        let _on_shard = runtime.get().enter();
         udp::bind_media_socket(addr)?
     };
     let udp_addr = socket.local_addr()?;
@@ -143,7 +145,7 @@ fn start_one(
         stats.clone(),
     );
     let shard = Shard {
-        runtime: runtime.handle().clone(),
+        runtime: runtime.get().handle().clone(),
         media,
         udp_addr,
         udp_buffer,
@@ -151,8 +153,27 @@ fn start_one(
     };
     std::thread::Builder::new()
         .name(format!("media-{index}"))
-        .spawn(move || runtime.block_on(receive))?;
+        .spawn(move || runtime.get().block_on(receive))?;
     Ok(shard)
+}
+
+/// A shard's runtime, shut down without waiting when dropped. The shards are started from
+/// the main runtime, where dropping a runtime panics: a shard that fails to start (its
+/// port is taken) must come back as an error, not bring the server down with a panic.
+struct ShardRuntime(Option<tokio::runtime::Runtime>);
+
+impl ShardRuntime {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for ShardRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Run the loop `start` makes for as long as the thread lives, starting a new one when it
@@ -175,6 +196,22 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_media_port_in_use_is_an_error_not_a_panic() {
+        // Requirement: a server whose media port is taken stops with the bind error.
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").expect("a free port");
+        let result = start(
+            1,
+            taken.local_addr().expect("bound"),
+            &[],
+            &TcpWriters::default(),
+            &Routes::default(),
+            &Arc::new(Stats::default()),
+        );
+        let error = result.err().expect("a taken port must not start a shard");
+        assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse);
+    }
 
     #[tokio::test]
     async fn a_panicking_loop_is_started_again_and_counted() {
