@@ -309,6 +309,19 @@ fn send_one_per_syscall(bencher: Bencher) {
     });
 }
 
+/// The same on a socket connected to its destination, so the kernel keeps the route instead
+/// of looking it up for every datagram: what a socket per subscriber would save on sends.
+#[divan::bench]
+fn send_connected_one_per_syscall(bencher: Bencher) {
+    let destination = drained_receiver();
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
+    socket.connect(destination).expect("connect sender");
+    let datagram = vec![0x80u8; PACKET];
+    bencher.counter(ItemsCount::new(1usize)).bench_local(|| {
+        let _ = socket.send(divan::black_box(&datagram));
+    });
+}
+
 #[divan::bench]
 fn send_gso_batch(bencher: Bencher) {
     let destination = drained_receiver();
