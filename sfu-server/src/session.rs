@@ -401,7 +401,7 @@ async fn serve(
     }
     let command = match ended {
         SessionEnd::Lost => RoomCommand::Disconnected(joined.key, joined.session),
-        SessionEnd::Left | SessionEnd::Ended => RoomCommand::Leave(joined.key),
+        SessionEnd::Left | SessionEnd::Ended => RoomCommand::Leave(joined.key, joined.session),
     };
     let _ = joined.commands.send(command).await;
     match failure {

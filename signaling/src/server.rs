@@ -19,6 +19,8 @@ pub enum LeaveReason {
     Shutdown,
     /// The client or its media path stopped responding.
     Timeout,
+    /// Addition: another connection resumed this participant; this one is no longer its.
+    Replaced,
 }
 
 /// Every message the server may send, tagged by `type`.

@@ -111,8 +111,9 @@ pub enum RoomCommand {
     Join(JoinRequest),
     /// A client message of a joined participant.
     Signal(ParticipantKey, signaling::ClientMessage),
-    /// The participant left (`leave`) or its session was ended.
-    Leave(ParticipantKey),
+    /// Session (number) of the participant left (`leave`) or was ended; ignored when the
+    /// participant has been resumed by a newer session since.
+    Leave(ParticipantKey, u64),
     /// The signaling connection of this session (number) dropped without `leave`.
     Disconnected(ParticipantKey, u64),
     /// A client takes back its participant.
@@ -289,7 +290,7 @@ impl Room {
         match command {
             RoomCommand::Join(request) => self.join(request),
             RoomCommand::Signal(key, message) => self.signal(key, message),
-            RoomCommand::Leave(key) => self.to_remove.push((key, None)),
+            RoomCommand::Leave(key, session) => self.leave(key, session),
             RoomCommand::Disconnected(key, session) => self.disconnected(key, session),
             RoomCommand::Resume(request) => self.resume(request),
             RoomCommand::Admin(request) => self.admin(request),

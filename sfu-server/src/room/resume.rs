@@ -4,12 +4,24 @@
 
 use std::time::Instant;
 
-use signaling::{ErrorCode, ProtocolError, ServerMessage};
+use signaling::{ErrorCode, LeaveReason, ProtocolError, ServerMessage};
 use tracing::info;
 
 use super::{Outbound, ParticipantKey, ResumeRequest, Room};
 
 impl Room {
+    /// Session `session` of the participant left, or the server ended it. A session that a
+    /// resume replaced ends without taking the participant with it.
+    pub(super) fn leave(&mut self, key: ParticipantKey, session: u64) {
+        if self
+            .participants
+            .get(&key)
+            .is_some_and(|p| p.session == session)
+        {
+            self.to_remove.push((key, None));
+        }
+    }
+
     /// Session `session` of the participant lost its connection without `leave`.
     pub(super) fn disconnected(&mut self, key: ParticipantKey, session: u64) {
         if self.ctx.config.resume_grace_secs == 0 {
@@ -56,6 +68,9 @@ impl Room {
             }));
             return;
         };
+        // The old connection may still be open (the server has not noticed it die yet, or the
+        // client opened the new one first): it is told, and is no longer the participant's.
+        let _ = p.out.try_send(Outbound::End(LeaveReason::Replaced));
         p.out = out;
         p.disconnected_at = None;
         p.session += 1;

@@ -66,6 +66,31 @@ describe('resume', () => {
     await waitFor(() => leftIds().includes(joined.participant_id) || Promise.reject(new Error('not left')), 3000, 'leave after resume');
   });
 
+  // Requirement: a resume while the old connection is still open (the server has not yet seen
+  // it die, or the client opened the new one first) keeps the participant: the old connection
+  // gets `leave` `replaced` and closes, the new one carries on, and the others see no one leave.
+  it('takes back a participant whose old connection is still open', async () => {
+    const first = await connect(server);
+    first.send({ type: 'join', room: 'res', name: 'twice' });
+    const joined = await first.reply();
+    const firstClosed = new Promise((resolve) => first.ws.once('close', resolve));
+    const second = await connect(server);
+    second.send({ type: 'resume', resume_token: joined.resume_token });
+    const resumed = await second.reply();
+    assert.equal(resumed.type, 'joined', JSON.stringify(resumed));
+    assert.equal(resumed.participant_id, joined.participant_id);
+    await waitFor(() => first.messages.some((m) => m.type === 'leave') || Promise.reject(new Error('no leave')), 3000, 'leave on the old connection');
+    assert.deepEqual(first.messages.find((m) => m.type === 'leave'), { type: 'leave', reason: 'replaced' });
+    await firstClosed;
+    await sleep((GRACE_SECS + 1) * 1000);
+    assert.ok(!leftIds().includes(joined.participant_id), 'the others never saw it leave');
+    assert.ok(!second.messages.some((m) => m.type === 'leave'), JSON.stringify(second.messages));
+    second.send({ type: 'ping', ts: 9 });
+    await waitFor(() => second.messages.some((m) => m.type === 'pong') || Promise.reject(new Error('no pong')), 3000, 'pong on the new connection');
+    second.send({ type: 'leave' });
+    await waitFor(() => leftIds().includes(joined.participant_id) || Promise.reject(new Error('not left')), 3000, 'leave from the new connection');
+  });
+
   // Requirement: a participant that does not resume in time is removed and the room told.
   it('removes a participant that does not come back in time', async () => {
     const gone = await connect(server);
