@@ -150,9 +150,26 @@ impl Room {
                 other => other,
             };
         }
+        let add_again: Vec<(ProducerKey, Option<u8>)> = p
+            .consumers
+            .iter()
+            .filter(|(_, c)| matches!(c.state, ConsumerState::Removing(_)))
+            .filter(|(_, c)| c.add_again_after_answer)
+            .map(|(k, c)| (*k, c.max_layer))
+            .collect();
         p.consumers
             .retain(|_, c| !matches!(c.state, ConsumerState::Removing(_)));
         participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
+        for (producer_key, max_layer) in add_again {
+            self.add_consumer(key, producer_key);
+            if let Some(consumer) = self
+                .participants
+                .get_mut(&key)
+                .and_then(|p| p.consumers.get_mut(&producer_key))
+            {
+                consumer.max_layer = max_layer;
+            }
+        }
         self.arm_connect_deadline(key);
         self.allocate_layers(key, Instant::now());
         self.maybe_offer(key);
@@ -163,6 +180,11 @@ impl Room {
         for consumer in p.consumers.values_mut() {
             consumer.state = match consumer.state {
                 ConsumerState::Offered(_) => ConsumerState::ToAdd,
+                // The stop never applied: a consumer subscribed to again just carries on.
+                ConsumerState::Removing(mid) if consumer.add_again_after_answer => {
+                    consumer.add_again_after_answer = false;
+                    ConsumerState::Active(mid)
+                }
                 ConsumerState::Removing(mid) => ConsumerState::ToRemove(mid),
                 other => other,
             };
@@ -242,10 +264,16 @@ impl Room {
         let Some(p) = self.participants.get_mut(&subscriber) else {
             return;
         };
+        // An unsubscribe took it out of the producer's fan-out, whatever became of the consumer.
+        if !producer.subscribers.contains(&subscriber) {
+            producer.subscribers.push(subscriber);
+        }
         if let Some(existing) = p.consumers.get_mut(&producer_key) {
             existing.remove_after_answer = false;
-            if let ConsumerState::ToRemove(mid) = existing.state {
-                existing.state = ConsumerState::Active(mid);
+            match existing.state {
+                ConsumerState::ToRemove(mid) => existing.state = ConsumerState::Active(mid),
+                ConsumerState::Removing(_) => existing.add_again_after_answer = true,
+                ConsumerState::ToAdd | ConsumerState::Offered(_) | ConsumerState::Active(_) => {}
             }
             return;
         }
@@ -258,6 +286,7 @@ impl Room {
                 kind: producer.kind,
                 state: ConsumerState::ToAdd,
                 remove_after_answer: false,
+                add_again_after_answer: false,
                 forwarder: Forwarder::new(video, producer.clock_rate),
                 pt_map: None,
                 max_layer: Some(2),
@@ -268,7 +297,6 @@ impl Room {
                 reported_lost: 0,
             },
         );
-        producer.subscribers.push(subscriber);
         self.maybe_offer(subscriber);
     }
 

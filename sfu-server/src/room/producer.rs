@@ -101,6 +101,9 @@ pub struct Consumer {
     pub state: ConsumerState,
     /// Stop it once the outstanding offer is answered.
     pub remove_after_answer: bool,
+    /// Subscribed to again while the outstanding offer stops its m-line: a new consumer
+    /// takes its place once that offer is answered.
+    pub add_again_after_answer: bool,
     /// Forward-or-drop decisions and number rewriting.
     pub forwarder: Forwarder,
     /// Publisher payload type → this subscriber's payload type, for the last codec seen.
@@ -143,7 +146,11 @@ impl Consumer {
                 self.state = ConsumerState::ToRemove(mid);
                 false
             }
-            ConsumerState::ToRemove(_) | ConsumerState::Removing(_) => false,
+            ConsumerState::ToRemove(_) => false,
+            ConsumerState::Removing(_) => {
+                self.add_again_after_answer = false;
+                false
+            }
         }
     }
 

@@ -176,6 +176,16 @@ describe('negotiation', () => {
       const errors = (await C.messages()).filter((m) => m.type === 'error');
       assert.deepEqual(errors, [], 'C got errors for a valid subscribe/unsubscribe');
 
+      // Requirement: subscribing again brings the track back, also when the unsubscribe and the
+      // subscribe come back to back (the server's offer stopping the track is not answered yet).
+      assert.equal(await C.sfu((id) => window.sfu.subscribe(id), bVideo), true);
+      await expectFramesGrow(C, bVideo, `B's video ${bVideo} subscribed again`, 10, true);
+      assert.equal(await C.sfu((id) => window.sfu.unsubscribe(id) && window.sfu.subscribe(id), bVideo), true);
+      await sleep(3000);
+      await expectFramesGrow(C, bVideo, `B's video ${bVideo} after unsubscribe and subscribe back to back`, 10, true);
+      const resubscribeErrors = (await C.messages()).filter((m) => m.type === 'error');
+      assert.deepEqual(resubscribeErrors, [], 'C got errors for subscribing again');
+
       assert.equal(await C.sfu(() => window.sfu.subscribe('no-such-track')), true);
       await waitFor(async () => {
         const error = (await C.messages()).find((m) => m.type === 'error');
@@ -263,8 +273,14 @@ async function expectOneSsrcPerTrack(viewer, trackIds) {
 }
 
 /** `viewer`'s inbound-rtp for `trackId` must decode frames, then at least `minFrames` more. */
-async function expectFramesGrow(viewer, trackId, what, minFrames = 10) {
-  const framesOf = async () => (await viewer.inboundStats()).find((s) => s.trackId === trackId)?.framesDecoded ?? 0;
+async function expectFramesGrow(viewer, trackId, what, minFrames = 10, anyStream = false) {
+  // anyStream: the track may have reached the viewer on several m-lines (subscribed again);
+  // frames of every one count.
+  const framesOf = async () => {
+    const streams = (await viewer.inboundStats()).filter((s) => s.trackId === trackId);
+    const frames = streams.map((s) => s.framesDecoded ?? 0);
+    return anyStream ? frames.reduce((a, b) => a + b, 0) : (frames[0] ?? 0);
+  };
   const start = await waitFor(framesOf, 20000, `${viewer.name} to decode first frames of ${what}`);
   await waitFor(async () => (await framesOf()) >= start + minFrames, 10000, `${viewer.name} to keep decoding ${what} (from ${start} frames)`);
 }
