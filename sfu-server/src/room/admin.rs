@@ -9,7 +9,7 @@ use str0m::media::KeyframeRequestKind;
 use tokio::sync::oneshot;
 
 use super::connection::{ConnectionView, StreamView};
-use super::producer::{ConsumerState, forwarded_quality};
+use super::producer::{ConsumerState, forwarded_quality, layers_of, rid_of};
 use super::{ParticipantKey, Room};
 
 /// An operator's request to a room task.
@@ -203,7 +203,7 @@ impl Room {
         producer.admin_muted = muted;
         let now = producer.is_muted();
         let video = producer.kind == MediaKind::Video;
-        let layers = u8::try_from(producer.rids.len().max(1)).unwrap_or(1);
+        let layers = layers_of(&producer.rids);
         if was != now {
             self.broadcast_all(&ServerMessage::TrackMuted {
                 track_id: track_id.to_owned(),
@@ -212,7 +212,7 @@ impl Room {
         }
         if video && !muted {
             // Subscribers' decoders missed frames while it was held back.
-            for layer in 0..layers {
+            for layer in layers {
                 self.request_keyframe(pk, layer, KeyframeRequestKind::Fir);
             }
         }
@@ -231,24 +231,21 @@ impl Room {
                     .map(|producer| {
                         let active = producer.monitor.active(now);
                         let bitrates = producer.monitor.bitrates();
-                        let rids: Vec<Option<String>> = if producer.rids.is_empty() {
-                            vec![None]
-                        } else {
-                            producer.rids.iter().cloned().map(Some).collect()
-                        };
                         TrackSnapshot {
                             id: producer.id.to_string(),
                             kind: producer.kind,
                             codec: producer.codec_name.clone(),
                             muted: producer.is_muted(),
                             admin_muted: producer.admin_muted,
-                            layers: rids
+                            layers: layers_of(&producer.rids)
                                 .into_iter()
-                                .enumerate()
-                                .map(|(i, rid)| LayerSnapshot {
-                                    rid,
-                                    active: u8::try_from(i).is_ok_and(|l| active.contains(l)),
-                                    bitrate_bps: bitrates.get(i).copied().unwrap_or(0),
+                                .map(|layer| LayerSnapshot {
+                                    rid: rid_of(layer, &producer.rids).map(str::to_owned),
+                                    active: active.contains(layer),
+                                    bitrate_bps: bitrates
+                                        .get(usize::from(layer))
+                                        .copied()
+                                        .unwrap_or(0),
                                 })
                                 .collect(),
                             subscribers: producer.subscribers.len(),

@@ -10,7 +10,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState};
 use tracing::{debug, info, warn};
 
-use super::producer::{ConsumerState, ProducerKey, core_codec, layer_of};
+use super::producer::{ConsumerState, ProducerKey, core_codec, layer_of, rid_of};
 use super::{ParticipantKey, Room};
 use super::{participant, vp8};
 use crate::stats::{add, bump};
@@ -330,10 +330,7 @@ impl Room {
             bump(&self.ctx.stats.keyframe_requests_throttled);
             return;
         }
-        let rid = producer
-            .rids
-            .get(usize::from(layer))
-            .map(|r| str0m::media::Rid::from(r.as_str()));
+        let rid = rid_of(layer, &producer.rids).map(str0m::media::Rid::from);
         let mid = producer.mid;
         let Some(p) = self.participants.get_mut(&producer.owner) else {
             return;

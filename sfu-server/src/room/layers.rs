@@ -10,7 +10,7 @@ use str0m::media::KeyframeRequestKind;
 
 use tracing::info;
 
-use super::producer::{ConsumerState, ProducerKey, forwarded_quality};
+use super::producer::{ConsumerState, ProducerKey, forwarded_quality, layers_of, rid_of};
 use super::{ParticipantKey, Room};
 
 /// Bandwidth kept aside for each audio consumer when sharing a subscriber's estimate.
@@ -157,7 +157,7 @@ impl Room {
             if producer.rids.is_empty() {
                 continue;
             }
-            let top = (producer.rids.len() - 1) as u8;
+            let top = layers_of(&producer.rids).last().copied().unwrap_or(0);
             // The lowest layer always flows: the fallback when a subscriber's bandwidth drops.
             let mut wanted = LayerSet::of(&[0]);
             for subscriber in &producer.subscribers {
@@ -180,7 +180,7 @@ impl Room {
                 .layer_hold
                 .update(wanted, now)
                 .iter()
-                .filter_map(|l| producer.rids.get(usize::from(l)).cloned())
+                .filter_map(|l| rid_of(l, &producer.rids).map(str::to_owned))
                 .collect();
             if producer.requested_rids.as_ref() != Some(&rids) {
                 producer.requested_rids = Some(rids.clone());

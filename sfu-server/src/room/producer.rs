@@ -206,3 +206,57 @@ pub fn layer_of(rid: Option<&str>, rids: &[String]) -> u8 {
             .unwrap_or(0),
     }
 }
+
+/// The rid the publisher sends `layer` on: the inverse of [`layer_of`], whatever order the
+/// publisher listed its rids in and whichever of q/h/f it left out.
+pub fn rid_of(layer: u8, rids: &[String]) -> Option<&str> {
+    rids.iter()
+        .map(String::as_str)
+        .find(|rid| layer_of(Some(rid), rids) == layer)
+}
+
+/// The layers a publisher's rids stand for, lowest first (`[0]` without simulcast).
+pub fn layers_of(rids: &[String]) -> Vec<u8> {
+    let mut layers: Vec<u8> = rids.iter().map(|rid| layer_of(Some(rid), rids)).collect();
+    if layers.is_empty() {
+        layers.push(0);
+    }
+    layers.sort_unstable();
+    layers.dedup();
+    layers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rids(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn layers_and_rids_agree_whatever_order_the_publisher_lists_them_in() {
+        // Requirement: keyframe requests, dynacast and the dashboard name the rid a layer is
+        // received on, also for a publisher listing `f;h;q` or sending only `h;f`.
+        let reversed = rids(&["f", "h", "q"]);
+        assert_eq!(layers_of(&reversed), vec![0, 1, 2]);
+        for layer in 0..3 {
+            let rid = rid_of(layer, &reversed).expect("every layer has a rid");
+            assert_eq!(layer_of(Some(rid), &reversed), layer);
+        }
+        assert_eq!(rid_of(0, &reversed), Some("q"));
+
+        let upper = rids(&["h", "f"]);
+        assert_eq!(layers_of(&upper), vec![1, 2]);
+        assert_eq!(rid_of(1, &upper), Some("h"));
+        assert_eq!(rid_of(2, &upper), Some("f"));
+        assert_eq!(rid_of(0, &upper), None);
+
+        let numbered = rids(&["0", "1", "2"]);
+        assert_eq!(layers_of(&numbered), vec![0, 1, 2]);
+        assert_eq!(rid_of(2, &numbered), Some("2"));
+
+        assert_eq!(layers_of(&[]), vec![0]);
+        assert_eq!(rid_of(0, &[]), None);
+    }
+}
