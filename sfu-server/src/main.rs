@@ -5,6 +5,7 @@ mod cli;
 mod cluster;
 mod http;
 mod interfaces;
+mod message_rate;
 mod metrics;
 mod registry;
 mod room;

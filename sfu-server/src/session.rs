@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use sfu_core::ids::RoomId;
-use sfu_core::rate::TokenBucket;
 use signaling::token::{self as auth, Grants};
 use signaling::{
     ClientMessage, ErrorCode, LeaveReason, Limits, ProtocolError, ServerMessage,
@@ -17,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::cluster::Placement;
+use crate::message_rate::MessageRate;
 use crate::registry::Registry;
 use crate::room::{JoinRequest, Outbound, ParticipantKey, ResumeRequest, RoomCommand};
 use crate::stats::{Stats, bump};
@@ -321,7 +321,7 @@ async fn serve(
     // the participant may still resume.
     let mut ended = SessionEnd::Lost;
     let mut failure: Option<SendFailure> = None;
-    let mut bucket = TokenBucket::new(max_messages_per_second);
+    let mut rate = MessageRate::new(max_messages_per_second);
     let mut last_rate_error: Option<Instant> = None;
     let heard = LastHeard::new();
     // Ping every third of the idle timeout, so a live client answers twice before it expires.
@@ -340,7 +340,7 @@ async fn serve(
             incoming = next_message(&mut socket, limits, stats, &heard) => {
                 let Some(incoming) = incoming else { break };
                 let now = Instant::now();
-                if !bucket.admit(now) {
+                if !rate.admit(&incoming, now) {
                     bump(&stats.messages_rate_limited);
                     // One error a second at most: the reply must not become a flood itself.
                     if last_rate_error.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
@@ -375,6 +375,7 @@ async fn serve(
             outbound = out_rx.recv() => {
                 let reason = match outbound {
                     Some(Outbound::Message(message)) => {
+                        rate.server_sent(&message);
                         if let Err(f) = send(&mut socket, &message).await {
                             failure = Some(f);
                             break;

@@ -92,6 +92,18 @@ describe('limits', () => {
     await waitFor(() => c.messages.some((m) => m.type === 'error' && m.code === 'too_large' && /2 tracks/.test(m.message)) || Promise.reject(new Error('no error')), 5000, 'too many tracks');
     assert.ok(!c.messages.some((m) => m.type === 'answer'));
   });
+
+  // Requirement: a `leave` sent over the message rate is not dropped with the excess: the
+  // participant leaves at once (the others are told), instead of staying until a timeout.
+  it('lets a leave through a flood', async () => {
+    const [a, b] = clients;
+    const aId = a.messages.find((m) => m.type === 'joined').participant_id;
+    for (let i = 0; i < 30; i++) a.send({ type: 'ping', ts: i });
+    a.send({ type: 'leave' });
+    await waitFor(() => b.messages.some((m) => m.type === 'participant_left' && m.participant_id === aId)
+      || Promise.reject(new Error('no participant_left')), 3000, 'the others to hear the flooding client left');
+    assert.ok(a.messages.some((m) => m.type === 'error' && m.code === 'rate_limited'), 'the flood was over the rate');
+  });
 });
 
 describe('slow and concurrent clients', () => {
