@@ -80,6 +80,7 @@ pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
                 ProtocolError::bad_request("no `join` within 30 s"),
             )
             .await;
+            let _ = send_frame(&mut socket, Message::Close(None)).await;
             return;
         }
     };
@@ -114,7 +115,10 @@ pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
         }
         Err(e) => {
             bump(&stats.signaling_errors);
+            // A closing handshake, so the client sees a normal close after the error rather
+            // than a dropped connection.
             let _ = reply_error(&mut socket, e).await;
+            let _ = send_frame(&mut socket, Message::Close(None)).await;
             return;
         }
     };

@@ -128,6 +128,7 @@ describe('garbage input next to a running call', () => {
     const err = await sendExpectingError(raw, JSON.stringify({ type: 'offer', sdp: 'v=0\r\n' }), 'offer before join');
     assert.equal(err.code, 'bad_request', JSON.stringify(err));
     await waitFor(() => raw.closed, 5000, 'the server to close the socket after an offer before join');
+    assert.notEqual(raw.closed.code, 1006, `closed without a close frame: ${JSON.stringify(raw.closed)}`);
   });
 
   // Requirement: garbage UDP datagrams are dropped and counted, without harming sessions or the process.
