@@ -427,12 +427,14 @@ class SfuClient extends EventTarget {
         this._resuming = null;
         this._startPing();
         this._log(`resumed as ${this.participantId}`);
+        this._offerAgainAfterResume();
         this._emit('resumed');
         return;
       } catch (err) {
         this._resuming = null;
         this._log(`resume failed: ${describeError(err)}`);
-        if (/nothing to resume/.test(describeError(err))) break;
+        if (err.code === 'not_found') break; // the participant is gone: nothing to resume
+
         await new Promise((r) => setTimeout(r, RESUME_RETRY_MS));
       }
     }
@@ -440,6 +442,16 @@ class SfuClient extends EventTarget {
       this._resumeInProgress = false;
       this._teardown('Disconnected from the server', true);
     }
+  }
+
+  // An offer sent just before the connection dropped may never have reached the server, or its
+  // answer was lost with the connection: it is withdrawn and made again on the new connection.
+  _offerAgainAfterResume() {
+    this._enqueue('offer again after resume', async (pc) => {
+      if (pc.signalingState !== 'have-local-offer') return;
+      const current = await this._withdrawOwnOffer(pc, 'unanswered when the connection dropped');
+      await this._offerIfNeeded(current);
+    });
   }
 
   // Ends the session: stops pinging, closes socket, pc and camera, forgets the room. Idempotent.
@@ -595,8 +607,9 @@ class SfuClient extends EventTarget {
   _onError({ code, message }) {
     const text = `Error (${code}): ${message}`;
     this._log(text);
-    if (this._pendingJoin) this._pendingJoin.reject(new Error(text));
-    if (this._resuming) this._resuming.reject(new Error(text));
+    const error = Object.assign(new Error(text), { code });
+    if (this._pendingJoin) this._pendingJoin.reject(error);
+    if (this._resuming) this._resuming.reject(error);
     this._setStatus(text, true);
   }
 
@@ -697,7 +710,7 @@ class SfuClient extends EventTarget {
     }
   }
 
-  // Channels of a replaced pc (see _resolveGlare) or of an ended session are not reported.
+  // Channels of a replaced pc (see _withdrawOwnOffer) or of an ended session are not reported.
   _onChannelStateChange(channel) {
     if (this._channels[channel.label] !== channel) return;
     this._log(`data channel ${channel.label} ${channel.readyState}`);
@@ -765,7 +778,7 @@ class SfuClient extends EventTarget {
 
   async _answerServerOffer(currentPc, { sdp, tracks }) {
     const glare = currentPc.signalingState === 'have-local-offer';
-    const pc = glare ? await this._resolveGlare(currentPc) : currentPc;
+    const pc = glare ? await this._withdrawOwnOffer(currentPc, 'glare') : currentPc;
     // Set before applying the offer: ontrack fires during setRemoteDescription and needs the map.
     this._remoteTrackMap = tracks || {};
     await pc.setRemoteDescription({ type: 'offer', sdp });
@@ -778,19 +791,20 @@ class SfuClient extends EventTarget {
     await this._offerIfNeeded(pc);
   }
 
-  // Glare: the server ignores our offer, so we drop it and offer again after answering. Before
-  // anything was negotiated the pc is replaced instead of rolled back, because Chromium never offers
-  // the data channels again after a rollback of the offer that introduced them. Returns the pc to use.
-  async _resolveGlare(pc) {
+  // Drops our outstanding offer, to be made again (after answering, on glare: the server ignores
+  // our offer then). Before anything was negotiated the pc is replaced instead of rolled back,
+  // because Chromium never offers the data channels again after a rollback of the offer that
+  // introduced them. Returns the pc to use.
+  async _withdrawOwnOffer(pc, why) {
     this._needsOffer = true;
     if (!pc.currentRemoteDescription) {
-      this._log('glare before the first negotiation: replacing the peer connection');
+      this._log(`${why} before the first negotiation: replacing the peer connection`);
       pc.close();
       this._setUpPeerConnection();
       this._emit('change');
       return this._pc;
     }
-    this._log('glare: rolling back own offer');
+    this._log(`${why}: rolling back own offer`);
     await pc.setLocalDescription({ type: 'rollback' });
     return pc;
   }

@@ -146,6 +146,48 @@ describe('resume', () => {
     });
   });
 
+  // Requirement: an offer the web client sent just before its connection dropped, unanswered
+  // (here: lost on the way), is made again after the resume, and what it asked for happens.
+  it('the web client offers again what was unanswered when its WebSocket dropped', { timeout: 90000 }, async () => {
+    let browser;
+    let A;
+    let B;
+    await withDiagnostics(() => ({ server, participants: [A, B] }), async () => {
+      browser = await launchBrowser(makeTempDir());
+      A = await openParticipant(browser, server.baseUrl, { room: 'res-c', name: 'A', audio: false });
+      B = await openParticipant(browser, server.baseUrl, { room: 'res-c', name: 'B', audio: false, video: false });
+      const videoOfA = async () => (await B.inboundStats()).find((s) => s.kind === 'video' && s.participantId === A.participantId);
+      await waitFor(async () => (await videoOfA())?.framesDecoded > 0, 20000, 'B to decode A');
+      const videoTrack = (await B.participants())[A.participantId].tracks.find((t) => t.kind === 'video').id;
+      await A.sfu(() => {
+        const send = window.sfu.send.bind(window.sfu);
+        window.sfu.send = (message) => {
+          if (message.type === 'offer' && !window.offerLost) {
+            window.offerLost = true;
+            return true;
+          }
+          return send(message);
+        };
+        window.unpublished = window.sfu.unpublish('video').then(() => 'done', (err) => err.message);
+        return true;
+      });
+      await waitFor(() => A.sfu(() => window.offerLost && window.sfu._pc.signalingState === 'have-local-offer'),
+        10000, 'A to have an unanswered offer');
+      await A.sfu(() => window.sfu._ws.close());
+      await waitFor(async () => {
+        if (!(await B.messages()).some((m) => m.type === 'track_unpublished' && m.track_id === videoTrack)) throw new Error('no track_unpublished');
+        return true;
+      }, 15000, 'B to hear of the unpublish offered again after the resume');
+      assert.equal(await A.sfu(() => window.unpublished), 'done');
+      assert.match(await A.sfu(() => window.sfu.log.join('\n')), /unanswered when the connection dropped/);
+      assert.equal(await A.sfu(() => window.sfu.participantId), A.participantId, 'A resumed, not joined anew');
+    }).finally(async () => {
+      await closeParticipant(A);
+      await closeParticipant(B);
+      if (browser) await browser.close().catch(() => {});
+    });
+  });
+
   // Requirement: unknown tokens are refused.
   it('refuses unknown tokens', async () => {
     const c = await connect(server);
