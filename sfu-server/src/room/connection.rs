@@ -65,6 +65,11 @@ impl ConnectionView {
         });
     }
 
+    /// Whether a remote candidate at `addr` fits under `limit` distinct addresses.
+    pub fn has_room_for_candidate(&self, addr: SocketAddr, limit: usize) -> bool {
+        self.remote_candidates.len() < limit || self.remote_candidates.contains_key(&addr)
+    }
+
     /// Remember a candidate the participant signalled.
     pub fn remote_candidate(&mut self, addr: SocketAddr, kind: CandidateKind) {
         self.remote_candidates.insert(addr, kind);

@@ -14,6 +14,10 @@ use tracing::{debug, info};
 use super::producer::{Producer, ProducerKey, core_codec, max_layer_for};
 use super::{ParticipantKey, Room};
 
+/// Distinct remote candidate addresses one participant may signal: a browser signals a
+/// handful per ICE session; unbounded, they would grow the room's and str0m's lists forever.
+const MAX_REMOTE_CANDIDATES: usize = 64;
+
 /// A simulcast layer nobody wants is paused at the publisher after this long.
 const DYNACAST_PAUSE_AFTER: Duration = Duration::from_secs(5);
 /// A simulcast layer with no packet for this long is no longer chosen.
@@ -57,6 +61,18 @@ impl Room {
         };
         let line = init.candidate.strip_prefix("a=").unwrap_or(&init.candidate);
         match Candidate::from_sdp_string(line) {
+            Ok(candidate)
+                if !p
+                    .connection
+                    .has_room_for_candidate(candidate.addr(), MAX_REMOTE_CANDIDATES) =>
+            {
+                drop(_g);
+                self.reply_error(
+                    key,
+                    ErrorCode::TooLarge,
+                    format!("over {MAX_REMOTE_CANDIDATES} remote candidates; this one is ignored"),
+                );
+            }
             Ok(candidate) => {
                 debug!(%candidate, "remote candidate added");
                 p.connection

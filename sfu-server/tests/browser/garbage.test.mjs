@@ -122,6 +122,29 @@ describe('garbage input next to a running call', () => {
     assert.ok(ERROR_CODES.includes(err.code), `unexpected error code in ${JSON.stringify(err)}`);
   });
 
+  // Requirement: remote candidates beyond 64 distinct addresses per participant are refused
+  // with too_large (a client cannot grow the server's candidate lists without end), and the
+  // connection stays open.
+  check('candidates beyond the per-participant limit get too_large', async () => {
+    const raw = await joinRaw('garbage-candidates');
+    const candidate = (port) => JSON.stringify({
+      type: 'candidate',
+      candidate: { candidate: `candidate:1 1 udp 2122260223 10.9.8.7 ${port} typ host`, sdpMid: '0' },
+    });
+    // Under the default 50 messages a second, so none is dropped by the rate limit.
+    for (let port = 20000; port < 20040; port++) raw.ws.send(candidate(port));
+    await sleep(1100);
+    for (let port = 20040; port < 20064; port++) raw.ws.send(candidate(port));
+    await sleep(1100);
+    assert.deepEqual(raw.messages.filter((m) => m.type === 'error'), [], 'errors within the limit');
+    raw.ws.send(candidate(20000)); // an address already known is no new entry
+    const err = await sendExpectingError(raw, candidate(20064), 'the 65th candidate address');
+    assert.equal(err.code, 'too_large', JSON.stringify(err));
+    assert.match(err.message, /64 remote candidates/);
+    assert.equal(raw.messages.filter((m) => m.type === 'error').length, 1, JSON.stringify(raw.messages));
+    await expectStillOpen(raw);
+  });
+
   // Requirement: the first message must be join; anything else gets bad_request and the socket is closed.
   check('offer before join gets bad_request and the socket is closed', async () => {
     const raw = await openRaw();
