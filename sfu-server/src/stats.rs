@@ -20,7 +20,8 @@ pub struct Stats {
     /// Datagrams that could not be sent (socket buffer full).
     pub udp_send_dropped: AtomicU64,
     /// ICE-TCP connections closed without being routed: no STUN check for a known
-    /// ufrag as their first frame within 10 s.
+    /// ufrag as their first frame within 10 s, too many waiting for theirs, or their
+    /// participant already holding its limit of connections.
     pub tcp_refused: AtomicU64,
     /// Joins answered with a redirect to the node that owns the room (multi-node).
     pub cluster_redirects: AtomicU64,

@@ -21,7 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::{debug, info};
 
 use crate::registry::{Route, Routes};
-use crate::room::Datagram;
+use crate::room::{Datagram, ParticipantKey};
 use crate::stats::{Stats, add, bump};
 use crate::udp_batch::UdpBatch;
 
@@ -39,6 +39,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections that have not yet named a participant, at most; more are closed at once.
 const MAX_UNROUTED: usize = 256;
+/// Connections one participant may hold at once (a browser opens one per ICE-TCP candidate
+/// pair it checks); more are refused, so that naming a ufrag cannot hold descriptors without end.
+const MAX_PER_PARTICIPANT: usize = 4;
 
 /// Where a participant's outgoing packets go: the shared UDP socket, or the ICE-TCP
 /// connection they belong to.
@@ -112,6 +115,7 @@ pub async fn accept_loop(
     stats: Arc<Stats>,
 ) {
     let unrouted = Arc::new(Semaphore::new(MAX_UNROUTED));
+    let per_participant = PerParticipant::default();
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
@@ -124,6 +128,7 @@ pub async fn accept_loop(
                     remote,
                     routes: routes.clone(),
                     writers: writers.clone(),
+                    per_participant: per_participant.clone(),
                     stats: stats.clone(),
                 };
                 tokio::spawn(connection.serve(stream, permit));
@@ -142,7 +147,44 @@ struct Connection {
     remote: SocketAddr,
     routes: Routes,
     writers: TcpWriters,
+    per_participant: PerParticipant,
     stats: Arc<Stats>,
+}
+
+/// Live routed connections per participant.
+#[derive(Clone, Default)]
+struct PerParticipant(Arc<DashMap<ParticipantKey, usize>>);
+
+impl PerParticipant {
+    /// Count one more connection of `participant`, unless it holds [`MAX_PER_PARTICIPANT`].
+    fn admit(&self, participant: ParticipantKey) -> Option<ParticipantSlot> {
+        let mut count = self.0.entry(participant).or_insert(0);
+        if *count >= MAX_PER_PARTICIPANT {
+            return None;
+        }
+        *count += 1;
+        Some(ParticipantSlot {
+            counts: self.clone(),
+            participant,
+        })
+    }
+}
+
+/// One counted connection of a participant, uncounted when dropped.
+struct ParticipantSlot {
+    counts: PerParticipant,
+    participant: ParticipantKey,
+}
+
+impl Drop for ParticipantSlot {
+    fn drop(&mut self) {
+        if let Some(mut count) = self.counts.0.get_mut(&self.participant) {
+            *count = count.saturating_sub(1);
+        }
+        self.counts
+            .0
+            .remove_if(&self.participant, |_, count| *count == 0);
+    }
 }
 
 impl Connection {
@@ -166,10 +208,15 @@ impl Connection {
             return;
         };
         drop(unrouted);
+        let Some(_slot) = self.per_participant.admit(route.participant) else {
+            bump(&self.stats.tcp_refused);
+            debug!(%remote, participant = ?route.participant, "ICE-TCP connection over the participant's limit refused");
+            return;
+        };
         info!(%remote, participant = ?route.participant, "ICE-TCP connection");
         let (tx, rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
         self.writers.insert(remote, tx.clone());
-        let write_half = tokio::spawn(write_frames(writer, rx, self.stats.clone()));
+        let mut write_half = tokio::spawn(write_frames(writer, rx, self.stats.clone()));
         let mut next = Some(first);
         while let Some(frame) = next {
             add(&self.stats.udp_received_bytes, frame.len() as u64);
@@ -177,10 +224,15 @@ impl Connection {
             if !self.deliver(frame, &mut ufrag, &mut route) {
                 break;
             }
-            next = tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut reader))
-                .await
-                .ok()
-                .flatten();
+            // A writer that gave up (its client stopped reading) ends the connection: reading
+            // on would keep it open with nothing ever sent back.
+            next = tokio::select! {
+                frame = tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut reader)) => frame.ok().flatten(),
+                _ = &mut write_half => {
+                    debug!(%remote, "ICE-TCP writes stalled; closing the connection");
+                    None
+                }
+            };
         }
         // A newer connection from the same address keeps its own writer.
         self.writers
@@ -253,4 +305,113 @@ async fn read_frame(reader: &mut OwnedReadHalf) -> Option<Vec<u8>> {
     let mut frame = vec![0u8; usize::from(u16::from_be_bytes(len))];
     reader.read_exact(&mut frame).await.ok()?;
     Some(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::udp::tests::binding_request;
+
+    /// A connection to `addr` whose first frame is a check naming `srvufrag`.
+    async fn connect_with_check(addr: SocketAddr) -> TcpStream {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let check = binding_request("srvufrag");
+        let len = u16::try_from(check.len()).expect("short check");
+        stream.write_all(&len.to_be_bytes()).await.expect("write");
+        stream.write_all(&check).await.expect("write");
+        stream
+    }
+
+    /// Wait for the next datagram the connections route to the room.
+    async fn routed(room: &mut mpsc::Receiver<Datagram>) {
+        tokio::time::timeout(Duration::from_secs(2), room.recv())
+            .await
+            .expect("routed in time")
+            .expect("route open");
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_writes_stall_is_closed() {
+        // Requirement: when a client stops reading, its connection is closed once a write has
+        // stalled for WRITE_TIMEOUT, not kept reading (and routing) with nothing sent back.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let routes: Routes = Arc::default();
+        let (room_tx, mut room_rx) = mpsc::channel(64);
+        let route = Route {
+            datagrams: room_tx,
+            participant: ParticipantKey(1),
+        };
+        routes.insert("srvufrag".to_owned(), route);
+        let writers = TcpWriters::default();
+        let stats = Arc::new(Stats::default());
+        tokio::spawn(accept_loop(listener, routes, writers.clone(), stats));
+        let mut client = connect_with_check(addr).await;
+        routed(&mut room_rx).await;
+        let writer = writers.iter().next().expect("a writer").value().clone();
+        // More than the kernel buffers hold, while the client reads nothing.
+        for _ in 0..WRITE_QUEUE {
+            if writer.try_send(vec![0u8; 60_000]).is_err() {
+                break;
+            }
+        }
+        tokio::time::sleep(WRITE_TIMEOUT + Duration::from_secs(1)).await;
+        assert!(writers.is_empty(), "its writer is still listed");
+        // What the client sends now no longer reaches the room: the connection is closed.
+        let check = binding_request("srvufrag");
+        let len = u16::try_from(check.len()).expect("short check");
+        let _ = client.write_all(&len.to_be_bytes()).await;
+        let _ = client.write_all(&check).await;
+        let late = tokio::time::timeout(Duration::from_secs(1), room_rx.recv()).await;
+        assert!(
+            !matches!(late, Ok(Some(_))),
+            "a frame read after the writes stalled"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_participant_holds_a_bounded_number_of_connections() {
+        // Requirement: naming a participant's ufrag does not let a client hold connections
+        // (and descriptors) without end: beyond the limit they are refused and counted, and a
+        // closed one frees its place.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let routes: Routes = Arc::default();
+        let (room_tx, mut room_rx) = mpsc::channel(64);
+        let route = Route {
+            datagrams: room_tx,
+            participant: ParticipantKey(1),
+        };
+        routes.insert("srvufrag".to_owned(), route);
+        let stats = Arc::new(Stats::default());
+        tokio::spawn(accept_loop(
+            listener,
+            routes,
+            TcpWriters::default(),
+            stats.clone(),
+        ));
+
+        let mut held = Vec::new();
+        for _ in 0..MAX_PER_PARTICIPANT {
+            held.push(connect_with_check(addr).await);
+            routed(&mut room_rx).await;
+        }
+        for _ in 0..2 {
+            let mut refused = connect_with_check(addr).await;
+            let mut buf = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_secs(2), refused.read(&mut buf))
+                .await
+                .expect("closed in time");
+            assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        }
+        assert_eq!(stats.tcp_refused.load(Ordering::Relaxed), 2);
+
+        drop(held.remove(0));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        held.push(connect_with_check(addr).await);
+        routed(&mut room_rx).await;
+        assert_eq!(stats.tcp_refused.load(Ordering::Relaxed), 2);
+    }
 }

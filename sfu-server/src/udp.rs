@@ -208,7 +208,7 @@ fn find_route(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::net::Ipv4Addr;
     use std::time::Duration;
 
@@ -219,7 +219,7 @@ mod tests {
     use crate::udp_batch::UdpBatch;
 
     /// A STUN binding request whose USERNAME names `ufrag` as the server's.
-    fn binding_request(ufrag: &str) -> Vec<u8> {
+    pub(crate) fn binding_request(ufrag: &str) -> Vec<u8> {
         let mut username = format!("{ufrag}:client").into_bytes();
         let value_len = u16::try_from(username.len()).expect("short");
         username.resize(username.len().div_ceil(4) * 4, 0);
