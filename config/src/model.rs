@@ -70,7 +70,8 @@ pub struct Config {
     pub max_pending_joins: usize,
     /// Minimum time between two keyframe requests sent to a publisher for one track, in milliseconds.
     pub keyframe_request_interval_ms: u64,
-    /// Seconds a participant may stay without a connected media path (ICE) before it is removed.
+    /// Seconds a participant may stay without a connected media path (ICE) before it is
+    /// removed (1 to 3600).
     pub ice_connect_timeout_secs: u64,
     /// Seconds a participant whose signaling connection dropped (without `leave`) is kept,
     /// media flowing, waiting for it to `resume`; 0 removes it at once.
@@ -342,8 +343,11 @@ impl Config {
                 self.resume_grace_secs
             ));
         }
-        if self.ice_connect_timeout_secs == 0 {
-            return invalid("ice_connect_timeout_secs must be at least 1".into());
+        if !(1..=3600).contains(&self.ice_connect_timeout_secs) {
+            return invalid(format!(
+                "ice_connect_timeout_secs must be between 1 and 3600, got {}",
+                self.ice_connect_timeout_secs
+            ));
         }
         if self.ice_servers.iter().any(|s| s.urls.is_empty()) {
             return invalid("an ice_servers entry has no urls".to_owned());

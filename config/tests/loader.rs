@@ -163,6 +163,10 @@ fn validation_rejects_each_impossible_value() {
             Box::new(|c| c.ice_connect_timeout_secs = 0),
         ),
         (
+            "ice_connect_timeout_secs",
+            Box::new(|c| c.ice_connect_timeout_secs = u64::MAX),
+        ),
+        (
             "ice_servers",
             Box::new(|c| {
                 c.ice_servers = vec![config::IceServerConfig {
