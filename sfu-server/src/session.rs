@@ -77,6 +77,7 @@ pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
         Err(_) => {
             let _ = reply_error(
                 &mut socket,
+                &stats,
                 ProtocolError::bad_request("no `join` within 30 s"),
             )
             .await;
@@ -114,10 +115,9 @@ pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
             return;
         }
         Err(e) => {
-            bump(&stats.signaling_errors);
             // A closing handshake, so the client sees a normal close after the error rather
             // than a dropped connection.
-            let _ = reply_error(&mut socket, e).await;
+            let _ = reply_error(&mut socket, &stats, e).await;
             let _ = send_frame(&mut socket, Message::Close(None)).await;
             return;
         }
@@ -351,16 +351,16 @@ async fn serve(
                         continue;
                     }
                     last_rate_error = Some(now);
-                    reply_error(&mut socket, ProtocolError {
+                    reply_error(&mut socket, stats, ProtocolError {
                         code: ErrorCode::RateLimited,
                         message: format!("over {max_messages_per_second} messages per second; messages are being dropped"),
                     }).await
                 } else {
                     match incoming {
-                        Err(e) => reply_error(&mut socket, e).await,
+                        Err(e) => reply_error(&mut socket, stats, e).await,
                         Ok(ClientMessage::Ping { ts }) => send(&mut socket, &ServerMessage::Pong { ts }).await,
                         Ok(ClientMessage::Join { .. } | ClientMessage::Resume { .. }) => {
-                            reply_error(&mut socket, ProtocolError::bad_request("already joined")).await
+                            reply_error(&mut socket, stats, ProtocolError::bad_request("already joined")).await
                         }
                         Ok(ClientMessage::Leave) => {
                             ended = SessionEnd::Left;
@@ -456,8 +456,8 @@ enum SessionEnd {
     Lost,
 }
 
-/// The next client message, `None` when the socket is closed. Protocol errors are
-/// counted here; the caller decides how to answer them.
+/// The next client message, `None` when the socket is closed. The caller decides how to
+/// answer protocol errors (and counts them when it replies).
 async fn next_message(
     socket: &mut WebSocket,
     limits: &Limits,
@@ -482,15 +482,17 @@ async fn next_message(
             Message::Close(_) => return None,
         };
         bump(&stats.ws_messages);
-        if parsed.is_err() {
-            bump(&stats.signaling_errors);
-        }
         return Some(parsed);
     }
 }
 
-/// Send an `error` reply. Counting is the caller's: parse errors are counted where they are read.
-async fn reply_error(socket: &mut WebSocket, error: ProtocolError) -> Result<(), SendFailure> {
+/// Send an `error` reply, counted once in the total and once by its code.
+async fn reply_error(
+    socket: &mut WebSocket,
+    stats: &Stats,
+    error: ProtocolError,
+) -> Result<(), SendFailure> {
+    bump(&stats.signaling_errors);
     ::metrics::counter!(crate::metrics::SIGNALING_ERRORS, "code" => error.code.as_str())
         .increment(1);
     warn!(code = error.code.as_str(), message = %error.message, "refused client message");

@@ -152,6 +152,10 @@ describe('garbage input next to a running call', () => {
     assert.equal(err.code, 'bad_request', JSON.stringify(err));
     await waitFor(() => raw.closed, 5000, 'the server to close the socket after an offer before join');
     assert.notEqual(raw.closed.code, 1006, `closed without a close frame: ${JSON.stringify(raw.closed)}`);
+    const malformed = await openRaw();
+    const parseError = await sendExpectingError(malformed, '{"type": "join", oops', 'malformed first message');
+    assert.equal(parseError.code, 'bad_request', JSON.stringify(parseError));
+    await waitFor(() => malformed.closed, 5000, 'the server to close the socket after a malformed first message');
   });
 
   // Requirement: garbage UDP datagrams are dropped and counted, without harming sessions or the process.
@@ -183,6 +187,13 @@ describe('garbage input next to a running call', () => {
     assert.equal(health.status, 'ok');
     assert.ok(health.counters.signaling_errors > healthBefore.counters.signaling_errors,
       `signaling_errors ${healthBefore.counters.signaling_errors} -> ${health.counters.signaling_errors}`);
+    // Every error reply is counted once in the total and once under its code (METRICS.md).
+    const metrics = await (await fetch(server.metricsUrl)).text();
+    const value = (line) => Number(line.trim().split(/\s+/).pop());
+    const total = metrics.split('\n').filter((l) => l.startsWith('sfu_signaling_errors_total')).map(value);
+    const byCode = metrics.split('\n').filter((l) => l.startsWith('sfu_signaling_errors_by_code_total{')).map(value);
+    assert.equal(total.length, 1, 'no sfu_signaling_errors_total');
+    assert.equal(byCode.reduce((a, b) => a + b, 0), total[0], 'the by-code counts do not add up to the total');
     const log = fs.readFileSync(server.logPath, 'utf8');
     assert.ok(!/panicked/.test(log), 'server log contains a panic');
   });
