@@ -215,21 +215,14 @@ impl Cluster {
 
     /// This node's record with its rooms, for the heartbeat.
     async fn own_record(&self, registry: &Registry) -> NodeRecord {
-        let rooms: Vec<RoomLoad> = registry
+        let counts: HashMap<String, usize> = registry
             .snapshots()
             .await
             .into_iter()
-            .map(|s| RoomLoad {
-                participants: s.participants.len(),
-                room: s.room,
-            })
+            .map(|s| (s.room, s.participants.len()))
             .collect();
-        NodeRecord {
-            id: self.node_id.clone(),
-            url: self.url.clone(),
-            participants: rooms.iter().map(|r| r.participants).sum(),
-            rooms,
-        }
+        let open = registry.rooms().into_iter().map(|(id, _)| id.to_string());
+        node_record(&self.node_id, &self.url, open, &counts)
     }
 
     /// Every live node's record; this node's own carries its current load (without its
@@ -351,9 +344,52 @@ impl Cluster {
     }
 }
 
+/// A node's record: every room open on it (`open`), with its participants where the room
+/// answered its snapshot (`counts`). A room too busy to answer in time is still listed, with
+/// none: left out, its placement would be released and the room opened again elsewhere.
+fn node_record(
+    id: &str,
+    url: &str,
+    open: impl IntoIterator<Item = String>,
+    counts: &HashMap<String, usize>,
+) -> NodeRecord {
+    let rooms: Vec<RoomLoad> = open
+        .into_iter()
+        .map(|room| RoomLoad {
+            participants: counts.get(&room).copied().unwrap_or(0),
+            room,
+        })
+        .collect();
+    NodeRecord {
+        id: id.to_owned(),
+        url: url.to_owned(),
+        participants: rooms.iter().map(|r| r.participants).sum(),
+        rooms,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_room_that_does_not_answer_in_time_stays_in_the_node_record() {
+        // Requirement: the heartbeat lists every open room, so a busy one keeps its placement.
+        let counts = HashMap::from([("a".to_owned(), 3)]);
+        let record = node_record(
+            "n1",
+            "ws://n1/ws",
+            ["a".to_owned(), "busy".to_owned()],
+            &counts,
+        );
+        let rooms: Vec<(&str, usize)> = record
+            .rooms
+            .iter()
+            .map(|r| (r.room.as_str(), r.participants))
+            .collect();
+        assert_eq!(rooms, vec![("a", 3), ("busy", 0)]);
+        assert_eq!(record.participants, 3);
+    }
 
     fn node(id: &str, participants: usize) -> NodeRecord {
         NodeRecord {

@@ -279,15 +279,18 @@ impl Registry {
         self.inner.rooms.get(id).map(|e| e.value().clone())
     }
 
-    /// Snapshots of every room (rooms that do not answer within a second are left out).
+    /// Snapshots of every room, asked all at once (rooms that do not answer within a
+    /// second are left out).
     pub async fn snapshots(&self) -> Vec<RoomSnapshot> {
-        let mut out = Vec::new();
-        for (_, handle) in self.rooms() {
-            if let Some(snapshot) = handle.ask(AdminRequest::Snapshot).await {
-                out.push(snapshot);
-            }
-        }
-        out
+        let asks = self
+            .rooms()
+            .into_iter()
+            .map(|(_, handle)| async move { handle.ask(AdminRequest::Snapshot).await });
+        futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// The task of room `id` (`generation`, datagram queue `datagrams`) panicked: forget

@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use signaling::LeaveReason;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::registry::Registry;
-use crate::room::AdminRequest;
+use crate::room::{AdminRequest, RoomCommand};
 
 /// Which signal asked the server to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,18 +48,23 @@ pub async fn signal() -> Stop {
 }
 
 /// Tell every room to close with reason `shutdown`, then wait until they are gone or
-/// `deadline` passes.
+/// `deadline` passes. A room whose command queue is full is waited for (until the deadline),
+/// not skipped: its participants would otherwise get no `leave`.
 pub async fn close_rooms(registry: &Registry, deadline: Instant) {
     let rooms = registry.rooms();
     info!(rooms = rooms.len(), "closing every room");
-    for (_, handle) in rooms {
-        let _ = handle
-            .ask(|reply| AdminRequest::Close {
-                reason: LeaveReason::Shutdown,
-                reply,
-            })
-            .await;
-    }
+    let closes = rooms.into_iter().map(|(id, handle)| async move {
+        let (reply, _) = oneshot::channel();
+        let close = RoomCommand::Admin(AdminRequest::Close {
+            reason: LeaveReason::Shutdown,
+            reply,
+        });
+        let sent = tokio::time::timeout_at(deadline, handle.commands.send(close)).await;
+        if sent.is_err() {
+            warn!(room = %id, "the room's command queue stayed full; it was not told to close");
+        }
+    });
+    futures_util::future::join_all(closes).await;
     while registry.counts().0 > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
