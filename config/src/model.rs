@@ -68,6 +68,9 @@ pub struct Config {
     pub max_messages_per_second: u32,
     /// Joins being processed at once on this server; more get `rate_limited`.
     pub max_pending_joins: usize,
+    /// Signaling WebSockets open at once that have not joined (or resumed) yet; more are
+    /// refused at the upgrade with HTTP 503, so idle connections cannot pile up.
+    pub max_unjoined_connections: usize,
     /// Minimum time between two keyframe requests sent to a publisher for one track, in milliseconds.
     pub keyframe_request_interval_ms: u64,
     /// Seconds a participant may stay without a connected media path (ICE) before it is
@@ -165,6 +168,7 @@ impl Default for Config {
             max_sdp_bytes: 48 * 1024,
             max_messages_per_second: 50,
             max_pending_joins: 64,
+            max_unjoined_connections: 1024,
             keyframe_request_interval_ms: 500,
             ice_connect_timeout_secs: 20,
             ws_idle_timeout_secs: 45,
@@ -307,6 +311,7 @@ impl Config {
                 self.max_tracks_per_participant,
             ),
             ("max_pending_joins", self.max_pending_joins),
+            ("max_unjoined_connections", self.max_unjoined_connections),
             (
                 "max_messages_per_second",
                 self.max_messages_per_second as usize,

@@ -159,6 +159,10 @@ fn validation_rejects_each_impossible_value() {
             Box::new(|c| c.keyframe_request_interval_ms = 60_000),
         ),
         (
+            "max_unjoined_connections",
+            Box::new(|c| c.max_unjoined_connections = 0),
+        ),
+        (
             "ice_connect_timeout_secs",
             Box::new(|c| c.ice_connect_timeout_secs = 0),
         ),

@@ -4,21 +4,24 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 use crate::api;
 use crate::registry::Registry;
 use crate::session;
-use crate::stats::Stats;
+use crate::stats::{Stats, bump};
 use crate::web;
 
 #[derive(Clone)]
 struct AppState {
     registry: Registry,
     stats: Arc<Stats>,
+    /// Places for signaling connections that have not joined yet.
+    unjoined: Arc<Semaphore>,
 }
 
 /// All routes of the HTTP listener.
@@ -51,6 +54,7 @@ pub fn router(registry: Registry, stats: Arc<Stats>) -> Router {
         .route("/healthz", get(healthz))
         .route("/ws", get(websocket))
         .with_state(AppState {
+            unjoined: Arc::new(Semaphore::new(registry.config().max_unjoined_connections)),
             registry: registry.clone(),
             stats,
         })
@@ -80,11 +84,19 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
 }
 
 async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    let Ok(unjoined) = state.unjoined.clone().try_acquire_owned() else {
+        bump(&state.stats.ws_refused);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many signaling connections waiting to join; try again shortly",
+        )
+            .into_response();
+    };
     let max = state.registry.config().max_message_bytes;
     // Frames up to 16× the protocol limit are read so an oversized one can be answered
     // with `too_large` instead of a dropped connection; beyond that the socket closes.
     upgrade
         .max_message_size(max.saturating_mul(16).max(2 * 1024 * 1024))
         .max_frame_size(max.saturating_mul(16).max(2 * 1024 * 1024))
-        .on_upgrade(move |socket| session::run(socket, state.registry, state.stats))
+        .on_upgrade(move |socket| session::run(socket, state.registry, state.stats, unjoined))
 }

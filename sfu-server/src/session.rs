@@ -12,7 +12,7 @@ use signaling::{
     ClientMessage, ErrorCode, LeaveReason, Limits, ProtocolError, ServerMessage,
     parse_client_message,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::cluster::Placement;
@@ -59,7 +59,14 @@ impl LastHeard {
 }
 
 /// Serve one WebSocket until the client leaves, the socket drops or the room ends the session.
-pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
+/// `unjoined` holds its place among the connections that have not joined yet, given back
+/// once it joins.
+pub async fn run(
+    mut socket: WebSocket,
+    registry: Registry,
+    stats: Arc<Stats>,
+    unjoined: OwnedSemaphorePermit,
+) {
     let limits = Limits {
         max_message_bytes: registry.config().max_message_bytes,
         max_sdp_bytes: registry.config().max_sdp_bytes,
@@ -122,6 +129,7 @@ pub async fn run(mut socket: WebSocket, registry: Registry, stats: Arc<Stats>) {
             return;
         }
     };
+    drop(unjoined);
     let span = info_span!("session", room = %room_id, participant = %joined.participant_id);
     let max_messages_per_second = registry.config().max_messages_per_second;
     let idle_timeout = Duration::from_secs(registry.config().ws_idle_timeout_secs);

@@ -23,6 +23,9 @@ pub struct Stats {
     /// ufrag as their first frame within 10 s, too many waiting for theirs, or their
     /// participant already holding its limit of connections.
     pub tcp_refused: AtomicU64,
+    /// Signaling WebSockets refused at the upgrade (HTTP 503): `max_unjoined_connections`
+    /// others had not joined yet.
+    pub ws_refused: AtomicU64,
     /// Joins answered with a redirect to the node that owns the room (multi-node).
     pub cluster_redirects: AtomicU64,
     /// Failed Redis operations (heartbeats, placements); a join whose placement failed
@@ -89,6 +92,7 @@ pub struct StatsSnapshot {
     udp_rejected: u64,
     udp_send_dropped: u64,
     tcp_refused: u64,
+    ws_refused: u64,
     cluster_redirects: u64,
     cluster_errors: u64,
     cluster_conflicts: u64,
@@ -150,6 +154,7 @@ impl Stats {
             udp_rejected: r(&self.udp_rejected),
             udp_send_dropped: r(&self.udp_send_dropped),
             tcp_refused: r(&self.tcp_refused),
+            ws_refused: r(&self.ws_refused),
             cluster_redirects: r(&self.cluster_redirects),
             cluster_errors: r(&self.cluster_errors),
             cluster_conflicts: r(&self.cluster_conflicts),

@@ -164,3 +164,46 @@ describe('slow and concurrent clients', () => {
     assert.equal(later.messages[0].type, 'joined', JSON.stringify(later.messages[0]));
   });
 });
+
+describe('connections waiting to join', () => {
+  let server;
+  const sockets = [];
+  before(async () => {
+    const tmp = makeTempDir();
+    const config = path.join(tmp, 'unjoined.toml');
+    fs.writeFileSync(config, 'max_unjoined_connections = 3\n');
+    server = await startServer(tmp, { extraArgs: ['--config', config] });
+  });
+  after(async () => {
+    for (const ws of sockets) ws.terminate();
+    if (server) await server.stop();
+  });
+
+  /** A signaling WebSocket: resolves `open`, or the HTTP status it was refused with. */
+  function open() {
+    const ws = new WebSocket(server.wsUrl);
+    sockets.push(ws);
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve({ ws, status: 101 }));
+      ws.once('unexpected-response', (_req, res) => resolve({ ws, status: res.statusCode }));
+      ws.once('error', reject);
+    });
+  }
+
+  // Requirement: connections that have not joined are capped (max_unjoined_connections): more
+  // are refused with HTTP 503 and counted, and one that joins frees its place.
+  it('refuses connections over the cap until one joins', async () => {
+    const before = (await getHealth(server.baseUrl)).counters.ws_refused;
+    const idle = [await open(), await open(), await open()];
+    assert.deepEqual(idle.map((c) => c.status), [101, 101, 101]);
+    const refused = await open();
+    assert.equal(refused.status, 503);
+    assert.equal((await getHealth(server.baseUrl)).counters.ws_refused, before + 1);
+    const joiner = idle[0].ws;
+    const reply = new Promise((resolve) => joiner.once('message', (data) => resolve(JSON.parse(data.toString()))));
+    joiner.send(JSON.stringify({ type: 'join', room: 'unjoined', name: 'n' }));
+    assert.equal((await reply).type, 'joined');
+    const admitted = await open();
+    assert.equal(admitted.status, 101, 'a joined connection did not free its place');
+  });
+});
