@@ -72,7 +72,7 @@ impl Room {
             next_timeout: now,
             drain_due: false,
             pending_offer: None,
-            first_offer_after: Some(now + FIRST_OFFER_DELAY),
+            offer_after: Some(now + FIRST_OFFER_DELAY),
             connect_deadline: None,
             connected: false,
             connected_once: false,
@@ -315,8 +315,8 @@ impl Room {
                 self.to_remove.push((key, Some(LeaveReason::Timeout)));
                 continue;
             }
-            if p.first_offer_after.is_some_and(|d| d <= now) {
-                p.first_offer_after = None;
+            if p.offer_after.is_some_and(|d| d <= now) {
+                p.offer_after = None;
                 self.maybe_offer(key);
             }
         }

@@ -18,6 +18,9 @@ use super::participant;
 use super::producer::{Consumer, ConsumerState, ProducerKey};
 use super::{ParticipantKey, Room};
 
+/// Pause before the server offers again what a refused answer left unnegotiated.
+const OFFER_AGAIN_AFTER_REFUSED_ANSWER: Duration = Duration::from_secs(1);
+
 impl Room {
     /// The client's offer: accept it, (un)publish what changed, answer with the track ids.
     pub(super) fn client_offer(&mut self, key: ParticipantKey, sdp: String) {
@@ -76,7 +79,7 @@ impl Room {
             }
         };
         info!("client offer accepted");
-        p.first_offer_after = None;
+        p.offer_after = None;
         self.follow_ice_restart(key);
         self.arm_connect_deadline(key);
         if let Some(p) = self.participants.get_mut(&key) {
@@ -130,9 +133,11 @@ impl Room {
             }
         };
         if let Err(e) = p.rtc.sdp_api().accept_answer(pending, answer) {
-            // str0m consumed the pending offer; the next offer starts afresh.
+            // str0m consumed the pending offer; the next offer starts afresh, after a pause
+            // (a client that keeps answering wrong is not offered again at once, every time).
             warn!(error = %e, "client answer refused");
             Self::rollback_offered(p);
+            p.offer_after = Some(Instant::now() + OFFER_AGAIN_AFTER_REFUSED_ANSWER);
             self.reply_error(
                 key,
                 ErrorCode::BadRequest,
@@ -198,7 +203,7 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        if p.pending_offer.is_some() || p.first_offer_after.is_some() {
+        if p.pending_offer.is_some() || p.offer_after.is_some() {
             return;
         }
         let mut change = p.rtc.sdp_api();

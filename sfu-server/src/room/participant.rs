@@ -49,8 +49,9 @@ pub struct Participant {
     pub drain_due: bool,
     /// The server's unanswered offer.
     pub pending_offer: Option<SdpPendingOffer>,
-    /// The server sends its first offer only after this (or after the client's first offer).
-    pub first_offer_after: Option<Instant>,
+    /// The server sends no offer before this: its first waits for the client's own offer or
+    /// this, and after a refused answer it pauses before offering again.
+    pub offer_after: Option<Instant>,
     /// The media path must be up by then, or the participant is removed.
     pub connect_deadline: Option<Instant>,
     /// Whether ICE and DTLS completed.
@@ -91,14 +92,10 @@ impl Participant {
     /// The earliest time this participant needs attention.
     pub fn next_deadline(&self, resume_grace: std::time::Duration) -> Instant {
         let resume_deadline = self.disconnected_at.map(|t| t + resume_grace);
-        [
-            self.first_offer_after,
-            self.connect_deadline,
-            resume_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .fold(self.next_timeout, Instant::min)
+        [self.offer_after, self.connect_deadline, resume_deadline]
+            .into_iter()
+            .flatten()
+            .fold(self.next_timeout, Instant::min)
     }
 
     /// The consumer sending on `mid`, if any.
