@@ -37,8 +37,8 @@ pub enum ClientMessage {
     },
     /// A trickled ICE candidate; `None` means end-of-candidates.
     Candidate {
-        /// The candidate, or null.
-        #[serde(default)]
+        /// The candidate, or null; the field itself is required.
+        #[serde(deserialize_with = "Option::<IceCandidateInit>::deserialize")]
         candidate: Option<IceCandidateInit>,
     },
     /// Start a subscription or change its preferences.

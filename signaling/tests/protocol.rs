@@ -286,6 +286,11 @@ fn malformed_inputs_get_the_right_error_codes() {
             "room",
         ),
         (
+            r#"{"type":"candidate"}"#.into(),
+            ErrorCode::BadRequest,
+            "candidate",
+        ),
+        (
             r#"{"type":"join","room":"","name":"a"}"#.into(),
             ErrorCode::BadRequest,
             "must not be empty",
