@@ -324,6 +324,44 @@ mod tests {
         stream
     }
 
+    /// An accept loop on a loopback port, routing ufrag `srvufrag` to one participant.
+    struct Accepting {
+        addr: SocketAddr,
+        writers: TcpWriters,
+        stats: Arc<Stats>,
+        room: mpsc::Receiver<Datagram>,
+    }
+
+    impl Accepting {
+        async fn start() -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("address");
+            let routes: Routes = Arc::default();
+            let (datagrams, room) = mpsc::channel(64);
+            let participant = ParticipantKey(1);
+            routes.insert(
+                "srvufrag".to_owned(),
+                Route {
+                    datagrams,
+                    participant,
+                },
+            );
+            let (writers, stats) = (TcpWriters::default(), Arc::new(Stats::default()));
+            tokio::spawn(accept_loop(
+                listener,
+                routes,
+                writers.clone(),
+                stats.clone(),
+            ));
+            Self {
+                addr,
+                writers,
+                stats,
+                room,
+            }
+        }
+    }
+
     /// Wait for the next datagram the connections route to the room.
     async fn routed(room: &mut mpsc::Receiver<Datagram>) {
         tokio::time::timeout(Duration::from_secs(2), room.recv())
@@ -336,18 +374,8 @@ mod tests {
     async fn a_connection_whose_writes_stall_is_closed() {
         // Requirement: when a client stops reading, its connection is closed once a write has
         // stalled for WRITE_TIMEOUT, not kept reading (and routing) with nothing sent back.
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let routes: Routes = Arc::default();
-        let (room_tx, mut room_rx) = mpsc::channel(64);
-        let route = Route {
-            datagrams: room_tx,
-            participant: ParticipantKey(1),
-        };
-        routes.insert("srvufrag".to_owned(), route);
-        let writers = TcpWriters::default();
-        let stats = Arc::new(Stats::default());
-        tokio::spawn(accept_loop(listener, routes, writers.clone(), stats));
+        let node = Accepting::start().await;
+        let (addr, writers, mut room_rx) = (node.addr, node.writers, node.room);
         let mut client = connect_with_check(addr).await;
         routed(&mut room_rx).await;
         let writer = writers.iter().next().expect("a writer").value().clone();
@@ -376,22 +404,8 @@ mod tests {
         // Requirement: naming a participant's ufrag does not let a client hold connections
         // (and descriptors) without end: beyond the limit they are refused and counted, and a
         // closed one frees its place.
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let routes: Routes = Arc::default();
-        let (room_tx, mut room_rx) = mpsc::channel(64);
-        let route = Route {
-            datagrams: room_tx,
-            participant: ParticipantKey(1),
-        };
-        routes.insert("srvufrag".to_owned(), route);
-        let stats = Arc::new(Stats::default());
-        tokio::spawn(accept_loop(
-            listener,
-            routes,
-            TcpWriters::default(),
-            stats.clone(),
-        ));
+        let node = Accepting::start().await;
+        let (addr, stats, mut room_rx) = (node.addr, node.stats, node.room);
 
         let mut held = Vec::new();
         for _ in 0..MAX_PER_PARTICIPANT {
