@@ -10,7 +10,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState};
 use tracing::{debug, info, warn};
 
-use super::producer::{ConsumerState, ProducerKey, core_codec, layer_of, rid_of};
+use super::producer::{ConsumerState, ProducerKey, core_codec, layer_of, nearest_layer, rid_of};
 use super::{ParticipantKey, Room};
 use super::{participant, vp8};
 use crate::stats::{add, bump};
@@ -292,6 +292,10 @@ impl Room {
         let Some(producer_key) = p.consumer_by_mid(mid) else {
             return;
         };
+        let lowest = self
+            .producers
+            .get(&producer_key)
+            .map_or(0, |producer| nearest_layer(0, &producer.rids));
         let layer = p
             .consumers
             .get(&producer_key)
@@ -300,7 +304,7 @@ impl Room {
                     .current_layer()
                     .or(c.forwarder.awaited_keyframe_layer())
             })
-            .unwrap_or(0);
+            .unwrap_or(lowest);
         self.request_keyframe(producer_key, layer, kind);
     }
 

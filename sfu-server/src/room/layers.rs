@@ -10,7 +10,7 @@ use str0m::media::KeyframeRequestKind;
 
 use tracing::info;
 
-use super::producer::{ConsumerState, ProducerKey, forwarded_quality, layers_of, rid_of};
+use super::producer::{ConsumerState, ProducerKey, forwarded_quality, nearest_layer, rid_of};
 use super::{ParticipantKey, Room};
 
 /// Bandwidth kept aside for each audio consumer when sharing a subscriber's estimate.
@@ -147,7 +147,7 @@ impl Room {
 
     /// Dynacast: ask each simulcast publisher for exactly the layers its consumers want.
     ///
-    /// A consumer wants the layer of its wish (capped at the highest rid published) and,
+    /// A consumer wants the layer of its wish (or the nearest below it the publisher sends) and,
     /// until a switch completes, the layer it is forwarded now. The lowest layer is
     /// always kept: it is the fallback when bandwidth drops, and a new subscriber starts on it.
     /// Layers nobody wants any more are paused only after a hold time ([`sfu_core::dynacast`]).
@@ -157,9 +157,9 @@ impl Room {
             if producer.rids.is_empty() {
                 continue;
             }
-            let top = layers_of(&producer.rids).last().copied().unwrap_or(0);
-            // The lowest layer always flows: the fallback when a subscriber's bandwidth drops.
-            let mut wanted = LayerSet::of(&[0]);
+            // The lowest layer sent always flows: the fallback when a subscriber's bandwidth
+            // drops.
+            let mut wanted = LayerSet::of(&[nearest_layer(0, &producer.rids)]);
             for subscriber in &producer.subscribers {
                 let Some(consumer) = self
                     .participants
@@ -173,7 +173,7 @@ impl Room {
                     .into_iter()
                     .flatten()
                 {
-                    wanted = wanted.with(layer.min(top));
+                    wanted = wanted.with(nearest_layer(layer, &producer.rids));
                 }
             }
             let rids: Vec<String> = producer

@@ -215,6 +215,19 @@ pub fn rid_of(layer: u8, rids: &[String]) -> Option<&str> {
         .find(|rid| layer_of(Some(rid), rids) == layer)
 }
 
+/// The layer the publisher sends that comes closest to `wish` from below (the lowest it
+/// sends when it sends none at or below it): a publisher sending only `h` and `f` has no
+/// layer 0 to fall back on.
+pub fn nearest_layer(wish: u8, rids: &[String]) -> u8 {
+    let layers = layers_of(rids);
+    let lowest = layers.first().copied().unwrap_or(0);
+    layers
+        .into_iter()
+        .filter(|layer| *layer <= wish)
+        .max()
+        .unwrap_or(lowest)
+}
+
 /// The layers a publisher's rids stand for, lowest first (`[0]` without simulcast).
 pub fn layers_of(rids: &[String]) -> Vec<u8> {
     let mut layers: Vec<u8> = rids.iter().map(|rid| layer_of(Some(rid), rids)).collect();
@@ -251,6 +264,15 @@ mod tests {
         assert_eq!(rid_of(1, &upper), Some("h"));
         assert_eq!(rid_of(2, &upper), Some("f"));
         assert_eq!(rid_of(0, &upper), None);
+        assert_eq!(
+            nearest_layer(0, &upper),
+            1,
+            "its lowest layer stands in for q"
+        );
+        assert_eq!(nearest_layer(2, &upper), 2);
+        let outer = rids(&["q", "f"]);
+        assert_eq!(nearest_layer(1, &outer), 0, "the closest from below");
+        assert_eq!(nearest_layer(0, &[]), 0);
 
         let numbered = rids(&["0", "1", "2"]);
         assert_eq!(layers_of(&numbered), vec![0, 1, 2]);
