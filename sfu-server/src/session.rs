@@ -31,6 +31,8 @@ const JOIN_ATTEMPTS: usize = 3;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the messages left on a failed connection are read, looking for `leave`.
 const UNREAD_AFTER_FAILURE: Duration = Duration::from_millis(200);
+/// How long a connection sent away before joining is read after its close frame.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 /// When the client was last heard from (any frame, pongs included); shared by the reading
 /// future and the keepalive check of one session.
 struct LastHeard {
@@ -88,7 +90,7 @@ pub async fn run(
                 ProtocolError::bad_request("no `join` within 30 s"),
             )
             .await;
-            let _ = send_frame(&mut socket, Message::Close(None)).await;
+            close_refused(&mut socket).await;
             return;
         }
     };
@@ -118,14 +120,12 @@ pub async fn run(
             bump(&stats.cluster_redirects);
             info!(room, url, "join redirected to the room's node");
             let _ = send(&mut socket, &ServerMessage::Redirect { url, room }).await;
-            let _ = send_frame(&mut socket, Message::Close(None)).await;
+            close_refused(&mut socket).await;
             return;
         }
         Err(e) => {
-            // A closing handshake, so the client sees a normal close after the error rather
-            // than a dropped connection.
             let _ = reply_error(&mut socket, &stats, e).await;
-            let _ = send_frame(&mut socket, Message::Close(None)).await;
+            close_refused(&mut socket).await;
             return;
         }
     };
@@ -376,7 +376,7 @@ async fn serve(
                         }
                         Ok(message) => {
                             debug!(kind = message.type_name(), "client message");
-                            if joined.commands.send(RoomCommand::Signal(joined.key, message)).await.is_err() {
+                            if joined.commands.send(RoomCommand::Signal(joined.key, joined.session, message)).await.is_err() {
                                 break;
                             }
                             Ok(())
@@ -451,6 +451,21 @@ async fn left_before_closing(
     tokio::time::timeout(UNREAD_AFTER_FAILURE, unread)
         .await
         .unwrap_or(false)
+}
+
+/// End a connection sent away before joining with the closing handshake, reading (and
+/// dropping) what the client still sends for a moment: unread data would make the kernel
+/// reset the connection, and the client could lose the reply and the close with it.
+async fn close_refused(socket: &mut WebSocket) {
+    let _ = send_frame(socket, Message::Close(None)).await;
+    let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+        while let Some(Ok(frame)) = socket.recv().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// How a session ended.

@@ -109,8 +109,9 @@ pub struct ResumeRequest {
 pub enum RoomCommand {
     /// A new participant.
     Join(JoinRequest),
-    /// A client message of a joined participant.
-    Signal(ParticipantKey, signaling::ClientMessage),
+    /// A client message of a joined participant's session (number); ignored when a resume
+    /// has replaced that session.
+    Signal(ParticipantKey, u64, signaling::ClientMessage),
     /// Session (number) of the participant left (`leave`) or was ended; ignored when the
     /// participant has been resumed by a newer session since.
     Leave(ParticipantKey, u64),
@@ -289,7 +290,15 @@ impl Room {
     fn handle_command(&mut self, command: RoomCommand) {
         match command {
             RoomCommand::Join(request) => self.join(request),
-            RoomCommand::Signal(key, message) => self.signal(key, message),
+            RoomCommand::Signal(key, session, message) => {
+                if self
+                    .participants
+                    .get(&key)
+                    .is_some_and(|p| p.session == session)
+                {
+                    self.signal(key, message);
+                }
+            }
             RoomCommand::Leave(key, session) => self.leave(key, session),
             RoomCommand::Disconnected(key, session) => self.disconnected(key, session),
             RoomCommand::Resume(request) => self.resume(request),

@@ -163,7 +163,10 @@ describe('garbage input next to a running call', () => {
   // Requirement: the first message must be join; anything else gets bad_request and the socket is closed.
   check('offer before join gets bad_request and the socket is closed', async () => {
     const raw = await openRaw();
-    const err = await sendExpectingError(raw, JSON.stringify({ type: 'offer', sdp: 'v=0\r\n' }), 'offer before join');
+    const replied = sendExpectingError(raw, JSON.stringify({ type: 'offer', sdp: 'v=0\r\n' }), 'offer before join');
+    // More frames right behind it: unread, they must not turn the close into a reset.
+    for (let i = 0; i < 20; i++) raw.ws.send(JSON.stringify({ type: 'ping', ts: i, pad: 'x'.repeat(1000) }));
+    const err = await replied;
     assert.equal(err.code, 'bad_request', JSON.stringify(err));
     await waitFor(() => raw.closed, 5000, 'the server to close the socket after an offer before join');
     assert.notEqual(raw.closed.code, 1006, `closed without a close frame: ${JSON.stringify(raw.closed)}`);
