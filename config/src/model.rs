@@ -68,8 +68,9 @@ pub struct Config {
     pub max_messages_per_second: u32,
     /// Joins being processed at once on this server; more get `rate_limited`.
     pub max_pending_joins: usize,
-    /// Signaling WebSockets open at once that have not joined (or resumed) yet; more are
-    /// refused at the upgrade with HTTP 503, so idle connections cannot pile up.
+    /// Signaling WebSockets open at once that have not joined (or resumed) yet (1 to
+    /// 1,000,000); more are refused at the upgrade with HTTP 503, so idle connections cannot
+    /// pile up.
     pub max_unjoined_connections: usize,
     /// Minimum time between two keyframe requests sent to a publisher for one track, in milliseconds.
     pub keyframe_request_interval_ms: u64,
@@ -311,7 +312,6 @@ impl Config {
                 self.max_tracks_per_participant,
             ),
             ("max_pending_joins", self.max_pending_joins),
-            ("max_unjoined_connections", self.max_unjoined_connections),
             (
                 "max_messages_per_second",
                 self.max_messages_per_second as usize,
@@ -346,6 +346,12 @@ impl Config {
             return invalid(format!(
                 "resume_grace_secs must be at most 3600, got {}",
                 self.resume_grace_secs
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.max_unjoined_connections) {
+            return invalid(format!(
+                "max_unjoined_connections must be between 1 and 1000000, got {}",
+                self.max_unjoined_connections
             ));
         }
         if !(1..=3600).contains(&self.ice_connect_timeout_secs) {

@@ -163,6 +163,10 @@ fn validation_rejects_each_impossible_value() {
             Box::new(|c| c.max_unjoined_connections = 0),
         ),
         (
+            "max_unjoined_connections",
+            Box::new(|c| c.max_unjoined_connections = usize::MAX),
+        ),
+        (
             "ice_connect_timeout_secs",
             Box::new(|c| c.ice_connect_timeout_secs = 0),
         ),
