@@ -445,12 +445,13 @@ class SfuClient extends EventTarget {
   }
 
   // An offer sent just before the connection dropped may never have reached the server, or its
-  // answer was lost with the connection: it is withdrawn and made again on the new connection.
+  // answer was lost with the connection: the same offer goes again on the new connection. A
+  // server that already applied it answers it again, unchanged, so nothing is rolled back.
   _offerAgainAfterResume() {
     this._enqueue('offer again after resume', async (pc) => {
       if (pc.signalingState !== 'have-local-offer') return;
-      const current = await this._withdrawOwnOffer(pc, 'unanswered when the connection dropped');
-      await this._offerIfNeeded(current);
+      this._log('offer unanswered when the connection dropped: sending it again');
+      this.send({ type: 'offer', sdp: pc.localDescription.sdp });
     });
   }
 

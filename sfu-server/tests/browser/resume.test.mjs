@@ -147,7 +147,8 @@ describe('resume', () => {
   });
 
   // Requirement: an offer the web client sent just before its connection dropped, unanswered
-  // (here: lost on the way), is made again after the resume, and what it asked for happens.
+  // (lost on the way, or its answer lost), goes again after the resume, and what it asked for
+  // happens.
   it('the web client offers again what was unanswered when its WebSocket dropped', { timeout: 90000 }, async () => {
     let browser;
     let A;
@@ -181,6 +182,29 @@ describe('resume', () => {
       assert.equal(await A.sfu(() => window.unpublished), 'done');
       assert.match(await A.sfu(() => window.sfu.log.join('\n')), /unanswered when the connection dropped/);
       assert.equal(await A.sfu(() => window.sfu.participantId), A.participantId, 'A resumed, not joined anew');
+
+      // The answer lost instead: the server applied A's offer to publish again, but A never got
+      // its answer. After the resume the same offer goes again, is answered, and B decodes it.
+      await A.sfu(() => {
+        const receive = window.sfu._onSocketMessage.bind(window.sfu);
+        window.sfu._onSocketMessage = (raw) => {
+          if (!window.answerLost && JSON.parse(raw).type === 'answer') {
+            window.answerLost = true;
+            return;
+          }
+          receive(raw);
+        };
+        window.published = window.sfu.publish({ audio: false, video: true }).then(() => 'done', (err) => err.message);
+        return true;
+      });
+      await waitFor(() => A.sfu(() => window.answerLost === true), 15000, 'the server to answer A\'s publish');
+      await A.sfu(() => window.sfu._ws.close());
+      assert.equal(await A.sfu(() => window.published), 'done');
+      const republished = await waitFor(async () => (await B.participants())[A.participantId].tracks.find((t) => t.kind === 'video')?.id,
+        10000, 'B to list A\'s new video track');
+      assert.notEqual(republished, videoTrack);
+      await waitFor(async () => (await B.inboundStats()).find((s) => s.trackId === republished)?.framesDecoded > 0,
+        20000, 'B to decode A\'s video published again');
     }).finally(async () => {
       await closeParticipant(A);
       await closeParticipant(B);
