@@ -40,8 +40,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections that have not yet named a participant, at most; more are closed at once.
 const MAX_UNROUTED: usize = 256;
 /// Connections one participant may hold at once (a browser opens one per ICE-TCP candidate
-/// pair it checks); more are refused, so that naming a ufrag cannot hold descriptors without end.
-const MAX_PER_PARTICIPANT: usize = 4;
+/// pair it checks, and those of an ICE restart overlap the old ones for a while); more are
+/// refused, so that naming a ufrag cannot hold descriptors without end.
+const MAX_PER_PARTICIPANT: usize = 8;
 
 /// Where a participant's outgoing packets go: the shared UDP socket, or the ICE-TCP
 /// connection they belong to.

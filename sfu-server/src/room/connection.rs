@@ -70,6 +70,11 @@ impl ConnectionView {
         self.remote_candidates.len() < limit || self.remote_candidates.contains_key(&addr)
     }
 
+    /// Forget the signalled candidates: an ICE restart makes them obsolete.
+    pub fn forget_remote_candidates(&mut self) {
+        self.remote_candidates.clear();
+    }
+
     /// Remember a candidate the participant signalled.
     pub fn remote_candidate(&mut self, addr: SocketAddr, kind: CandidateKind) {
         self.remote_candidates.insert(addr, kind);

@@ -377,6 +377,7 @@ impl Room {
         let _g = p.span.enter();
         info!(old = %p.ufrag, new = %ufrag, "ICE restart: routing by the new ufrag");
         p.connection.record(p.joined_at.elapsed(), "ice_restart");
+        p.connection.forget_remote_candidates();
         if let Some((_, route)) = self.ctx.routes.remove(&p.ufrag) {
             self.ctx.routes.insert(ufrag.clone(), route);
         }
