@@ -7,6 +7,7 @@ mod http;
 mod interfaces;
 mod message_rate;
 mod metrics;
+mod peer_addresses;
 mod registry;
 mod room;
 mod rooms_feed;

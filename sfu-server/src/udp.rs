@@ -5,20 +5,20 @@
 //! address follow the same route. Malformed datagrams (see [`datagram::classify`]) and
 //! anything else without a route are dropped and counted.
 
-use std::collections::HashMap;
 use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use quinn_udp::{RecvMeta, UdpSocketState};
-use sfu_core::{datagram, stun};
+use sfu_core::datagram;
 use str0m::net::Protocol;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
-use crate::registry::{Route, Routes};
+use crate::peer_addresses::PeerAddresses;
+use crate::registry::Routes;
 use crate::room::Datagram;
 use crate::stats::{Stats, add, bump};
 
@@ -65,8 +65,6 @@ pub fn reply_addresses(bound: SocketAddr, advertised: &[IpAddr], host: &[IpAddr]
 /// Receive buffer: one datagram, or with UDP GRO up to 64 segments of one sender glued
 /// together (the kernel's limit).
 const RECEIVE_BUFFER: usize = 64 * 1024;
-/// Size at which stale address entries are first swept.
-const ADDRESS_SWEEP_START: usize = 1024;
 
 /// One read from the socket: who sent it, the local address it was sent to (where the
 /// kernel reports it), and the segment size when GRO glued several datagrams together.
@@ -90,8 +88,7 @@ pub async fn receive_loop(socket: Arc<UdpSocket>, routes: Routes, stats: Arc<Sta
         )
         .ok();
     let mut buf = vec![0u8; RECEIVE_BUFFER];
-    let mut by_address: HashMap<SocketAddr, String> = HashMap::new();
-    let mut sweep_at = ADDRESS_SWEEP_START;
+    let mut peers = PeerAddresses::default();
     loop {
         let received = match receive(&socket, state.as_ref(), &mut buf).await {
             Ok(r) => r,
@@ -101,15 +98,13 @@ pub async fn receive_loop(socket: Arc<UdpSocket>, routes: Routes, stats: Arc<Sta
                 continue;
             }
         };
+        let at = Instant::now();
         for datagram in segments(&buf[..received.len], received.stride) {
-            route_datagram(datagram, &received, &routes, &mut by_address, &stats);
+            route_datagram(datagram, &received, at, &routes, &mut peers, &stats);
         }
-        if by_address.len() >= sweep_at {
-            by_address.retain(|_, ufrag| routes.contains_key(ufrag));
-            sweep_at = (by_address.len() * 2).max(ADDRESS_SWEEP_START);
-            if by_address.len() > 100_000 {
-                warn!(entries = by_address.len(), "many live UDP peer addresses");
-            }
+        peers.sweep(&routes);
+        if peers.len() > 100_000 {
+            warn!(entries = peers.len(), "many live UDP peer addresses");
         }
     }
 }
@@ -155,8 +150,9 @@ async fn receive(
 fn route_datagram(
     datagram: &[u8],
     received: &Received,
+    at: Instant,
     routes: &Routes,
-    by_address: &mut HashMap<SocketAddr, String>,
+    peers: &mut PeerAddresses,
     stats: &Stats,
 ) {
     let source = received.source;
@@ -167,7 +163,7 @@ fn route_datagram(
         debug!(%source, %reason, "malformed datagram dropped");
         return;
     }
-    let Some(route) = find_route(datagram, source, routes, by_address) else {
+    let Some(route) = peers.route(datagram, source, at, routes) else {
         bump(&stats.udp_dropped);
         return;
     };
@@ -177,33 +173,10 @@ fn route_datagram(
         local: received.local,
         proto: Protocol::Udp,
         data: datagram.to_vec(),
-        at: Instant::now(),
+        at,
     };
     if route.datagrams.try_send(item).is_err() {
         bump(&stats.udp_dropped);
-    }
-}
-
-fn find_route(
-    datagram: &[u8],
-    source: SocketAddr,
-    routes: &Routes,
-    by_address: &mut HashMap<SocketAddr, String>,
-) -> Option<Route> {
-    if let Some(ufrag) = stun::local_ufrag(datagram) {
-        let route = routes.get(ufrag)?.clone();
-        if by_address.get(&source).map(String::as_str) != Some(ufrag) {
-            by_address.insert(source, ufrag.to_owned());
-        }
-        return Some(route);
-    }
-    let ufrag = by_address.get(&source)?;
-    match routes.get(ufrag) {
-        Some(route) => Some(route.clone()),
-        None => {
-            by_address.remove(&source);
-            None
-        }
     }
 }
 
@@ -215,6 +188,7 @@ pub(crate) mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
+    use crate::registry::Route;
     use crate::room::ParticipantKey;
     use crate::udp_batch::UdpBatch;
 

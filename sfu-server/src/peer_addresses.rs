@@ -1,0 +1,207 @@
+//! Which participant each remote UDP address belongs to, learned from the STUN checks that
+//! name a participant's server ufrag, so that the datagrams naming none (DTLS, SRTP) find
+//! their room.
+//!
+//! A STUN check's source address can be forged and its ufrag is readable on the wire, so
+//! what one ufrag can make the table learn is bounded: beyond [`MAX_PER_UFRAG`] addresses
+//! the one heard from least recently is forgotten. A client's live address, heard from with
+//! every packet it sends, stays.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use sfu_core::stun;
+
+use crate::registry::{Route, Routes};
+
+/// Addresses learned for one ufrag at most (a client's candidate pairs, and the addresses an
+/// ICE restart or a network change moves it to).
+pub const MAX_PER_UFRAG: usize = 16;
+/// Size at which addresses of ufrags that are gone are first swept.
+const SWEEP_START: usize = 1024;
+
+/// The learned addresses of one media socket's peers.
+pub struct PeerAddresses {
+    by_address: HashMap<SocketAddr, Learned>,
+    by_ufrag: HashMap<String, Vec<SocketAddr>>,
+    sweep_at: usize,
+}
+
+/// One learned address: whose it is, and when it was last heard from.
+struct Learned {
+    ufrag: String,
+    heard: Instant,
+}
+
+impl Default for PeerAddresses {
+    fn default() -> Self {
+        Self {
+            by_address: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            sweep_at: SWEEP_START,
+        }
+    }
+}
+
+impl PeerAddresses {
+    /// The route of a datagram from `source` received `at`: by the ufrag a STUN check names
+    /// (and then its source is learned), else by the learned source.
+    pub fn route(
+        &mut self,
+        datagram: &[u8],
+        source: SocketAddr,
+        at: Instant,
+        routes: &Routes,
+    ) -> Option<Route> {
+        if let Some(ufrag) = stun::local_ufrag(datagram) {
+            let route = routes.get(ufrag)?.clone();
+            self.learn(source, ufrag, at);
+            return Some(route);
+        }
+        let learned = self.by_address.get_mut(&source)?;
+        learned.heard = at;
+        if let Some(route) = routes.get(&learned.ufrag) {
+            return Some(route.clone());
+        }
+        self.forget(source);
+        None
+    }
+
+    /// Forget the addresses of ufrags no longer routed, once the table has doubled since
+    /// the last sweep.
+    pub fn sweep(&mut self, routes: &Routes) {
+        if self.by_address.len() < self.sweep_at {
+            return;
+        }
+        self.by_ufrag.retain(|ufrag, _| routes.contains_key(ufrag));
+        self.by_address
+            .retain(|_, learned| routes.contains_key(&learned.ufrag));
+        self.sweep_at = (self.by_address.len() * 2).max(SWEEP_START);
+    }
+
+    /// Addresses learned, all ufrags together.
+    pub fn len(&self) -> usize {
+        self.by_address.len()
+    }
+
+    fn learn(&mut self, source: SocketAddr, ufrag: &str, at: Instant) {
+        match self.by_address.get_mut(&source) {
+            Some(learned) if learned.ufrag == ufrag => {
+                learned.heard = at;
+                return;
+            }
+            Some(_) => self.forget(source),
+            None => {}
+        }
+        let known = self.by_ufrag.entry(ufrag.to_owned()).or_default();
+        if known.len() >= MAX_PER_UFRAG {
+            let by_address = &self.by_address;
+            let stalest = known
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, address)| by_address.get(address).map(|l| l.heard))
+                .map(|(index, _)| index);
+            if let Some(index) = stalest {
+                let address = known.swap_remove(index);
+                self.by_address.remove(&address);
+            }
+        }
+        known.push(source);
+        let learned = Learned {
+            ufrag: ufrag.to_owned(),
+            heard: at,
+        };
+        self.by_address.insert(source, learned);
+    }
+
+    fn forget(&mut self, source: SocketAddr) {
+        let Some(learned) = self.by_address.remove(&source) else {
+            return;
+        };
+        if let Some(known) = self.by_ufrag.get_mut(&learned.ufrag) {
+            known.retain(|address| *address != source);
+            if known.is_empty() {
+                self.by_ufrag.remove(&learned.ufrag);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::room::ParticipantKey;
+    use crate::udp::tests::binding_request;
+
+    fn routes_of(ufrag: &str) -> Routes {
+        let routes: Routes = Arc::default();
+        let (datagrams, _) = mpsc::channel(1);
+        let participant = ParticipantKey(1);
+        routes.insert(
+            ufrag.to_owned(),
+            Route {
+                datagrams,
+                participant,
+            },
+        );
+        routes
+    }
+
+    fn address(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_ufrag_teaches_a_bounded_number_of_addresses_and_live_ones_stay() {
+        // Requirement: checks naming one ufrag from ever new (forgeable) addresses do not grow
+        // the table without end, and the client's live address keeps routing meanwhile.
+        let routes = routes_of("srvufrag");
+        let mut peers = PeerAddresses::default();
+        let check = binding_request("srvufrag");
+        let media = [0x80u8, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        let start = Instant::now();
+        let live = address(1);
+        assert!(peers.route(&check, live, start, &routes).is_some());
+        for port in 2..1000u16 {
+            let at = start + Duration::from_millis(u64::from(port));
+            assert!(peers.route(&check, address(port), at, &routes).is_some());
+            // The client keeps sending media from its address.
+            assert!(
+                peers.route(&media, live, at, &routes).is_some(),
+                "the live address was forgotten at {port}"
+            );
+        }
+        assert_eq!(peers.len(), MAX_PER_UFRAG);
+        assert!(
+            peers.route(&media, address(999), start, &routes).is_some(),
+            "the newest address"
+        );
+        assert!(
+            peers.route(&media, address(500), start, &routes).is_none(),
+            "an old forged one"
+        );
+    }
+
+    #[test]
+    fn addresses_of_a_gone_ufrag_stop_routing_and_are_swept() {
+        // Requirement: once a participant is gone, its addresses route nothing and are freed.
+        let routes = routes_of("srvufrag");
+        let mut peers = PeerAddresses::default();
+        let now = Instant::now();
+        for port in 0..MAX_PER_UFRAG as u16 {
+            peers.route(&binding_request("srvufrag"), address(port), now, &routes);
+        }
+        routes.clear();
+        let media = [0x80u8, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        assert!(peers.route(&media, address(0), now, &routes).is_none());
+        peers.sweep_at = 0;
+        peers.sweep(&routes);
+        assert_eq!(peers.len(), 0);
+    }
+}
