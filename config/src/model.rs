@@ -209,6 +209,22 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// `Ok` when `value` lies in `min..=max`, else the error naming `name` and the range.
+fn within<T: PartialOrd + std::fmt::Display + Copy>(
+    name: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "{name} must be between {min} and {max}, got {value}"
+        )))
+    }
+}
+
 impl Config {
     /// Parse a TOML document; missing fields keep their defaults, unknown fields are errors.
     pub fn from_toml(text: &str, path: &str) -> Result<Self, ConfigError> {
@@ -252,12 +268,7 @@ impl Config {
     /// Check every rule; the error names the field and says what to do.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if !(2..=3600).contains(&self.cluster_ttl_secs) {
-            return invalid(format!(
-                "cluster_ttl_secs must be between 2 and 3600, got {}",
-                self.cluster_ttl_secs
-            ));
-        }
+        within("cluster_ttl_secs", self.cluster_ttl_secs, 2, 3600)?;
         if self.redis_url.is_some()
             && self.public_url.is_none()
             && self.http_listen.ip().is_unspecified()
@@ -277,12 +288,7 @@ impl Config {
                 "public_url must be a ws:// or wss:// URL, got {url}"
             ));
         }
-        if !(1..=MAX_MEDIA_THREADS).contains(&self.media_threads) {
-            return invalid(format!(
-                "media_threads must be between 1 and {MAX_MEDIA_THREADS}, got {}",
-                self.media_threads
-            ));
-        }
+        within("media_threads", self.media_threads, 1, MAX_MEDIA_THREADS)?;
         let last_port = usize::from(self.udp_listen.port()) + self.media_threads - 1;
         if self.udp_listen.port() != 0 && last_port > usize::from(u16::MAX) {
             return invalid(format!(
@@ -293,18 +299,18 @@ impl Config {
         if let Some(ip) = self.advertise_ips.iter().find(|ip| ip.is_unspecified()) {
             return invalid(format!("advertise_ips contains the wildcard address {ip}"));
         }
-        if !(1024..=16 * 1024 * 1024).contains(&self.max_message_bytes) {
-            return invalid(format!(
-                "max_message_bytes must be between 1024 and 16777216, got {}",
-                self.max_message_bytes
-            ));
-        }
-        if !(1..=256 * 1024).contains(&self.max_data_message_bytes) {
-            return invalid(format!(
-                "max_data_message_bytes must be between 1 and 262144, got {}",
-                self.max_data_message_bytes
-            ));
-        }
+        within(
+            "max_message_bytes",
+            self.max_message_bytes,
+            1024,
+            16 * 1024 * 1024,
+        )?;
+        within(
+            "max_data_message_bytes",
+            self.max_data_message_bytes,
+            1,
+            256 * 1024,
+        )?;
         for (name, value) in [
             ("max_rooms", self.max_rooms),
             (
@@ -336,30 +342,25 @@ impl Config {
                 self.keyframe_request_interval_ms
             ));
         }
-        if !(3..=3600).contains(&self.ws_idle_timeout_secs) {
-            return invalid(format!(
-                "ws_idle_timeout_secs must be between 3 and 3600, got {}",
-                self.ws_idle_timeout_secs
-            ));
-        }
+        within("ws_idle_timeout_secs", self.ws_idle_timeout_secs, 3, 3600)?;
         if self.resume_grace_secs > 3600 {
             return invalid(format!(
                 "resume_grace_secs must be at most 3600, got {}",
                 self.resume_grace_secs
             ));
         }
-        if !(1..=1_000_000).contains(&self.max_unjoined_connections) {
-            return invalid(format!(
-                "max_unjoined_connections must be between 1 and 1000000, got {}",
-                self.max_unjoined_connections
-            ));
-        }
-        if !(1..=3600).contains(&self.ice_connect_timeout_secs) {
-            return invalid(format!(
-                "ice_connect_timeout_secs must be between 1 and 3600, got {}",
-                self.ice_connect_timeout_secs
-            ));
-        }
+        within(
+            "max_unjoined_connections",
+            self.max_unjoined_connections,
+            1,
+            1_000_000,
+        )?;
+        within(
+            "ice_connect_timeout_secs",
+            self.ice_connect_timeout_secs,
+            1,
+            3600,
+        )?;
         if self.ice_servers.iter().any(|s| s.urls.is_empty()) {
             return invalid("an ice_servers entry has no urls".to_owned());
         }
