@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use sfu_core::stun;
+use tracing::warn;
 
 use crate::registry::{Route, Routes};
 
@@ -78,11 +79,12 @@ impl PeerAddresses {
         self.by_address
             .retain(|_, learned| routes.contains_key(&learned.ufrag));
         self.sweep_at = (self.by_address.len() * 2).max(SWEEP_START);
-    }
-
-    /// Addresses learned, all ufrags together.
-    pub fn len(&self) -> usize {
-        self.by_address.len()
+        if self.by_address.len() > 100_000 {
+            warn!(
+                entries = self.by_address.len(),
+                "many live UDP peer addresses"
+            );
+        }
     }
 
     fn learn(&mut self, source: SocketAddr, ufrag: &str, at: Instant) {
@@ -177,7 +179,7 @@ mod tests {
                 "the live address was forgotten at {port}"
             );
         }
-        assert_eq!(peers.len(), MAX_PER_UFRAG);
+        assert_eq!(peers.by_address.len(), MAX_PER_UFRAG);
         assert!(
             peers.route(&media, address(999), start, &routes).is_some(),
             "the newest address"
@@ -202,6 +204,6 @@ mod tests {
         assert!(peers.route(&media, address(0), now, &routes).is_none());
         peers.sweep_at = 0;
         peers.sweep(&routes);
-        assert_eq!(peers.len(), 0);
+        assert_eq!(peers.by_address.len(), 0);
     }
 }

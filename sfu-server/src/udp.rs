@@ -103,9 +103,6 @@ pub async fn receive_loop(socket: Arc<UdpSocket>, routes: Routes, stats: Arc<Sta
             route_datagram(datagram, &received, at, &routes, &mut peers, &stats);
         }
         peers.sweep(&routes);
-        if peers.len() > 100_000 {
-            warn!(entries = peers.len(), "many live UDP peer addresses");
-        }
     }
 }
 
