@@ -291,11 +291,7 @@ impl Room {
         match command {
             RoomCommand::Join(request) => self.join(request),
             RoomCommand::Signal(key, session, message) => {
-                if self
-                    .participants
-                    .get(&key)
-                    .is_some_and(|p| p.session == session)
-                {
+                if self.is_current_session(key, session) {
                     self.signal(key, message);
                 }
             }

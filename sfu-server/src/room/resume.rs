@@ -10,14 +10,18 @@ use tracing::info;
 use super::{Outbound, ParticipantKey, ResumeRequest, Room};
 
 impl Room {
+    /// Whether `session` is the participant's current signaling session: what an older
+    /// one, replaced by a resume, still sends or reports is ignored.
+    pub(super) fn is_current_session(&self, key: ParticipantKey, session: u64) -> bool {
+        self.participants
+            .get(&key)
+            .is_some_and(|p| p.session == session)
+    }
+
     /// Session `session` of the participant left, or the server ended it. A session that a
     /// resume replaced ends without taking the participant with it.
     pub(super) fn leave(&mut self, key: ParticipantKey, session: u64) {
-        if self
-            .participants
-            .get(&key)
-            .is_some_and(|p| p.session == session)
-        {
+        if self.is_current_session(key, session) {
             self.to_remove.push((key, None));
         }
     }
@@ -28,12 +32,12 @@ impl Room {
             self.to_remove.push((key, None));
             return;
         }
+        if !self.is_current_session(key, session) {
+            return; // Gone, or an older session ending after the participant resumed.
+        }
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        if p.session != session {
-            return; // An older session ending after the participant already resumed.
-        }
         let _g = p.span.enter();
         info!(
             grace_secs = self.ctx.config.resume_grace_secs,
