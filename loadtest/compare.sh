@@ -67,8 +67,9 @@ in_ns() { ip netns exec "$netns" "$@"; }
 # (`ip netns exec` execs the server, so the pid is the server's own).
 start_server() {
   case "$1" in
+    # --insecure: the media address is a private namespace's, which no other host reaches.
     sfu) RUST_LOG=warn ip netns exec "$netns" "$bin/sfu-server" --http 127.0.0.1:18490 \
-           --udp "$media_ip:18491" --metrics-listen 127.0.0.1:18492 >"$2" 2>&1 & ;;
+           --udp "$media_ip:18491" --metrics-listen 127.0.0.1:18492 --insecure >"$2" 2>&1 & ;;
     janus) ip netns exec "$netns" janus -F loadtest/janus -o >"$2" 2>&1 & ;;
   esac
   pid=$!

@@ -92,18 +92,24 @@ pub struct Config {
     /// At most this many rooms get their own `room`-labelled series (the largest first),
     /// so the number of series stays bounded.
     pub metrics_max_rooms: usize,
-    /// Bearer token for the admin API (`/api/`) and the dashboard. Unset: they are open
-    /// only while the HTTP listener is on a loopback address, and refused otherwise.
+    /// Bearer token for the admin API (`/api/`) and the dashboard. With neither this nor
+    /// [`Config::auth_secret`] set they are open to local callers only (development mode);
+    /// with `auth_secret` set, a join token granting `admin` is an admin credential too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
     /// Secret (at least 32 characters) that signs join tokens (HS256 JWTs). Unset: joins
-    /// need no token, which is allowed only while the HTTP listener is on loopback or
-    /// [`Config::insecure`] is set.
+    /// need no token and are served to local callers only, unless [`Config::insecure`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_secret: Option<String>,
-    /// Allow joins without tokens on a non-loopback listener (anyone reaching it can join
-    /// any room).
+    /// Run reachable from other hosts without `auth_secret` and `admin_token`: anyone
+    /// reaching the server can join any room without a token (the admin API stays local
+    /// without a credential).
     pub insecure: bool,
+    /// Origins (`https://app.example.com`) whose pages may use `/ws` and `/api` from a
+    /// browser, besides the server's own pages. Empty: only pages served from the host the
+    /// request names (`Origin` host and port equal to `Host`). Requests without `Origin`
+    /// (not from a browser page) are not affected.
+    pub allowed_origins: Vec<String>,
 }
 
 /// One ICE server handed to clients.
@@ -181,6 +187,7 @@ impl Default for Config {
             admin_token: None,
             auth_secret: None,
             insecure: false,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -225,6 +232,38 @@ fn within<T: PartialOrd + std::fmt::Display + Copy>(
     }
 }
 
+/// Whether a host name or IP literal (IPv6 with or without brackets) names this machine's
+/// loopback interface: `localhost`, a `.localhost` name (RFC 6761), 127.0.0.0/8 or ::1.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return match ip {
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+            IpAddr::V4(v4) => v4.is_loopback(),
+        };
+    }
+    host == "localhost" || host.ends_with(".localhost")
+}
+
+/// The host of a URL (`None` when it has none or does not parse).
+fn url_host(url: &str) -> Option<String> {
+    url::Url::parse(url).ok()?.host_str().map(str::to_owned)
+}
+
+/// Whether `text` is a web origin as browsers send it: http or https, a host, an optional
+/// port, nothing after.
+fn is_origin(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some()
+            && u.origin().ascii_serialization() == text.trim_end_matches('/')
+            && !text.ends_with('/')
+    })
+}
+
 impl Config {
     /// Parse a TOML document; missing fields keep their defaults, unknown fields are errors.
     pub fn from_toml(text: &str, path: &str) -> Result<Self, ConfigError> {
@@ -250,10 +289,44 @@ impl Config {
         toml::to_string_pretty(&Config::default()).unwrap_or_default()
     }
 
-    /// Whether the admin API may be used without a token: only when none is configured and
-    /// the HTTP listener is reachable from this host alone.
-    pub fn admin_open_without_token(&self) -> bool {
-        self.admin_token.is_none() && self.http_listen.ip().is_loopback()
+    /// Whether the admin API needs a credential: when an admin token or an auth secret (which
+    /// signs admin join tokens) is configured. Without either it is open to local callers.
+    pub fn admin_needs_credential(&self) -> bool {
+        self.admin_token.is_some() || self.auth_secret.is_some()
+    }
+
+    /// Whether token-less joins are limited to local callers: no auth secret, and not
+    /// [`Config::insecure`].
+    pub fn joins_local_only(&self) -> bool {
+        self.auth_secret.is_none() && !self.insecure
+    }
+
+    /// What makes this server reachable from other hosts, if anything: an HTTP or ICE-TCP
+    /// listener or the media socket on a non-loopback address, a non-loopback advertised
+    /// address, or a `public_url` naming a non-loopback host.
+    pub fn reachable_from_elsewhere(&self) -> Option<String> {
+        let listeners = [
+            ("http_listen", Some(self.http_listen)),
+            ("udp_listen", Some(self.udp_listen)),
+            ("ice_tcp_listen", self.ice_tcp_listen),
+        ];
+        if let Some((name, addr)) = listeners
+            .into_iter()
+            .find_map(|(name, addr)| Some((name, addr?)).filter(|(_, a)| !a.ip().is_loopback()))
+        {
+            return Some(format!("{name} {addr} is not a loopback address"));
+        }
+        if let Some(ip) = self.advertise_ips.iter().find(|ip| !ip.is_loopback()) {
+            return Some(format!("advertise_ips names {ip}, not a loopback address"));
+        }
+        let public_host = self.public_url.as_deref().map(url_host);
+        if let Some(host) = public_host.filter(|h| !h.as_deref().is_some_and(is_loopback_host)) {
+            return Some(format!(
+                "public_url names {}, not a loopback host",
+                host.unwrap_or_default()
+            ));
+        }
+        None
     }
 
     /// The IPs to advertise in ICE candidates.
@@ -388,12 +461,39 @@ impl Config {
         if self.auth_secret.as_ref().is_some_and(|s| s.len() < 32) {
             return invalid("auth_secret must be at least 32 characters".into());
         }
-        if self.auth_secret.is_none() && !self.insecure && !self.http_listen.ip().is_loopback() {
+        for origin in &self.allowed_origins {
+            if !is_origin(origin) {
+                return invalid(format!(
+                    "allowed_origins: `{origin}` is not an origin (scheme://host[:port], http or \
+                     https, no path)"
+                ));
+            }
+        }
+        let missing: Vec<&str> = [
+            (
+                "auth_secret (--auth-secret / SFU_AUTH_SECRET)",
+                &self.auth_secret,
+            ),
+            (
+                "admin_token (--admin-token / SFU_ADMIN_TOKEN)",
+                &self.admin_token,
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, value)| value.is_none())
+        .map(|(name, _)| name)
+        .collect();
+        if let Some(reason) = self.reachable_from_elsewhere()
+            && !missing.is_empty()
+            && !self.insecure
+        {
             return invalid(format!(
-                "http_listen {} is not a loopback address and no auth_secret is set, so anyone \
-                 reaching it could join any room: set auth_secret (--auth-secret / SFU_AUTH_SECRET) \
-                 or, to run without join tokens anyway, insecure = true (--insecure)",
-                self.http_listen
+                "{reason}, so other hosts can reach this server, but {} {} not set: anyone could \
+                 join any room or use the admin API. Set {}, or pass --insecure (insecure = true) \
+                 to run without them anyway",
+                missing.join(" and "),
+                if missing.len() == 1 { "is" } else { "are" },
+                missing.join(" and "),
             ));
         }
         Ok(())

@@ -37,6 +37,8 @@ pub struct Overrides {
     pub public_url: Option<String>,
     /// Sets [`Config::insecure`] when true.
     pub insecure: bool,
+    /// Added to [`Config::allowed_origins`].
+    pub allowed_origins: Vec<String>,
 }
 
 impl Overrides {
@@ -90,6 +92,7 @@ impl Overrides {
         if self.insecure {
             config.insecure = true;
         }
+        config.allowed_origins.extend(self.allowed_origins);
         config
     }
 }

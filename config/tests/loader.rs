@@ -46,8 +46,10 @@ fn overrides_win_over_the_file() {
         node_id: Some("node-a".to_owned()),
         public_url: Some("ws://10.0.0.1:8080/ws".to_owned()),
         insecure: false,
+        allowed_origins: vec!["https://app.example.com".to_owned()],
     }
     .apply(file);
+    assert_eq!(config.allowed_origins, ["https://app.example.com"]);
     assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:6379/"));
     assert_eq!(config.ice_servers.len(), 1);
     assert_eq!(config.ice_servers[0].secret.as_deref(), Some("shared"));
@@ -56,7 +58,7 @@ fn overrides_win_over_the_file() {
     assert_eq!(config.public_url.as_deref(), Some("ws://10.0.0.1:8080/ws"));
     assert_eq!(config.metrics_listen.port(), 0);
     assert_eq!(config.admin_token.as_deref(), Some("0123456789abcdef"));
-    assert!(!config.admin_open_without_token());
+    assert!(config.admin_needs_credential());
     assert_eq!(config.http_listen.port(), 9100);
     assert_eq!(config.media_threads, 3);
     assert_eq!(config.ice_tcp_listen.map(|a| a.port()), Some(50001));
@@ -251,6 +253,14 @@ fn validation_rejects_each_impossible_value() {
             "auth_secret",
             Box::new(|c| c.http_listen = "0.0.0.0:8080".parse().expect("addr")),
         ),
+        (
+            "allowed_origins",
+            Box::new(|c| c.allowed_origins = vec!["https://app.example.com/path".to_owned()]),
+        ),
+        (
+            "allowed_origins",
+            Box::new(|c| c.allowed_origins = vec!["app.example.com".to_owned()]),
+        ),
     ];
     for (field, mutate) in cases {
         let mut config = Config::default();
@@ -262,13 +272,140 @@ fn validation_rejects_each_impossible_value() {
 
 #[test]
 fn a_wildcard_bind_with_advertised_ips_is_valid() {
-    // Requirement: binding 0.0.0.0 works once the public address is configured.
+    // Requirement: binding 0.0.0.0 works once the public address and the credentials are configured.
     let config = Config {
         udp_listen: "0.0.0.0:50000".parse().expect("addr"),
         advertise_ips: vec!["192.0.2.10".parse().expect("ip")],
-        ..Config::default()
+        ..secured()
     };
     config.validate().expect("valid");
+}
+
+/// The defaults with both credentials set.
+fn secured() -> Config {
+    Config {
+        auth_secret: Some("0123456789abcdef0123456789abcdef".to_owned()),
+        admin_token: Some("0123456789abcdef".to_owned()),
+        ..Config::default()
+    }
+}
+
+#[test]
+fn a_server_reachable_from_elsewhere_needs_both_credentials_or_insecure() {
+    // Requirement: media bound to or advertised on a non-loopback address, a non-loopback
+    // public_url or HTTP/ICE-TCP listener makes the server reachable from other hosts: it
+    // refuses to start without auth_secret and admin_token unless insecure, naming what to set.
+    type Change = Box<dyn Fn(&mut Config)>;
+    let reachable: Vec<(&str, Change)> = vec![
+        (
+            "http_listen",
+            Box::new(|c| c.http_listen = "0.0.0.0:8080".parse().expect("addr")),
+        ),
+        (
+            "udp_listen",
+            Box::new(|c| c.udp_listen = "0.0.0.0:50000".parse().expect("addr")),
+        ),
+        (
+            "udp_listen",
+            Box::new(|c| c.udp_listen = "10.0.0.5:50000".parse().expect("addr")),
+        ),
+        (
+            "ice_tcp_listen",
+            Box::new(|c| c.ice_tcp_listen = Some("0.0.0.0:50000".parse().expect("addr"))),
+        ),
+        (
+            "advertise_ips",
+            Box::new(|c| c.advertise_ips = vec!["203.0.113.4".parse().expect("ip")]),
+        ),
+        (
+            "public_url",
+            Box::new(|c| c.public_url = Some("wss://sfu.example.com/ws".to_owned())),
+        ),
+    ];
+    for (field, change) in &reachable {
+        for (case, base, allowed) in [
+            ("no credentials", Config::default(), false),
+            (
+                "auth_secret only",
+                Config {
+                    admin_token: None,
+                    ..secured()
+                },
+                false,
+            ),
+            (
+                "admin_token only",
+                Config {
+                    auth_secret: None,
+                    ..secured()
+                },
+                false,
+            ),
+            ("both credentials", secured(), true),
+            (
+                "insecure",
+                Config {
+                    insecure: true,
+                    ..Config::default()
+                },
+                true,
+            ),
+        ] {
+            let mut config = base;
+            change(&mut config);
+            match config.validate() {
+                Ok(()) => assert!(allowed, "{field} with {case} should be refused"),
+                Err(e) => {
+                    assert!(!allowed, "{field} with {case}: {e}");
+                    let text = e.to_string();
+                    assert!(text.contains(field), "{text} should name {field}");
+                    assert!(text.contains("--insecure"), "{text} should name --insecure");
+                    if config.auth_secret.is_none() {
+                        assert!(text.contains("auth_secret"), "{text}");
+                    }
+                    if config.admin_token.is_none() {
+                        assert!(text.contains("admin_token"), "{text}");
+                    }
+                }
+            }
+        }
+    }
+    for local in [
+        "ws://127.0.0.1:8080/ws",
+        "ws://localhost:8080/ws",
+        "ws://[::1]:8080/ws",
+    ] {
+        let config = Config {
+            public_url: Some(local.to_owned()),
+            ..Config::default()
+        };
+        assert_eq!(config.reachable_from_elsewhere(), None, "{local}");
+        config
+            .validate()
+            .expect("a loopback public_url keeps the dev defaults valid");
+    }
+}
+
+#[test]
+fn loopback_hosts_are_recognised() {
+    // Requirement: only names and addresses of this machine's loopback count as local.
+    for (host, local) in [
+        ("localhost", true),
+        ("LOCALHOST.", true),
+        ("app.localhost", true),
+        ("127.0.0.1", true),
+        ("127.9.8.7", true),
+        ("[::1]", true),
+        ("::1", true),
+        ("::ffff:127.0.0.1", true),
+        ("localhost.example.com", false),
+        ("10.0.0.1", false),
+        ("::", false),
+        ("example.com", false),
+        ("", false),
+    ] {
+        assert_eq!(config::is_loopback_host(host), local, "{host}");
+    }
 }
 
 #[test]
@@ -302,8 +439,8 @@ fn the_shipped_sample_config_matches_the_defaults() {
 
 #[test]
 fn a_public_listener_needs_join_tokens_or_insecure() {
-    // Requirement: binding a non-loopback address without an auth secret refuses to start
-    // unless insecure is set; with a secret it is fine.
+    // Requirement: binding a non-loopback address without credentials refuses to start
+    // unless insecure is set; with them it is fine.
     let public = Config {
         http_listen: "0.0.0.0:8080".parse().expect("addr"),
         ..Config::default()
@@ -314,9 +451,9 @@ fn a_public_listener_needs_join_tokens_or_insecure() {
         ..public.clone()
     };
     insecure.validate().expect("insecure allows it");
-    let with_secret = Config {
-        auth_secret: Some("0123456789abcdef0123456789abcdef".to_owned()),
-        ..public
+    let with_secrets = Config {
+        http_listen: public.http_listen,
+        ..secured()
     };
-    with_secret.validate().expect("a secret allows it");
+    with_secrets.validate().expect("credentials allow it");
 }

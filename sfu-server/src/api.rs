@@ -1,13 +1,17 @@
 //! The admin REST API under `/api/`: list rooms, room detail, kick, mute, close.
 //!
-//! Every request needs `Authorization: Bearer <admin_token>`; without a configured
-//! token the API is open only while the HTTP listener is on loopback. Errors are JSON
+//! Every request needs an admin credential (`Authorization: Bearer <admin_token>`, or a
+//! join token granting `admin`) once `admin_token` or `auth_secret` is configured; without
+//! either the API serves local callers only. Pages of other origins are refused, and get no
+//! CORS permission unless listed in `allowed_origins`. Errors are JSON
 //! `{"error": {"code": ..., "message": ...}}` with a matching status code.
 
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, header};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
@@ -16,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sfu_core::ids::RoomId;
 use signaling::token::{self, Claims, Grants};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::access::{self, Door};
 use crate::registry::{Registry, RoomHandle};
 use crate::room::AdminRequest;
 
@@ -129,8 +135,20 @@ fn default_token_ttl() -> u64 {
 /// Longest validity the API signs tokens for (30 days).
 const MAX_TOKEN_TTL_SECS: u64 = 30 * 86_400;
 
-/// The `/api/` routes, behind the admin credential check.
+/// The `/api/` routes, behind the admin credential check, with CORS permission for the
+/// configured `allowed_origins` only.
 pub fn router(registry: Registry) -> Router {
+    let allowed: Vec<axum::http::HeaderValue> = registry
+        .config()
+        .allowed_origins
+        .iter()
+        .filter_map(|o| o.parse().ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600));
     Router::new()
         .route("/api/rooms", get(list_rooms))
         .route("/api/rooms/{room}", get(room_detail).delete(close_room))
@@ -146,22 +164,34 @@ pub fn router(registry: Registry) -> Router {
             registry.clone(),
             require_admin,
         ))
+        .layer(cors)
         .with_state(registry)
 }
 
-/// Refuse requests without the admin credential.
+/// Refuse requests that may not reach the admin API: callers the door turns away
+/// ([`access::check`]), then requests without the admin credential.
 ///
-/// The token may also come as the `access_token` query parameter (RFC 6750 §2.3), for
-/// browsers' `EventSource`, which cannot send headers.
+/// The token may also come as the `access_token` query parameter (RFC 6750 §2.3,
+/// percent-encoded), for browsers' `EventSource`, which cannot send headers.
 pub async fn require_admin(
     State(registry): State<Registry>,
     request: Request,
     next: Next,
 ) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    if let Err(refused) = access::admit(registry.config(), Door::Admin, peer, request.headers()) {
+        return ApiError(refused.status, "forbidden", refused.message).into_response();
+    }
     let from_query = request
         .uri()
         .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")))
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find_map(|(k, v)| (k == "access_token").then_some(v))
+        })
         .and_then(|t| axum::http::HeaderValue::from_str(&format!("Bearer {t}")).ok());
     let authorization = request
         .headers()
@@ -169,19 +199,39 @@ pub async fn require_admin(
         .or(from_query.as_ref());
     match admin_allowed(registry.config(), authorization) {
         Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            access::count_refusal(Door::Admin, "credential");
+            e.into_response()
+        }
     }
 }
 
+/// Whether the request carries the admin credential: the admin token, or a join token
+/// signed with the auth secret that grants `admin`. Without either configured the API is
+/// open (its door let only local callers this far).
 fn admin_allowed(
     config: &config::Config,
     authorization: Option<&axum::http::HeaderValue>,
 ) -> Result<(), ApiError> {
+    if !config.admin_needs_credential() {
+        return Ok(());
+    }
     let given = authorization
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    // A join token signed with our auth secret is an admin credential when it grants `admin`.
-    if let (Some(given), Some(secret)) = (given, &config.auth_secret)
+    let Some(given) = given else {
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send an admin credential as `Authorization: Bearer <token>`".into(),
+        ));
+    };
+    if let Some(token) = &config.admin_token
+        && same_secret(given.as_bytes(), token.as_bytes())
+    {
+        return Ok(());
+    }
+    if let Some(secret) = &config.auth_secret
         && let Ok(claims) = token::verify(given, secret.as_bytes(), token::unix_now())
     {
         return if claims.grants.admin {
@@ -194,30 +244,11 @@ fn admin_allowed(
             ))
         };
     }
-    let Some(token) = &config.admin_token else {
-        if config.admin_open_without_token() {
-            return Ok(());
-        }
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the admin API is disabled: set admin_token to use it on a non-loopback listener"
-                .into(),
-        ));
-    };
-    match given {
-        Some(given) if same_secret(given.as_bytes(), token.as_bytes()) => Ok(()),
-        Some(_) => Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "wrong admin token".into(),
-        )),
-        None => Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send the admin token as `Authorization: Bearer <token>`".into(),
-        )),
-    }
+    Err(ApiError(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "wrong admin credential".into(),
+    ))
 }
 
 /// Compare secrets without stopping at the first difference.
@@ -434,49 +465,39 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    fn config(token: Option<&str>, http: &str) -> config::Config {
+    fn config(token: Option<&str>, secret: Option<&str>) -> config::Config {
         config::Config {
             admin_token: token.map(str::to_owned),
-            http_listen: http.parse().expect("address"),
+            auth_secret: secret.map(str::to_owned),
             ..config::Config::default()
         }
     }
 
     #[test]
     fn the_admin_credential_is_checked() {
-        // Requirement: with a token only its bearer gets in; without one, only a loopback listener is open.
+        // Requirement: once an admin token or an auth secret is configured, every request
+        // needs the admin token or an admin join token; without either, the API is open (to
+        // the local callers its door admits).
         let token = "0123456789abcdef";
         let good = HeaderValue::from_static("Bearer 0123456789abcdef");
         let wrong = HeaderValue::from_static("Bearer 0123456789abcdeX");
         let bare = HeaderValue::from_static("0123456789abcdef");
         let status = |r: Result<(), ApiError>| r.err().map(|e| e.0);
-        let with_token = config(Some(token), "0.0.0.0:8080");
+        let with_token = config(Some(token), None);
         assert_eq!(status(admin_allowed(&with_token, Some(&good))), None);
-        assert_eq!(
-            status(admin_allowed(&with_token, Some(&wrong))),
-            Some(StatusCode::UNAUTHORIZED)
-        );
-        assert_eq!(
-            status(admin_allowed(&with_token, Some(&bare))),
-            Some(StatusCode::UNAUTHORIZED)
-        );
-        assert_eq!(
-            status(admin_allowed(&with_token, None)),
-            Some(StatusCode::UNAUTHORIZED)
-        );
-        assert_eq!(
-            status(admin_allowed(&config(None, "127.0.0.1:8080"), None)),
-            None
-        );
-        assert_eq!(
-            status(admin_allowed(&config(None, "0.0.0.0:8080"), None)),
-            Some(StatusCode::FORBIDDEN)
-        );
+        for (case, header) in [
+            ("wrong", Some(&wrong)),
+            ("no Bearer", Some(&bare)),
+            ("none", None),
+        ] {
+            assert_eq!(
+                status(admin_allowed(&with_token, header)),
+                Some(StatusCode::UNAUTHORIZED),
+                "{case}"
+            );
+        }
+        assert_eq!(status(admin_allowed(&config(None, None), None)), None);
         let secret = "0123456789abcdef0123456789abcdef";
-        let with_secret = config::Config {
-            auth_secret: Some(secret.to_owned()),
-            ..with_token.clone()
-        };
         let jwt = |admin: bool| {
             let claims = Claims {
                 sub: "ops".into(),
@@ -495,21 +516,29 @@ mod tests {
             ))
             .expect("header")
         };
+        let with_both = config(Some(token), Some(secret));
         assert_eq!(
-            status(admin_allowed(&with_secret, Some(&jwt(true)))),
+            status(admin_allowed(&with_both, Some(&jwt(true)))),
             None,
             "admin grant"
         );
         assert_eq!(
-            status(admin_allowed(&with_secret, Some(&jwt(false)))),
+            status(admin_allowed(&with_both, Some(&jwt(false)))),
             Some(StatusCode::FORBIDDEN),
             "a participant's token is not an admin credential"
         );
         assert_eq!(
-            status(admin_allowed(&with_secret, Some(&good))),
+            status(admin_allowed(&with_both, Some(&good))),
             None,
             "the admin token still works"
         );
+        let secret_only = config(None, Some(secret));
+        assert_eq!(
+            status(admin_allowed(&secret_only, None)),
+            Some(StatusCode::UNAUTHORIZED),
+            "an auth secret alone closes the API to callers without a credential"
+        );
+        assert_eq!(status(admin_allowed(&secret_only, Some(&jwt(true)))), None);
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abc", b"abd"));
         assert!(!same_secret(b"abc", b"abcd"));

@@ -110,9 +110,20 @@ pub struct Cli {
     )]
     auth_secret: Option<String>,
 
-    /// Allow joins without tokens on a non-loopback HTTP listener.
+    /// Run reachable from other hosts without --auth-secret and --admin-token (anyone
+    /// reaching it can join any room without a token).
     #[arg(long, env = "SFU_INSECURE")]
     insecure: bool,
+
+    /// Origin (https://app.example.com) whose pages may use /ws and /api besides the
+    /// server's own (repeatable; added to the config's allowed_origins).
+    #[arg(
+        long = "allowed-origin",
+        env = "SFU_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    allowed_origins: Vec<String>,
 
     /// Print the built-in default configuration as TOML and exit.
     #[arg(long)]
@@ -243,6 +254,7 @@ impl Cli {
             node_id: self.node_id.clone(),
             public_url: self.public_url.clone(),
             insecure: self.insecure,
+            allowed_origins: self.allowed_origins.clone(),
         }
         .apply(base);
         config.validate().context("refusing to start")?;

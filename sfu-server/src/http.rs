@@ -1,15 +1,18 @@
 //! HTTP routes: the web client, the signaling WebSocket and `/healthz`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::json;
 use tokio::sync::Semaphore;
+use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::access::{self, Door};
 use crate::api;
 use crate::registry::Registry;
 use crate::session;
@@ -59,17 +62,38 @@ pub fn router(registry: Registry, stats: Arc<Stats>) -> Router {
             stats,
         })
         .merge(api::router(registry))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
 }
 
+/// What the pages may load and connect to: their own scripts and styles, media from
+/// WebRTC, WebSockets to any node of the cluster; never framed, no referrer sent.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; \
+     frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
+
 fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
+    let mut response = (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-cache"),
         ],
         body,
     )
-        .into_response()
+        .into_response();
+    if content_type.starts_with("text/html") {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ] {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    response
 }
 
 async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
@@ -83,7 +107,20 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
-async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Err(refused) = access::admit(
+        state.registry.config(),
+        Door::Signaling,
+        Some(peer),
+        &headers,
+    ) {
+        return (refused.status, refused.message).into_response();
+    }
     let Ok(unjoined) = state.unjoined.clone().try_acquire_owned() else {
         bump(&state.stats.ws_refused);
         return (

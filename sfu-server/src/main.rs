@@ -1,5 +1,6 @@
 //! `sfu-server`: the SFU binary. See the README for how to run it.
 
+mod access;
 mod api;
 mod cli;
 mod cluster;
@@ -184,11 +185,14 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
     let app = http::router(registry.clone(), stats);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let mut serving = tokio::spawn(
-        axum::serve(http, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stopped.await;
-            })
-            .into_future(),
+        axum::serve(
+            http,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stopped.await;
+        })
+        .into_future(),
     );
     let stop = tokio::select! {
         stop = shutdown::signal() => stop,

@@ -18,6 +18,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::access;
 use crate::registry::Registry;
 use crate::room::RoomSnapshot;
 use crate::stats::{Stats, StatsSnapshot};
@@ -82,6 +83,9 @@ fn register_at_zero() {
     for reason in CONNECTION_FAILURE_REASONS {
         metrics::counter!(CONNECTION_FAILURES, "reason" => reason).absolute(0);
     }
+    for (door, reason) in access::REFUSED_LABELS {
+        metrics::counter!(access::REFUSED_REQUESTS, "door" => door, "reason" => reason).absolute(0);
+    }
     for name in [JOIN_SECONDS, FORWARDING_SECONDS, KEYFRAME_WAIT_SECONDS] {
         let _ = metrics::histogram!(name);
     }
@@ -106,6 +110,10 @@ fn describe() {
     metrics::describe_counter!(
         SIGNALING_ERRORS,
         "Signaling errors sent to clients, by code."
+    );
+    metrics::describe_counter!(
+        access::REFUSED_REQUESTS,
+        "HTTP requests refused at /ws or /api: not a local caller in development mode, a page of a foreign origin, or no valid admin credential."
     );
     metrics::describe_counter!(
         CONNECTION_FAILURES,

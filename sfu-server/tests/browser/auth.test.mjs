@@ -93,8 +93,9 @@ describe('join tokens', () => {
 
   // Requirement: the admin API creates join tokens that admit their holder; bad requests get 400.
   it('creates join tokens through the admin API', async () => {
+    const admin = token(['--room', 'any', '--identity', 'ops', '--grants', 'admin']);
     const post = (body) => fetch(`${server.baseUrl}/api/tokens`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${admin}` }, body: JSON.stringify(body),
     });
     const res = await post({ room: 'r4', identity: 'carol', name: 'Carol', grants: { can_publish: false }, ttl_secs: 600 });
     assert.equal(res.status, 200);

@@ -19,7 +19,7 @@ it('a call through a secondary address of a wildcard-bound server carries media'
   try {
     await withDiagnostics(() => ({ server, participants: [A, B] }), async () => {
       const tmp = makeTempDir('sfu-secondary-');
-      server = await startServer(tmp, { udp: '0.0.0.0:0', extraArgs: ['--advertise-ip', '127.0.0.2'] });
+      server = await startServer(tmp, { udp: '0.0.0.0:0', extraArgs: ['--advertise-ip', '127.0.0.2', '--insecure'] });
       browser = await launchBrowser(tmp);
       A = await openParticipant(browser, server.baseUrl, { room: 'second', name: 'A' });
       B = await openParticipant(browser, server.baseUrl, { room: 'second', name: 'B' });

@@ -8,7 +8,8 @@ import { execFile } from 'node:child_process';
 import WebSocket from 'ws';
 import { makeTempDir, startServer, waitFor, sendOnlyAudioOffer, LOADTEST_BIN } from './lib.mjs';
 
-const server = await startServer(makeTempDir('sfu-wildcard-'), { udp: '0.0.0.0:0' });
+// --insecure: a wildcard media socket is reachable from other hosts, which needs credentials otherwise.
+const server = await startServer(makeTempDir('sfu-wildcard-'), { udp: '0.0.0.0:0', extraArgs: ['--insecure'] });
 try {
   const ws = new WebSocket(server.wsUrl);
   const messages = [];
