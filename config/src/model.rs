@@ -61,6 +61,9 @@ pub struct Config {
     pub max_rooms: usize,
     /// Most tracks one participant may publish; an offer with more gets `too_large`.
     pub max_tracks_per_participant: usize,
+    /// Most tracks one room may carry, all publishers together; an offer that would go
+    /// over gets `room_full`.
+    pub max_tracks_per_room: usize,
     /// Largest SDP accepted in an offer or answer, in bytes (`too_large`).
     pub max_sdp_bytes: usize,
     /// Signaling messages one connection may send per second (bursts of as many); more get
@@ -172,6 +175,7 @@ impl Default for Config {
             max_participants_per_room: 100,
             max_rooms: 1000,
             max_tracks_per_participant: 8,
+            max_tracks_per_room: 200,
             max_sdp_bytes: 48 * 1024,
             max_messages_per_second: 50,
             max_pending_joins: 64,
@@ -390,6 +394,7 @@ impl Config {
                 "max_tracks_per_participant",
                 self.max_tracks_per_participant,
             ),
+            ("max_tracks_per_room", self.max_tracks_per_room),
             ("max_pending_joins", self.max_pending_joins),
             (
                 "max_messages_per_second",

@@ -12,7 +12,8 @@
 //!   packet, forward (with rewritten numbers) or drop.
 //! - [`layers`]: the LayerSelector (which simulcast layer a consumer gets) and bandwidth
 //!   sharing across one subscriber's consumers.
-//! - [`sdp`]: the one fact read from offer SDP text (does it send media).
+//! - [`sdp`]: the one fact read from offer SDP text itself (the BUNDLE group).
+//! - [`publish`]: whether an offer may publish what it sends, within grants and caps.
 //! - [`dynacast`]: debouncing which simulcast layers a publisher is asked to send.
 //! - [`monitor`]: which layers of a producer are arriving, and their bitrates.
 //! - [`speakers`]: active speaker ranking from audio levels.
@@ -29,6 +30,7 @@ pub mod ids;
 pub mod layers;
 pub mod monitor;
 pub mod munger;
+pub mod publish;
 pub mod rate;
 pub mod sdp;
 pub mod speakers;

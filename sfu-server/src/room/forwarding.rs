@@ -10,6 +10,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState};
 use tracing::{debug, info, warn};
 
+use super::negotiation::MAX_SSRCS_PER_TRACK;
 use super::producer::{ConsumerState, ProducerKey, core_codec, layer_of, nearest_layer, rid_of};
 use super::{ParticipantKey, Room};
 use super::{participant, vp8};
@@ -117,6 +118,16 @@ impl Room {
             (stream.mid(), stream.rid())
         };
         let producer_key = *p.published.get(&mid)?;
+        // A track's layers and their repair streams; a sender inventing SSRCs beyond those
+        // gets its packets dropped rather than a table entry each.
+        let known = p
+            .rx_by_ssrc
+            .values()
+            .filter(|(pk, _)| *pk == producer_key)
+            .count();
+        if known >= MAX_SSRCS_PER_TRACK {
+            return None;
+        }
         let producer = self.producers.get(&producer_key)?;
         let layer = layer_of(rid.as_deref(), &producer.rids);
         p.rx_by_ssrc.insert(ssrc, (producer_key, layer));

@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use sfu_core::forwarder::Forwarder;
+use sfu_core::publish::{OfferRefusal, OfferedLine, PublishRules, check_offer};
 use signaling::{ErrorCode, MediaKind, ServerMessage, TrackMap};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, Mid};
@@ -17,6 +18,11 @@ use tracing::{info, warn};
 use super::participant;
 use super::producer::{Consumer, ConsumerState, ProducerKey};
 use super::{ParticipantKey, Room};
+
+/// Most simulcast layers (rids) one published track may have: q, h and f.
+pub(super) const MAX_SIMULCAST_LAYERS: usize = 3;
+/// Most SSRCs one published track may declare or send on: each layer and its repair stream.
+pub(super) const MAX_SSRCS_PER_TRACK: usize = 2 * MAX_SIMULCAST_LAYERS;
 
 /// Pause before the server offers again what a refused answer left unnegotiated.
 const OFFER_AGAIN_AFTER_REFUSED_ANSWER: Duration = Duration::from_secs(1);
@@ -34,30 +40,11 @@ impl Room {
             );
             return;
         }
-        let tracks = sfu_core::sdp::sending_media_sections(&sdp);
-        let max_tracks = self.ctx.config.max_tracks_per_participant;
-        if tracks > max_tracks {
-            drop(_g);
-            self.reply_error(
-                key,
-                ErrorCode::TooLarge,
-                format!("the offer publishes {tracks} tracks; the limit is {max_tracks}"),
-            );
-            return;
-        }
-        if !p.grants.can_publish && tracks > 0 {
-            drop(_g);
-            self.reply_error(
-                key,
-                ErrorCode::Forbidden,
-                "this participant's token does not allow publishing".into(),
-            );
-            return;
-        }
         let offer = match SdpOffer::from_sdp_string(&sdp) {
             Ok(offer) => offer,
             Err(e) => {
                 warn!(error = %e, "unparsable client offer");
+                drop(_g);
                 self.reply_error(
                     key,
                     ErrorCode::BadRequest,
@@ -66,6 +53,37 @@ impl Room {
                 return;
             }
         };
+        // Checked on str0m's own reading of the offer, before it changes any state: str0m
+        // cannot take an accepted offer back.
+        let rules = PublishRules {
+            may_publish: p.grants.can_publish,
+            max_tracks: self.ctx.config.max_tracks_per_participant,
+            max_room_tracks: self.ctx.config.max_tracks_per_room,
+            others_tracks: self.producers.values().filter(|pr| pr.owner != key).count(),
+            max_layers: MAX_SIMULCAST_LAYERS,
+            max_ssrcs: MAX_SSRCS_PER_TRACK,
+        };
+        let lines = offered_lines(&offer, &sfu_core::sdp::bundle_mids(&sdp));
+        let consumer_mids: Vec<String> = p
+            .consumers
+            .values()
+            .filter_map(|c| Some(c.mid()?.to_string()))
+            .collect();
+        if let Err(refusal) =
+            check_offer(&lines, |mid| consumer_mids.iter().any(|m| m == mid), rules)
+        {
+            let code = match refusal {
+                OfferRefusal::NotAllowed => ErrorCode::Forbidden,
+                OfferRefusal::RoomFull { .. } => ErrorCode::RoomFull,
+                OfferRefusal::TooManyTracks { .. }
+                | OfferRefusal::TooManyLayers { .. }
+                | OfferRefusal::TooManySsrcs { .. } => ErrorCode::TooLarge,
+            };
+            info!(%refusal, "client offer refused");
+            drop(_g);
+            self.reply_error(key, code, refusal.to_string());
+            return;
+        }
         let answer = match p.rtc.sdp_api().accept_offer(offer) {
             Ok(answer) => answer,
             Err(e) => {
@@ -359,7 +377,28 @@ impl Room {
                 self.unpublish(producer);
             }
         }
-        for mid in added {
+        // What str0m took in may not exceed what was checked on its parse of the offer; were
+        // the two to disagree, the extra m-lines are received but never published.
+        let Some(p) = self.participants.get(&key) else {
+            return;
+        };
+        let room_tracks = self.producers.len();
+        let allowed = if p.grants.can_publish {
+            let own = self.ctx.config.max_tracks_per_participant;
+            let room = self.ctx.config.max_tracks_per_room;
+            own.saturating_sub(p.published.len())
+                .min(room.saturating_sub(room_tracks))
+        } else {
+            0
+        };
+        if added.len() > allowed {
+            let _g = p.span.enter();
+            warn!(
+                offered = added.len(),
+                allowed, "m-lines beyond the grants or caps are not published"
+            );
+        }
+        for mid in added.into_iter().take(allowed) {
             self.publish(key, mid);
         }
     }
@@ -394,6 +433,32 @@ impl Room {
             p.connect_deadline = Some(Instant::now() + timeout);
         }
     }
+}
+
+/// The audio and video m-lines of an offer as str0m parsed them, for [`check_offer`].
+fn offered_lines(offer: &SdpOffer, bundle: &[&str]) -> Vec<OfferedLine> {
+    offer
+        .media_lines
+        .iter()
+        .filter(|m| m.typ.is_media())
+        .map(|m| {
+            let mid = m.mid().to_string();
+            let mut rids: Vec<String> = m.rids().iter().map(|r| r.to_string()).collect();
+            rids.sort_unstable();
+            rids.dedup();
+            let mut ssrcs: Vec<u32> = m.ssrc_info().iter().map(|i| *i.ssrc).collect();
+            ssrcs.sort_unstable();
+            ssrcs.dedup();
+            OfferedLine {
+                bundled: bundle.contains(&mid.as_str()),
+                mid,
+                port_zero: m.disabled,
+                client_sends: matches!(m.direction(), Direction::SendOnly | Direction::SendRecv),
+                rids: rids.len(),
+                ssrcs: ssrcs.len(),
+            }
+        })
+        .collect()
 }
 
 /// The `a=mid:` values of an SDP, in order.

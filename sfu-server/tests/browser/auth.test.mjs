@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import WebSocket from 'ws';
 import {
-  makeTempDir, startServer, waitFor, sleep, SERVER_BIN, launchBrowser, openParticipant, closeParticipant, withDiagnostics, getHealth,
+  makeTempDir, startServer, waitFor, sleep, SERVER_BIN, launchBrowser, openParticipant, closeParticipant, withDiagnostics, getHealth, rawOffer,
 } from './lib.mjs';
 
 const SECRET = 'auth-test-secret-0123456789abcdef';
@@ -37,8 +37,6 @@ async function joinWith(server, join) {
   return { ws, messages, closed };
 }
 
-const SUBSCRIBE_ONLY_OFFER = ['v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0',
-  'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'c=IN IP4 0.0.0.0', 'a=mid:0', 'a=sendonly', 'a=rtpmap:111 opus/48000/2', ''].join('\r\n');
 
 describe('join tokens', () => {
   let server;
@@ -149,12 +147,26 @@ describe('join tokens', () => {
   it('enforces publish and subscribe grants', async () => {
     const viewer = await joinWith(server, { room: 'r3', name: 'v', token: token(['--room', 'r3', '--identity', 'viewer', '--grants', 'subscribe,data']) });
     assert.equal(viewer.messages[0].type, 'joined');
-    viewer.ws.send(JSON.stringify({ type: 'offer', sdp: SUBSCRIBE_ONLY_OFFER }));
-    await waitFor(() => viewer.messages.some((m) => m.type === 'error') || Promise.reject(new Error('no error')), 5000, 'forbidden offer');
-    const refused = viewer.messages.find((m) => m.type === 'error');
-    assert.equal(refused.code, 'forbidden');
-    assert.match(refused.message, /publish/);
+    const witness = await joinWith(server, { room: 'r3', name: 'w', token: token(['--room', 'r3', '--identity', 'witness']) });
+    // Every spelling of a sending m-line: plain, sendrecv, and port 0 with a=bundle-only
+    // inside the BUNDLE group (which str0m receives on).
+    const spellings = [
+      ['sendonly', [{ kind: 'audio' }]],
+      ['sendrecv', [{ kind: 'video', direction: 'sendrecv' }]],
+      ['port 0, bundle-only', [{ kind: 'audio', port: 0, bundleOnly: true }, { kind: 'video', port: 0, bundleOnly: true }, { kind: 'video', port: 0, bundleOnly: true, rids: ['q', 'h'] }]],
+    ];
+    for (const [what, sections] of spellings) {
+      const errors = viewer.messages.filter((m) => m.type === 'error').length;
+      viewer.ws.send(JSON.stringify({ type: 'offer', sdp: rawOffer(sections) }));
+      await waitFor(() => viewer.messages.filter((m) => m.type === 'error').length > errors || Promise.reject(new Error('no error')), 5000, `forbidden offer (${what})`);
+      const refused = viewer.messages.filter((m) => m.type === 'error').at(-1);
+      assert.equal(refused.code, 'forbidden', what);
+      assert.match(refused.message, /publish/);
+    }
     assert.ok(!viewer.messages.some((m) => m.type === 'answer'), 'no answer to a forbidden offer');
+    await sleep(500);
+    assert.ok(!witness.messages.some((m) => m.type === 'track_published'), 'nobody was offered a track of the subscribe-only participant');
+    witness.ws.close();
 
     const publisher = await joinWith(server, { room: 'r3', name: 'p', token: token(['--room', 'r3', '--identity', 'pub', '--grants', 'publish']) });
     publisher.ws.send(JSON.stringify({ type: 'subscribe', track_id: 'TR_1' }));

@@ -378,13 +378,35 @@ export async function closeParticipant(p) {
   } catch { /* already closed */ }
 }
 
-/** A complete offer SDP for one send-only Opus track, with ICE credentials and a DTLS
- * fingerprint, for raw signaling clients that negotiate without a browser. */
-export function sendOnlyAudioOffer() {
+/**
+ * A complete offer SDP, with ICE credentials and a DTLS fingerprint, for raw signaling
+ * clients that negotiate without a browser. Each section: `kind` ('audio' | 'video'),
+ * `port` (9; 0 rejects it unless `bundled`), `direction` ('sendonly'), `bundled` (listed in
+ * BUNDLE, default true), `bundleOnly` (adds a=bundle-only), `rids` (send rids, simulcast),
+ * `ssrcs` (declared SSRCs).
+ */
+export function rawOffer(sections) {
   const fingerprint = [...crypto.randomBytes(32)].map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':');
-  return ['v=0', 'o=- 4611731400430051336 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0', 'a=msid-semantic: WMS s',
-    'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'c=IN IP4 0.0.0.0', 'a=rtcp:9 IN IP4 0.0.0.0',
-    'a=ice-ufrag:Zx9q', 'a=ice-pwd:0123456789abcdefghijklmn', 'a=ice-options:trickle',
-    `a=fingerprint:sha-256 ${fingerprint}`, 'a=setup:actpass', 'a=mid:0', 'a=sendonly', 'a=msid:s t', 'a=rtcp-mux',
-    'a=rtpmap:111 opus/48000/2', 'a=fmtp:111 minptime=10;useinbandfec=1', 'a=ssrc:1001 cname:c', ''].join('\r\n');
+  const all = sections.map((s, mid) => ({ mid, kind: 'audio', port: 9, direction: 'sendonly', bundled: true, bundleOnly: false, rids: [], ssrcs: [1001 + mid], ...s }));
+  const bundle = all.filter((s) => s.bundled).map((s) => s.mid).join(' ');
+  const lines = ['v=0', 'o=- 4611731400430051336 2 IN IP4 127.0.0.1', 's=-', 't=0 0', `a=group:BUNDLE ${bundle}`, 'a=msid-semantic: WMS s'];
+  for (const s of all) {
+    const [pt, rtpmap] = s.kind === 'audio' ? [111, 'opus/48000/2'] : [96, 'VP8/90000'];
+    lines.push(`m=${s.kind} ${s.port} UDP/TLS/RTP/SAVPF ${pt}`, 'c=IN IP4 0.0.0.0', 'a=rtcp:9 IN IP4 0.0.0.0',
+      'a=ice-ufrag:Zx9q', 'a=ice-pwd:0123456789abcdefghijklmn', 'a=ice-options:trickle',
+      `a=fingerprint:sha-256 ${fingerprint}`, 'a=setup:actpass', `a=mid:${s.mid}`);
+    if (s.bundleOnly) lines.push('a=bundle-only');
+    lines.push('a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid', `a=${s.direction}`, `a=msid:s t${s.mid}`, 'a=rtcp-mux',
+      `a=rtpmap:${pt} ${rtpmap}`);
+    if (s.kind === 'audio') lines.push(`a=fmtp:${pt} minptime=10;useinbandfec=1`);
+    for (const rid of s.rids) lines.push(`a=rid:${rid} send`);
+    if (s.rids.length) lines.push(`a=simulcast:send ${s.rids.join(';')}`);
+    for (const ssrc of s.ssrcs) lines.push(`a=ssrc:${ssrc} cname:c`);
+  }
+  return [...lines, ''].join('\r\n');
+}
+
+/** A complete offer SDP for one send-only Opus track (see [`rawOffer`]). */
+export function sendOnlyAudioOffer() {
+  return rawOffer([{ kind: 'audio' }]);
 }

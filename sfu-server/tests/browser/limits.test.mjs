@@ -10,7 +10,7 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import { makeTempDir, startServer, waitFor, sleep, getHealth } from './lib.mjs';
+import { makeTempDir, startServer, waitFor, sleep, getHealth, rawOffer } from './lib.mjs';
 
 const SLOW_READER = fileURLToPath(new URL('./slow-reader.py', import.meta.url));
 
@@ -30,8 +30,7 @@ async function joined(server, room) {
   return c;
 }
 
-const offer = (sections) => ['v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0',
-  ...sections.flatMap((kind, i) => [`m=${kind} 9 UDP/TLS/RTP/SAVPF 96`, 'c=IN IP4 0.0.0.0', `a=mid:${i}`, 'a=sendonly']), ''].join('\r\n');
+const offer = (kinds) => rawOffer(kinds.map((kind) => ({ kind })));
 
 describe('limits', () => {
   let server;
@@ -103,6 +102,55 @@ describe('limits', () => {
     await waitFor(() => b.messages.some((m) => m.type === 'participant_left' && m.participant_id === aId)
       || Promise.reject(new Error('no participant_left')), 3000, 'the others to hear the flooding client left');
     assert.ok(a.messages.some((m) => m.type === 'error' && m.code === 'rate_limited'), 'the flood was over the rate');
+  });
+});
+
+describe('track caps', () => {
+  let server;
+  before(async () => {
+    const tmp = makeTempDir();
+    const config = path.join(tmp, 'tracks.toml');
+    fs.writeFileSync(config, ['max_tracks_per_participant = 2', 'max_tracks_per_room = 3', 'max_messages_per_second = 1000', ''].join('\n'));
+    server = await startServer(tmp, { extraArgs: ['--config', config] });
+  });
+  after(async () => { if (server) await server.stop(); });
+
+  /** Sends `sdp` as an offer and resolves to the answer or error that follows. */
+  async function offerOf(c, sdp) {
+    const seen = c.messages.length;
+    c.send({ type: 'offer', sdp });
+    return waitFor(() => c.messages.slice(seen).find((m) => m.type === 'answer' || m.type === 'error')
+      || Promise.reject(new Error('no reply')), 5000, 'a reply to the offer');
+  }
+
+  // Requirement: the caps count what str0m receives on: port-0 m-lines inside BUNDLE
+  // (a=bundle-only) are tracks; a room-wide cap holds across publishers; a track may not name
+  // more than three simulcast layers nor declare more than six SSRCs.
+  it('counts every track str0m would receive, in the participant and the room', async () => {
+    const a = await joined(server, 'caps');
+    const b = await joined(server, 'caps');
+    const hidden = await offerOf(a, rawOffer([{ kind: 'audio' }, { kind: 'video', port: 0, bundleOnly: true }, { kind: 'video', port: 0, bundleOnly: true }]));
+    assert.equal(hidden.code, 'too_large', JSON.stringify(hidden));
+    assert.match(hidden.message, /3 tracks; the limit is 2/);
+    const layers = await offerOf(a, rawOffer([{ kind: 'video', rids: ['q', 'h', 'f', 'x'], ssrcs: [] }]));
+    assert.equal(layers.code, 'too_large');
+    assert.match(layers.message, /4 simulcast layers/);
+    const ssrcs = await offerOf(a, rawOffer([{ kind: 'video', ssrcs: [1, 2, 3, 4, 5, 6, 7] }]));
+    assert.equal(ssrcs.code, 'too_large');
+    assert.match(ssrcs.message, /7 SSRCs/);
+    const bundleOnly = await offerOf(a, rawOffer([{ kind: 'audio' }, { kind: 'video', port: 0, bundleOnly: true }]));
+    assert.equal(bundleOnly.type, 'answer', JSON.stringify(bundleOnly));
+    assert.equal(Object.keys(bundleOnly.tracks).length, 2, 'str0m publishes a port-0 bundle-only m-line: it is a track');
+    const rejected = await offerOf(a, rawOffer([{ kind: 'audio' }, { kind: 'video' }, { kind: 'video', port: 0, bundled: false }]));
+    assert.equal(rejected.type, 'answer', 'a port-0 m-line outside BUNDLE is rejected, not a track');
+    assert.equal(Object.keys(rejected.tracks).length, 2);
+    const over = await offerOf(b, rawOffer([{ kind: 'audio' }, { kind: 'video' }]));
+    assert.equal(over.code, 'room_full', JSON.stringify(over));
+    assert.match(over.message, /4 tracks; its limit is 3/);
+    const fits = await offerOf(b, rawOffer([{ kind: 'audio' }]));
+    assert.equal(fits.type, 'answer');
+    a.ws.close();
+    b.ws.close();
   });
 });
 
