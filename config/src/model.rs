@@ -69,6 +69,9 @@ pub struct Config {
     /// Signaling messages one connection may send per second (bursts of as many); more get
     /// `rate_limited` and are dropped.
     pub max_messages_per_second: u32,
+    /// Offers one participant may make per second (bursts of as many); more get
+    /// `rate_limited` and are ignored (each makes every other participant renegotiate).
+    pub max_offers_per_second: u32,
     /// Joins being processed at once on this server; more get `rate_limited`.
     pub max_pending_joins: usize,
     /// Signaling WebSockets open at once that have not joined (or resumed) yet (1 to
@@ -178,6 +181,7 @@ impl Default for Config {
             max_tracks_per_room: 200,
             max_sdp_bytes: 48 * 1024,
             max_messages_per_second: 50,
+            max_offers_per_second: 5,
             max_pending_joins: 64,
             max_unjoined_connections: 1024,
             keyframe_request_interval_ms: 500,
@@ -400,6 +404,7 @@ impl Config {
                 "max_messages_per_second",
                 self.max_messages_per_second as usize,
             ),
+            ("max_offers_per_second", self.max_offers_per_second as usize),
         ] {
             if value == 0 {
                 return invalid(format!("{name} must be at least 1"));

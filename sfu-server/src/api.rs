@@ -132,8 +132,9 @@ fn default_token_ttl() -> u64 {
     3600
 }
 
-/// Longest validity the API signs tokens for (30 days).
-const MAX_TOKEN_TTL_SECS: u64 = 30 * 86_400;
+/// Longest validity the API signs tokens for (one day): a token is a bearer credential,
+/// and a kicked identity stays out only until its token expires.
+const MAX_TOKEN_TTL_SECS: u64 = 86_400;
 
 /// The `/api/` routes, behind the admin credential check, with CORS permission for the
 /// configured `allowed_origins` only.

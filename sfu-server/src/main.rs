@@ -6,6 +6,8 @@ mod cli;
 mod cluster;
 mod http;
 mod interfaces;
+mod kicked;
+mod limits;
 mod message_rate;
 mod metrics;
 mod peer_addresses;

@@ -19,6 +19,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::access;
+use crate::limits::{LIMITS_HIT, Limit};
 use crate::registry::Registry;
 use crate::room::RoomSnapshot;
 use crate::stats::{Stats, StatsSnapshot};
@@ -83,6 +84,9 @@ fn register_at_zero() {
     for reason in CONNECTION_FAILURE_REASONS {
         metrics::counter!(CONNECTION_FAILURES, "reason" => reason).absolute(0);
     }
+    for limit in Limit::ALL {
+        metrics::counter!(LIMITS_HIT, "limit" => limit.label()).absolute(0);
+    }
     for (door, reason) in access::REFUSED_LABELS {
         metrics::counter!(access::REFUSED_REQUESTS, "door" => door, "reason" => reason).absolute(0);
     }
@@ -110,6 +114,10 @@ fn describe() {
     metrics::describe_counter!(
         SIGNALING_ERRORS,
         "Signaling errors sent to clients, by code."
+    );
+    metrics::describe_counter!(
+        LIMITS_HIT,
+        "Times a per-participant limit refused or dropped something, by limit."
     );
     metrics::describe_counter!(
         access::REFUSED_REQUESTS,

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::Cluster;
+use crate::kicked::KickedIdentities;
 use crate::room::{self, AdminRequest, Datagram, ParticipantKey, RoomCommand, RoomSnapshot};
 use crate::rooms_feed::RoomsFeed;
 use crate::shard::Shard;
@@ -78,6 +79,7 @@ struct Inner {
     next_participant: AtomicU64,
     cluster: OnceLock<Cluster>,
     rooms_feed: RoomsFeed,
+    kicked: KickedIdentities,
 }
 
 /// A join being processed; dropping it ends the count.
@@ -141,6 +143,7 @@ impl Registry {
                 next_participant: AtomicU64::new(1),
                 cluster: OnceLock::new(),
                 rooms_feed: RoomsFeed::new(ROOMS_FEED_MAX_AGE),
+                kicked: KickedIdentities::default(),
             }),
         }
     }
@@ -258,6 +261,11 @@ impl Registry {
     /// The room and participant a resume token takes back, if it is still valid.
     pub fn resume_target(&self, token: &str) -> Option<(RoomId, ParticipantKey)> {
         self.inner.resumable.get(token).map(|e| e.value().clone())
+    }
+
+    /// Identities kicked out of rooms, kept out until their tokens expire.
+    pub fn kicked(&self) -> &KickedIdentities {
+        &self.inner.kicked
     }
 
     /// The participant is gone: its resume token no longer works.
@@ -438,6 +446,7 @@ mod tests {
         let request = room::JoinRequest {
             name: name.into(),
             grants: Default::default(),
+            identity: None,
             auto_subscribe: true,
             out,
             resume_token: format!("token-{name}"),

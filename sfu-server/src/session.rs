@@ -18,7 +18,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::cluster::Placement;
 use crate::message_rate::MessageRate;
 use crate::registry::Registry;
-use crate::room::{JoinRequest, Outbound, ParticipantKey, ResumeRequest, RoomCommand};
+use crate::room::{Identity, JoinRequest, Outbound, ParticipantKey, ResumeRequest, RoomCommand};
 use crate::stats::{Stats, bump};
 
 /// Messages queued toward one client before it counts as too slow and is dropped.
@@ -131,19 +131,21 @@ pub async fn run(
     };
     drop(unjoined);
     let span = info_span!("session", room = %room_id, participant = %joined.participant_id);
-    let max_messages_per_second = registry.config().max_messages_per_second;
+    let rates = Rates {
+        messages: registry.config().max_messages_per_second,
+        offers: registry.config().max_offers_per_second,
+    };
     let idle_timeout = Duration::from_secs(registry.config().ws_idle_timeout_secs);
-    serve(
-        socket,
-        joined,
-        out_rx,
-        &limits,
-        max_messages_per_second,
-        idle_timeout,
-        &stats,
-    )
-    .instrument(span)
-    .await;
+    serve(socket, joined, out_rx, &limits, rates, idle_timeout, &stats)
+        .instrument(span)
+        .await;
+}
+
+/// How many messages, and offers among them, a client may send per second.
+#[derive(Debug, Clone, Copy)]
+struct Rates {
+    messages: u32,
+    offers: u32,
 }
 
 struct Joined {
@@ -176,7 +178,27 @@ async fn enter_by_join(
     auto_subscribe: bool,
     out: mpsc::Sender<Outbound>,
 ) -> Result<Entry, ProtocolError> {
-    let (name, grants) = authorize(registry.config(), &room, name, token.as_deref())?;
+    let Admission {
+        name,
+        grants,
+        identity,
+    } = authorize(registry.config(), &room, name, token.as_deref())?;
+    if let Some(identity) = &identity
+        && let Some(until) = registry.kicked().kept_out_until(
+            &RoomId::from_wire(room.as_str()),
+            &identity.sub,
+            auth::unix_now(),
+        )
+    {
+        return Err(ProtocolError {
+            code: ErrorCode::Forbidden,
+            message: format!(
+                "this identity was kicked out of room `{room}`; it may join again once its \
+                 token expires (in {} s)",
+                until.saturating_sub(auth::unix_now())
+            ),
+        });
+    }
     // Placement asks Redis, so it counts as a join in progress too.
     let Some(_permit) = registry.begin_join() else {
         return Err(ProtocolError {
@@ -195,7 +217,12 @@ async fn enter_by_join(
         }
     }
     let room_id = RoomId::from_wire(room);
-    let joined = join(registry, &room_id, name, grants, auto_subscribe, out).await?;
+    let admission = Admission {
+        name,
+        grants,
+        identity,
+    };
+    let joined = join(registry, &room_id, admission, auto_subscribe, out).await?;
     Ok(Entry::Here(room_id, joined))
 }
 
@@ -235,15 +262,26 @@ async fn enter_by_resume(
     ))
 }
 
-/// Check the join token when the server has an auth secret: the name to use and the grants.
+/// Who joins: the name to use, what it may do, and who its token says it is.
+struct Admission {
+    name: String,
+    grants: Grants,
+    identity: Option<Identity>,
+}
+
+/// Check the join token when the server has an auth secret.
 fn authorize(
     config: &config::Config,
     room: &str,
     name: String,
     token: Option<&str>,
-) -> Result<(String, Grants), ProtocolError> {
+) -> Result<Admission, ProtocolError> {
     let Some(secret) = &config.auth_secret else {
-        return Ok((name, Grants::default()));
+        return Ok(Admission {
+            name,
+            grants: Grants::default(),
+            identity: None,
+        });
     };
     let Some(token) = token else {
         return Err(ProtocolError {
@@ -262,14 +300,20 @@ fn authorize(
             message: format!("the token is for room `{}`, not `{room}`", claims.room),
         });
     }
-    Ok((claims.name.unwrap_or(name), claims.grants))
+    Ok(Admission {
+        name: claims.name.unwrap_or(name),
+        grants: claims.grants,
+        identity: Some(Identity {
+            sub: claims.sub,
+            expires: claims.exp,
+        }),
+    })
 }
 
 async fn join(
     registry: &Registry,
     room_id: &RoomId,
-    name: String,
-    grants: Grants,
+    admission: Admission,
     auto_subscribe: bool,
     out: mpsc::Sender<Outbound>,
 ) -> Result<Joined, ProtocolError> {
@@ -286,8 +330,9 @@ async fn join(
         let (reply_tx, reply_rx) = oneshot::channel();
         let request = JoinRequest {
             resume_token: auth::random_secret(),
-            name: name.clone(),
-            grants,
+            name: admission.name.clone(),
+            grants: admission.grants,
+            identity: admission.identity.clone(),
             auto_subscribe,
             out: out.clone(),
             reply: reply_tx,
@@ -324,7 +369,7 @@ async fn serve(
     joined: Joined,
     mut out_rx: mpsc::Receiver<Outbound>,
     limits: &Limits,
-    max_messages_per_second: u32,
+    rates: Rates,
     idle_timeout: Duration,
     stats: &Stats,
 ) {
@@ -333,7 +378,7 @@ async fn serve(
     // the participant may still resume.
     let mut ended = SessionEnd::Lost;
     let mut failure: Option<SendFailure> = None;
-    let mut rate = MessageRate::new(max_messages_per_second);
+    let mut rate = MessageRate::new(rates.messages, rates.offers);
     let mut last_rate_error: Option<Instant> = None;
     let heard = LastHeard::new();
     // Ping every third of the idle timeout, so a live client answers twice before it expires.
@@ -361,7 +406,14 @@ async fn serve(
                     last_rate_error = Some(now);
                     reply_error(&mut socket, stats, ProtocolError {
                         code: ErrorCode::RateLimited,
-                        message: format!("over {max_messages_per_second} messages per second; messages are being dropped"),
+                        message: format!("over {} messages per second; messages are being dropped", rates.messages),
+                    }).await
+                } else if matches!(incoming, Ok(ClientMessage::Offer { .. })) && !rate.admit_offer(now) {
+                    // Every refused offer is answered: the client waits for an answer to it.
+                    crate::limits::hit(crate::limits::Limit::OffersPerSecond);
+                    reply_error(&mut socket, stats, ProtocolError {
+                        code: ErrorCode::RateLimited,
+                        message: format!("over {} offers per second; this offer is ignored: roll it back and offer again later", rates.offers),
                     }).await
                 } else {
                     match incoming {

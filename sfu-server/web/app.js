@@ -18,6 +18,8 @@ const RESUME_RETRY_MS = 1000;
 
 // How long publish()/unpublish() wait for the server's answer that completes their change.
 const ANSWER_TIMEOUT_MS = 20000;
+// How long after an offer refused as over the offer rate it is made again.
+const OFFER_RETRY_MS = 1000;
 
 const MEDIA_KINDS = ['audio', 'video'];
 
@@ -611,6 +613,15 @@ class SfuClient extends EventTarget {
     const error = Object.assign(new Error(text), { code });
     if (this._pendingJoin) this._pendingJoin.reject(error);
     if (this._resuming) this._resuming.reject(error);
+    if (code === 'rate_limited' && this._pc && this._pc.signalingState === 'have-local-offer') {
+      // The server ignored our offer (too many at once): withdraw it and offer again shortly.
+      this._enqueue('withdraw refused offer', async (pc) => {
+        if (pc.signalingState !== 'have-local-offer') return;
+        await this._withdrawOwnOffer(pc, `offer refused (${code})`);
+        this._log(`offering again in ${OFFER_RETRY_MS} ms`);
+        setTimeout(() => this._requestOffer('retry after rate_limited'), OFFER_RETRY_MS);
+      });
+    }
     this._setStatus(text, true);
   }
 

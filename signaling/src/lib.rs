@@ -6,6 +6,7 @@
 //! which turns one text frame into a validated message or a [`ProtocolError`]
 //! carrying the [`ErrorCode`] to reply with.
 
+mod backlog;
 mod client;
 mod error;
 mod parse;
@@ -14,6 +15,7 @@ pub mod token;
 pub mod turn;
 mod types;
 
+pub use backlog::Backlog;
 pub use client::ClientMessage;
 pub use error::{ErrorCode, ProtocolError};
 pub use parse::{Limits, parse_client_message};

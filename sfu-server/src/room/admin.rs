@@ -170,6 +170,19 @@ impl Room {
                     .map(|(k, _)| *k);
                 if let Some(key) = key {
                     self.to_remove.push((key, Some(LeaveReason::Kicked)));
+                    // Kept out until the token it joined with expires.
+                    if let Some(identity) = self
+                        .participants
+                        .get(&key)
+                        .and_then(|p| p.identity.as_ref())
+                    {
+                        self.ctx.registry.kicked().kick(
+                            &self.id,
+                            &identity.sub,
+                            identity.expires,
+                            signaling::token::unix_now(),
+                        );
+                    }
                 }
                 let _ = reply.send(key.is_some());
             }

@@ -12,8 +12,9 @@ use str0m::Input;
 use str0m::net::Receive;
 use tracing::{debug, info, info_span, warn};
 
+use super::outbox::Outbox;
 use super::participant::{self, Participant};
-use super::{Datagram, JoinRequest, Outbound, ParticipantKey, Room};
+use super::{Datagram, JoinRequest, ParticipantKey, Room};
 use crate::registry::Route;
 use crate::stats::bump;
 
@@ -25,6 +26,7 @@ impl Room {
         let JoinRequest {
             name,
             grants,
+            identity,
             auto_subscribe,
             out,
             resume_token,
@@ -32,6 +34,18 @@ impl Room {
         } = request;
         // A participant that may not subscribe receives nothing, whatever it asked for.
         let auto_subscribe = auto_subscribe && grants.can_subscribe;
+        // One participant per identity: a second join with it replaces the first.
+        if let Some(identity) = &identity {
+            let earlier: Vec<ParticipantKey> = self
+                .participants
+                .values()
+                .filter(|p| p.identity.as_ref().is_some_and(|i| i.sub == identity.sub))
+                .map(|p| p.key)
+                .collect();
+            for key in earlier {
+                self.remove_participant(key, Some(LeaveReason::Replaced));
+            }
+        }
         if self.participants.len() >= self.ctx.config.max_participants_per_room {
             let _ = reply.send(Err(ProtocolError {
                 code: ErrorCode::RoomFull,
@@ -59,21 +73,25 @@ impl Room {
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let span = info_span!("participant", room = %self.id, participant = %id);
         let participants = self.participant_infos_except(key);
-        let p = Participant {
+        let mut p = Participant {
             key,
             id: id.clone(),
             name: name.clone(),
             span,
             rtc,
-            out,
+            outbox: Outbox::new(out),
             ufrag: ufrag.clone(),
             auto_subscribe,
             grants,
+            identity,
             next_timeout: now,
             drain_due: false,
             pending_offer: None,
             offer_after: Some(now + FIRST_OFFER_DELAY),
-            connect_deadline: None,
+            // From the join on: a participant that never negotiates must not keep its seat.
+            connect_deadline: Some(
+                now + Duration::from_secs(self.ctx.config.ice_connect_timeout_secs),
+            ),
             connected: false,
             connected_once: false,
             resume_token: resume_token.clone(),
@@ -114,7 +132,7 @@ impl Room {
             .registry
             .remember_resume(&resume_token, self.id.clone(), key);
         // `joined` goes first on the participant's queue, before anything the room says next.
-        let _ = p.out.try_send(Outbound::Message(joined));
+        p.outbox.send(joined);
         self.participants.insert(key, p);
         let _ = reply.send(Ok((key, id.to_string())));
         self.broadcast(
@@ -197,7 +215,7 @@ impl Room {
         self.speakers.remove(&key);
         self.placement.participant_left();
         if let Some(reason) = reason {
-            let _ = p.out.try_send(Outbound::End(reason));
+            p.outbox.end(reason);
         }
         for producer in p.consumers.keys() {
             if let Some(producer) = self.producers.get_mut(producer) {

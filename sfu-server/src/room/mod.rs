@@ -11,6 +11,7 @@ mod forwarding;
 mod layers;
 mod lifecycle;
 mod negotiation;
+mod outbox;
 mod participant;
 mod producer;
 mod resume;
@@ -39,6 +40,7 @@ pub use self::admin::ParticipantSnapshot;
 pub use self::admin::{AdminRequest, RoomSnapshot};
 use crate::registry::NodeContext;
 use crate::shard::{Placement, Shard};
+use outbox::Delivery;
 use participant::Participant;
 use producer::{Producer, ProducerKey};
 
@@ -81,6 +83,8 @@ pub struct JoinRequest {
     pub name: String,
     /// What its token allows.
     pub grants: signaling::token::Grants,
+    /// Its token's identity (`sub`) and expiry (Unix seconds); `None` without tokens.
+    pub identity: Option<Identity>,
     /// Subscribe to every track automatically.
     pub auto_subscribe: bool,
     /// Where the room sends this participant's messages.
@@ -89,6 +93,15 @@ pub struct JoinRequest {
     pub resume_token: String,
     /// The participant's key and id, or why it was refused.
     pub reply: oneshot::Sender<Result<(ParticipantKey, String), ProtocolError>>,
+}
+
+/// Who a join token says a participant is, and until when it may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The token's `sub`: one participant per identity in a room.
+    pub sub: String,
+    /// The token's `exp`.
+    pub expires: u64,
 }
 
 /// A request to take back a participant whose signaling connection was lost.
@@ -323,6 +336,7 @@ impl Room {
                 self.remove_participant(key, reason);
                 continue;
             }
+            self.flush_outboxes();
             let now = Instant::now();
             for arrival in self.forwarded_arrivals.drain(..) {
                 self.forwarding_seconds
@@ -370,9 +384,9 @@ impl Room {
         self.broadcast_except(None, message);
     }
 
-    /// Queue a message to one participant; a client too slow to take it is removed
-    /// (told `timeout`; its session counts it when its blocked send times out), one whose
-    /// session already ended is removed quietly.
+    /// Queue a message to one participant. What its session cannot take yet waits in its
+    /// outbox, coalesced; only a session that takes nothing at all is removed (told
+    /// `timeout`; its session counts it when its blocked send times out).
     fn send_to(&mut self, key: ParticipantKey, message: ServerMessage) {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
@@ -381,16 +395,40 @@ impl Room {
             // It gets the room's whole state again when it resumes.
             return;
         }
-        match p.out.try_send(Outbound::Message(message)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        let delivery = p.outbox.send(message);
+        self.delivered(key, delivery);
+    }
+
+    /// Act on what became of a message toward participant `key`.
+    fn delivered(&mut self, key: ParticipantKey, delivery: Delivery) {
+        match delivery {
+            Delivery::Queued => {}
+            Delivery::Overflow => {
                 if !self.to_remove.iter().any(|(k, _)| *k == key) {
                     self.to_remove.push((key, Some(LeaveReason::Timeout)));
                 }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Delivery::SessionGone => {
                 // Its session ended; whether it left or may resume comes next from the session.
-                p.disconnected_at = Some(Instant::now());
+                if let Some(p) = self.participants.get_mut(&key) {
+                    p.disconnected_at.get_or_insert_with(Instant::now);
+                }
+            }
+        }
+    }
+
+    /// Move waiting messages onto the sessions' queues, as far as they have room.
+    fn flush_outboxes(&mut self) {
+        let backlogged: Vec<ParticipantKey> = self
+            .participants
+            .values()
+            .filter(|p| p.outbox.is_backlogged() && p.disconnected_at.is_none())
+            .map(|p| p.key)
+            .collect();
+        for key in backlogged {
+            if let Some(p) = self.participants.get_mut(&key) {
+                let delivery = p.outbox.flush();
+                self.delivered(key, delivery);
             }
         }
     }

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use super::participant;
 use super::producer::{Consumer, ConsumerState, ProducerKey};
 use super::{ParticipantKey, Room};
+use crate::limits::{self, Limit};
 
 /// Most simulcast layers (rids) one published track may have: q, h and f.
 pub(super) const MAX_SIMULCAST_LAYERS: usize = 3;
@@ -72,13 +73,19 @@ impl Room {
         if let Err(refusal) =
             check_offer(&lines, |mid| consumer_mids.iter().any(|m| m == mid), rules)
         {
-            let code = match refusal {
-                OfferRefusal::NotAllowed => ErrorCode::Forbidden,
-                OfferRefusal::RoomFull { .. } => ErrorCode::RoomFull,
-                OfferRefusal::TooManyTracks { .. }
-                | OfferRefusal::TooManyLayers { .. }
-                | OfferRefusal::TooManySsrcs { .. } => ErrorCode::TooLarge,
+            let (code, limit) = match refusal {
+                OfferRefusal::NotAllowed => (ErrorCode::Forbidden, None),
+                OfferRefusal::RoomFull { .. } => (ErrorCode::RoomFull, Some(Limit::TracksPerRoom)),
+                OfferRefusal::TooManyTracks { .. } => {
+                    (ErrorCode::TooLarge, Some(Limit::TracksPerParticipant))
+                }
+                OfferRefusal::TooManyLayers { .. } | OfferRefusal::TooManySsrcs { .. } => {
+                    (ErrorCode::TooLarge, Some(Limit::StreamsPerTrack))
+                }
             };
+            if let Some(limit) = limit {
+                limits::hit(limit);
+            }
             info!(%refusal, "client offer refused");
             drop(_g);
             self.reply_error(key, code, refusal.to_string());
@@ -216,18 +223,70 @@ impl Room {
             .retain(|_, c| !(c.state == ConsumerState::ToAdd && c.remove_after_answer));
     }
 
-    /// Offer the participant the tracks it should now receive, if anything changed and no offer is outstanding.
+    /// Offer the participant the tracks it should now receive, if anything changed and no
+    /// offer is outstanding. The offer holds no more new tracks than keep it answerable
+    /// under `max_sdp_bytes`; the others are not offered, and the participant is told.
     pub(super) fn maybe_offer(&mut self, key: ParticipantKey) {
+        let budget = self.ctx.config.max_sdp_bytes * 3 / 4;
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
         if p.pending_offer.is_some() || p.offer_after.is_some() {
             return;
         }
+        let mut adding: Vec<(u64, ProducerKey)> = p
+            .consumers
+            .iter()
+            .filter(|(_, c)| c.state == ConsumerState::ToAdd)
+            .map(|(k, c)| (c.created, *k))
+            .collect();
+        adding.sort_unstable_by_key(|(created, _)| *created);
+        let mut allowed = adding.len();
+        let built = loop {
+            let Some((offer, pending)) = Self::build_offer(p, &adding[..allowed]) else {
+                break None;
+            };
+            let sdp = offer.to_sdp_string();
+            if sdp.len() <= budget || allowed == 0 {
+                break Some((sdp, pending));
+            }
+            // Dropping the pending offer leaves the session as it was.
+            drop(pending);
+            Self::rollback_offered(p);
+            allowed /= 2;
+        };
+        if let Some((offer, pending)) = built {
+            p.pending_offer = Some(pending);
+            let tracks: TrackMap = p
+                .consumers
+                .values()
+                .filter(|c| c.is_sending())
+                .filter_map(|c| Some((c.mid()?.to_string(), c.track_id.to_string())))
+                .collect();
+            {
+                let _g = p.span.enter();
+                info!(tracks = ?tracks, bytes = offer.len(), "sending server offer");
+            }
+            participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
+            let message = ServerMessage::Offer { sdp: offer, tracks };
+            p.last_offer = Some(message.clone());
+            self.send_to(key, message);
+        }
+        let left_out: Vec<ProducerKey> = adding[allowed..].iter().map(|(_, k)| *k).collect();
+        if !left_out.is_empty() {
+            self.leave_out_of_offer(key, &left_out);
+        }
+    }
+
+    /// Build the server's offer: every stop due, and the additions of `adding`.
+    fn build_offer(
+        p: &mut participant::Participant,
+        adding: &[(u64, ProducerKey)],
+    ) -> Option<(SdpOffer, str0m::change::SdpPendingOffer)> {
         let mut change = p.rtc.sdp_api();
-        for consumer in p.consumers.values_mut() {
+        for (producer_key, consumer) in p.consumers.iter_mut() {
             match consumer.state {
-                ConsumerState::ToAdd => {
+                ConsumerState::ToAdd if adding.iter().any(|(_, k)| k == producer_key) => {
                     let kind = match consumer.kind {
                         MediaKind::Audio => str0m::media::MediaKind::Audio,
                         MediaKind::Video => str0m::media::MediaKind::Video,
@@ -249,31 +308,42 @@ impl Room {
             }
         }
         if !change.has_changes() {
-            return;
+            return None;
         }
-        let Some((offer, pending)) = change.apply() else {
-            return;
-        };
-        p.pending_offer = Some(pending);
-        let tracks: TrackMap = p
-            .consumers
-            .values()
-            .filter(|c| c.is_sending())
-            .filter_map(|c| Some((c.mid()?.to_string(), c.track_id.to_string())))
-            .collect();
-        {
+        change.apply()
+    }
+
+    /// Consumers that did not fit in the server's offer are dropped, and the subscriber is
+    /// told which tracks it does not receive (it may unsubscribe others and subscribe again).
+    fn leave_out_of_offer(&mut self, key: ParticipantKey, left_out: &[ProducerKey]) {
+        limits::hit(Limit::ServerOfferSize);
+        let mut tracks = Vec::new();
+        for producer_key in left_out {
+            if let Some(producer) = self.producers.get_mut(producer_key) {
+                producer.subscribers.retain(|k| *k != key);
+                tracks.push(producer.id.to_string());
+            }
+            if let Some(p) = self.participants.get_mut(&key) {
+                p.consumers.remove(producer_key);
+            }
+        }
+        if let Some(p) = self.participants.get(&key) {
             let _g = p.span.enter();
-            info!(tracks = ?tracks, "sending server offer");
+            warn!(
+                ?tracks,
+                "tracks left out of the server offer: it would be too large to answer"
+            );
         }
-        participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
-        let message = ServerMessage::Offer {
-            sdp: offer.to_sdp_string(),
-            tracks,
-        };
-        if let Some(p) = self.participants.get_mut(&key) {
-            p.last_offer = Some(message.clone());
-        }
-        self.send_to(key, message);
+        let limit = self.ctx.config.max_sdp_bytes;
+        self.reply_error(
+            key,
+            ErrorCode::TooLarge,
+            format!(
+                "not offered: {}; with them the offer would be too large to answer within \
+                 {limit} bytes (unsubscribe from other tracks to receive them)",
+                tracks.join(", ")
+            ),
+        );
     }
 
     /// Give `subscriber` a consumer of `producer` (offered at the next opportunity).

@@ -13,13 +13,13 @@ use str0m::media::Mid;
 use str0m::net::{Protocol, TcpType};
 use str0m::rtp::Ssrc;
 use str0m::{Candidate, Event, Input, Output, Rtc};
-use tokio::sync::mpsc;
 use tracing::{Span, warn};
 
+use super::ParticipantKey;
 use super::connection::ConnectionView;
+use super::outbox::Outbox;
 use super::producer::{Consumer, ProducerKey};
 use super::rtcp_stats::FeedbackTotals;
-use super::{Outbound, ParticipantKey};
 use crate::stats::Stats;
 use crate::tcp::MediaOut;
 
@@ -36,13 +36,15 @@ pub struct Participant {
     /// The WebRTC stack of this peer connection.
     pub rtc: Rtc,
     /// Messages toward its signaling session.
-    pub out: mpsc::Sender<Outbound>,
+    pub outbox: Outbox,
     /// Its server ICE ufrag (the UDP routing key).
     pub ufrag: String,
     /// Subscribe to new tracks automatically.
     pub auto_subscribe: bool,
     /// What its join token allows.
     pub grants: signaling::token::Grants,
+    /// Who its join token says it is, until when (without tokens, nobody in particular).
+    pub identity: Option<super::Identity>,
     /// When `rtc` next wants `Input::Timeout`.
     pub next_timeout: Instant,
     /// Packets were written to `rtc` and it waits in the room's `to_drain`.

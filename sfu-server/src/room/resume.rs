@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
-use signaling::{ErrorCode, LeaveReason, ProtocolError, ServerMessage};
+use signaling::{ErrorCode, ProtocolError, ServerMessage};
 use tracing::info;
 
-use super::{Outbound, ParticipantKey, ResumeRequest, Room};
+use super::{ParticipantKey, ResumeRequest, Room};
 
 impl Room {
     /// Whether `session` is the participant's current signaling session: what an older
@@ -72,10 +72,21 @@ impl Room {
             }));
             return;
         };
+        let now = signaling::token::unix_now();
+        if p.identity.as_ref().is_some_and(|i| i.expires <= now) {
+            let _g = p.span.enter();
+            info!("resume refused: the join token has expired; participant removed");
+            drop(_g);
+            let _ = reply.send(Err(ProtocolError {
+                code: ErrorCode::Unauthorized,
+                message: "the join token has expired: join again with a new one".into(),
+            }));
+            self.to_remove.push((key, None));
+            return;
+        }
         // The old connection may still be open (the server has not noticed it die yet, or the
         // client opened the new one first): it is told, and is no longer the participant's.
-        let _ = p.out.try_send(Outbound::End(LeaveReason::Replaced));
-        p.out = out;
+        p.outbox.replace(out);
         p.disconnected_at = None;
         p.session += 1;
         {
@@ -89,10 +100,10 @@ impl Room {
             ice_servers,
             resume_token: Some(p.resume_token.clone()),
         };
-        let _ = p.out.try_send(Outbound::Message(joined));
+        p.outbox.send(joined);
         // An offer that went out while it was away is still waiting for its answer.
         if let Some(offer) = p.last_offer.clone().filter(|_| p.pending_offer.is_some()) {
-            let _ = p.out.try_send(Outbound::Message(offer));
+            p.outbox.send(offer);
         }
         let _ = reply.send(Ok((p.id.to_string(), p.session)));
     }

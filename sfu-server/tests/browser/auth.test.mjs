@@ -89,6 +89,71 @@ describe('join tokens', () => {
     observer.ws.close();
   });
 
+  // Requirement: one participant per identity in a room: a second join with the same
+  // identity replaces the first, whose socket gets `leave` `replaced`; a token cannot fill a room.
+  it('replaces the earlier participant of the same identity', async () => {
+    const same = token(['--room', 'r5', '--identity', 'dave']);
+    const first = await joinWith(server, { room: 'r5', name: 'x', token: same });
+    const observer = await joinWith(server, { room: 'r5', name: 'o', token: token(['--room', 'r5', '--identity', 'olga']) });
+    const second = await joinWith(server, { room: 'r5', name: 'x', token: same });
+    assert.equal(second.messages[0].type, 'joined');
+    await first.closed;
+    assert.deepEqual(first.messages.filter((m) => m.type === 'leave'), [{ type: 'leave', reason: 'replaced' }]);
+    const firstId = first.messages[0].participant_id;
+    assert.ok(!second.messages[0].participants.some((p) => p.id === firstId), 'the replaced participant is gone before the new one joins');
+    await waitFor(() => observer.messages.some((m) => m.type === 'participant_left' && m.participant_id === firstId)
+      || Promise.reject(new Error('no participant_left')), 5000, 'the others told the first left');
+    const third = await joinWith(server, { room: 'r5', name: 'x', token: same });
+    await second.closed;
+    assert.equal(third.messages[0].participants.length, 1, 'still one dave and olga');
+    third.ws.close();
+    observer.ws.close();
+  });
+
+  // Requirement: a kicked identity stays out of the room until its token expires, even with
+  // a fresh token; others are not affected.
+  it('keeps a kicked identity out until its token expires', async () => {
+    const admin = token(['--room', 'any', '--identity', 'ops', '--grants', 'admin']);
+    const mallory = token(['--room', 'r6', '--identity', 'mallory', '--ttl', '4s']);
+    const joined = await joinWith(server, { room: 'r6', name: 'm', token: mallory });
+    const id = joined.messages[0].participant_id;
+    const kick = await fetch(`${server.baseUrl}/api/rooms/r6/participants/${id}/kick`, { method: 'POST', headers: { authorization: `Bearer ${admin}` } });
+    assert.equal(kick.status, 200);
+    await joined.closed;
+    for (const again of [mallory, token(['--room', 'r6', '--identity', 'mallory'])]) {
+      const refused = await joinWith(server, { room: 'r6', name: 'm', token: again });
+      await refused.closed;
+      assert.equal(refused.messages[0].code, 'forbidden', JSON.stringify(refused.messages[0]));
+      assert.match(refused.messages[0].message, /kicked/);
+    }
+    const other = await joinWith(server, { room: 'r6', name: 'e', token: token(['--room', 'r6', '--identity', 'erin']) });
+    assert.equal(other.messages[0].type, 'joined');
+    other.ws.close();
+    await sleep(4500);
+    const later = await joinWith(server, { room: 'r6', name: 'm', token: token(['--room', 'r6', '--identity', 'mallory']) });
+    assert.equal(later.messages[0].type, 'joined', 'admitted once the kicked token expired');
+    later.ws.close();
+  });
+
+  // Requirement: `resume` re-checks the join token's expiry: an expired token's participant is
+  // not taken back.
+  it('refuses to resume a participant whose token expired', async () => {
+    const short = token(['--room', 'r7', '--identity', 'frank', '--ttl', '2s']);
+    const client = await joinWith(server, { room: 'r7', name: 'f', token: short });
+    const resumeToken = client.messages[0].resume_token;
+    assert.ok(resumeToken);
+    client.ws.terminate();
+    await sleep(2500);
+    const ws = new WebSocket(server.wsUrl);
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    const reply = new Promise((resolve) => ws.once('message', (d) => resolve(JSON.parse(d.toString()))));
+    ws.send(JSON.stringify({ type: 'resume', resume_token: resumeToken }));
+    const answer = await reply;
+    assert.equal(answer.type, 'error');
+    assert.equal(answer.code, 'unauthorized', JSON.stringify(answer));
+    ws.close();
+  });
+
   // Requirement: the admin API creates join tokens that admit their holder; bad requests get 400.
   it('creates join tokens through the admin API', async () => {
     const admin = token(['--room', 'any', '--identity', 'ops', '--grants', 'admin']);
@@ -102,7 +167,7 @@ describe('join tokens', () => {
     const client = await joinWith(server, { room: 'r4', name: 'x', token: fresh });
     assert.equal(client.messages[0].type, 'joined');
     client.ws.close();
-    for (const bad of [{ room: 'r4' }, { room: '', identity: 'a' }, { room: 'r', identity: 'a', ttl_secs: 0 }, { room: 'r', identity: 'a', extra: 1 }]) {
+    for (const bad of [{ room: 'r4' }, { room: '', identity: 'a' }, { room: 'r', identity: 'a', ttl_secs: 0 }, { room: 'r', identity: 'a', ttl_secs: 86401 }, { room: 'r', identity: 'a', extra: 1 }]) {
       const r = await post(bad);
       assert.equal(r.status, 400, JSON.stringify(bad));
       assert.equal((await r.json()).error.code, 'bad_request');

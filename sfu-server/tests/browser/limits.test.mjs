@@ -7,12 +7,13 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { makeTempDir, startServer, waitFor, sleep, getHealth, rawOffer } from './lib.mjs';
 
 const SLOW_READER = fileURLToPath(new URL('./slow-reader.py', import.meta.url));
+const PAUSED_READER = fileURLToPath(new URL('./paused-reader.py', import.meta.url));
 
 async function client(server) {
   const ws = new WebSocket(server.wsUrl);
@@ -115,14 +116,6 @@ describe('track caps', () => {
   });
   after(async () => { if (server) await server.stop(); });
 
-  /** Sends `sdp` as an offer and resolves to the answer or error that follows. */
-  async function offerOf(c, sdp) {
-    const seen = c.messages.length;
-    c.send({ type: 'offer', sdp });
-    return waitFor(() => c.messages.slice(seen).find((m) => m.type === 'answer' || m.type === 'error')
-      || Promise.reject(new Error('no reply')), 5000, 'a reply to the offer');
-  }
-
   // Requirement: the caps count what str0m receives on: port-0 m-lines inside BUNDLE
   // (a=bundle-only) are tracks; a room-wide cap holds across publishers; a track may not name
   // more than three simulcast layers nor declare more than six SSRCs.
@@ -151,6 +144,137 @@ describe('track caps', () => {
     assert.equal(fits.type, 'answer');
     a.ws.close();
     b.ws.close();
+  });
+});
+
+/** Sends `sdp` as an offer and resolves to the answer or error that follows. */
+async function offerOf(c, sdp) {
+  const seen = c.messages.length;
+  c.send({ type: 'offer', sdp });
+  return waitFor(() => c.messages.slice(seen).find((m) => m.type === 'answer' || m.type === 'error')
+    || Promise.reject(new Error('no reply')), 10000, 'a reply to the offer', 5);
+}
+
+describe('offers and the messages they cause', () => {
+  // Requirement: offers are rate-limited on their own: beyond max_offers_per_second (default
+  // 5, bursts of as many) each gets `rate_limited` instead of an answer, counted by limit.
+  it('limits offers per second', async () => {
+    const server = await startServer(makeTempDir());
+    try {
+      const c = await joined(server, 'offers');
+      const sdp = rawOffer([{ kind: 'audio' }]);
+      for (let i = 0; i < 12; i++) c.send({ type: 'offer', sdp });
+      await waitFor(() => c.messages.filter((m) => m.type === 'answer' || m.type === 'error').length >= 12
+        || Promise.reject(new Error(`${c.messages.length} replies`)), 10000, 'a reply to each offer');
+      const answers = c.messages.filter((m) => m.type === 'answer').length;
+      const limited = c.messages.filter((m) => m.type === 'error' && m.code === 'rate_limited' && /offers per second/.test(m.message));
+      assert.ok(answers <= 6, `${answers} answers to 12 offers at once`);
+      assert.equal(answers + limited.length, 12, 'every refused offer is told');
+      const text = await (await fetch(server.metricsUrl)).text();
+      assert.match(text, new RegExp(`sfu_limits_hit_total\\{limit="offers_per_second"\\} ${limited.length}\\b`));
+      c.ws.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  // Requirement: a server offer is never larger than a client may answer (max_sdp_bytes):
+  // the tracks that do not fit are left out, and the subscriber is told which.
+  it('offers no more tracks than an answer may carry', async () => {
+    const tmp = makeTempDir();
+    const config = path.join(tmp, 'offer-size.toml');
+    fs.writeFileSync(config, ['max_sdp_bytes = 8192', 'max_offers_per_second = 100', ''].join('\n'));
+    const server = await startServer(tmp, { extraArgs: ['--config', config] });
+    try {
+      const publisher = await joined(server, 'size');
+      const published = await offerOf(publisher, rawOffer(Array.from({ length: 8 }, (_, i) => ({ kind: i % 2 ? 'video' : 'audio' }))));
+      assert.equal(published.type, 'answer', JSON.stringify(published));
+      const trackIds = Object.values(published.tracks);
+      assert.equal(trackIds.length, 8);
+      const viewer = await joined(server, 'size');
+      const offer = await viewer.next('offer');
+      assert.ok(offer.sdp.length <= 8192 * 3 / 4, `a server offer of ${offer.sdp.length} bytes`);
+      const notOffered = await waitFor(() => viewer.messages.find((m) => m.type === 'error' && m.code === 'too_large')
+        || Promise.reject(new Error('no too_large')), 5000, 'the subscriber told what was left out');
+      const offered = Object.values(offer.tracks);
+      assert.ok(offered.length > 0 && offered.length < 8, `${offered.length} tracks offered`);
+      for (const id of trackIds) {
+        assert.ok(offered.includes(id) !== notOffered.message.includes(id), `${id} is either offered or named as left out`);
+      }
+      const text = await (await fetch(server.metricsUrl)).text();
+      assert.match(text, /sfu_limits_hit_total\{limit="server_offer_size"\} 1\b/);
+      publisher.ws.close();
+      viewer.ws.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  // Requirement: a burst of announcements the server generates (a publisher adding and
+  // removing tracks in a loop) never removes another participant: what its session cannot
+  // take yet waits, coalesced, and it ends up told exactly the tracks that exist.
+  it('never evicts a participant for a burst the server made', { timeout: 90000 }, async () => {
+    const TRACKS = 100;
+    const tmp = makeTempDir();
+    const config = path.join(tmp, 'burst.toml');
+    fs.writeFileSync(config, ['max_offers_per_second = 100000', 'max_messages_per_second = 100000', 'ice_connect_timeout_secs = 120',
+      `max_tracks_per_participant = ${TRACKS}`, 'max_sdp_bytes = 65536', ''].join('\n'));
+    const server = await startServer(tmp, { extraArgs: ['--config', config] });
+    try {
+      const publisher = await joined(server, 'burst');
+      const [host, port] = server.httpAddr.split(':');
+      const viewer = spawn('python3', [PAUSED_READER, host, port, 'burst', '9', '30']);
+      const lines = [];
+      let stderr = '';
+      viewer.stdout.on('data', (d) => lines.push(...d.toString().split('\n').filter(Boolean)));
+      viewer.stderr.on('data', (d) => { stderr += d; });
+      const exited = new Promise((resolve) => viewer.once('exit', resolve));
+      await waitFor(() => lines.length > 0 || Promise.reject(new Error(stderr || 'not joined')), 10000, 'the paused viewer joining');
+      const all = rawOffer(Array.from({ length: TRACKS }, (_, i) => ({ kind: i % 2 ? 'video' : 'audio' })));
+      const none = rawOffer(Array.from({ length: TRACKS }, (_, i) => ({ kind: i % 2 ? 'video' : 'audio', direction: 'inactive' })));
+      const started = Date.now();
+      let last;
+      let cycles = 0;
+      for (; cycles < 700 && Date.now() - started < 8000; cycles++) {
+        assert.equal((await offerOf(publisher, all)).type, 'answer');
+        assert.equal((await offerOf(publisher, none)).type, 'answer');
+      }
+      last = await offerOf(publisher, all);
+      assert.equal(last.type, 'answer');
+      console.log(`publisher cycled ${cycles} times in ${Date.now() - started} ms`);
+      await exited;
+      const result = JSON.parse(lines.at(-1));
+      console.log(`paused viewer: ${JSON.stringify({ ...result, tracks: result.tracks.length })}`);
+      assert.equal(result.leave, null, `the viewer was sent away (${result.leave}) after ${result.messages} messages`);
+      assert.deepEqual(result.tracks, Object.values(last.tracks).sort(), 'the viewer knows exactly the tracks that exist');
+      publisher.ws.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('participants that never negotiate', () => {
+  // Requirement: the ICE connect deadline starts at the join: sockets that join and never
+  // negotiate are removed after ice_connect_timeout_secs, freeing their seats.
+  it('lose their seats after the connect timeout', { timeout: 30000 }, async () => {
+    const tmp = makeTempDir();
+    const config = path.join(tmp, 'idle.toml');
+    fs.writeFileSync(config, ['max_participants_per_room = 3', 'ice_connect_timeout_secs = 2', ''].join('\n'));
+    const server = await startServer(tmp, { extraArgs: ['--config', config] });
+    try {
+      const idle = [await joined(server, 'seats'), await joined(server, 'seats'), await joined(server, 'seats')];
+      for (const c of idle) assert.equal(c.messages[0].type, 'joined');
+      const full = await joined(server, 'seats');
+      assert.equal(full.messages[0].code, 'room_full');
+      await waitFor(() => idle.every((c) => c.messages.some((m) => m.type === 'leave' && m.reason === 'timeout'))
+        || Promise.reject(new Error('not all told')), 8000, 'every idle participant told `leave` `timeout`');
+      const later = await joined(server, 'seats');
+      assert.equal(later.messages[0].type, 'joined', 'a seat is free again');
+      later.ws.close();
+    } finally {
+      await server.stop();
+    }
   });
 });
 
