@@ -78,6 +78,14 @@ pub struct Config {
     /// 1,000,000); more are refused at the upgrade with HTTP 503, so idle connections cannot
     /// pile up.
     pub max_unjoined_connections: usize,
+    /// Of those, most from one client address (loopback, a reverse proxy on this host, is
+    /// not counted: limit per client at the proxy).
+    pub max_unjoined_connections_per_ip: usize,
+    /// HTTP connections (WebSockets included) open at once on each listener; more are
+    /// closed at once.
+    pub max_http_connections: usize,
+    /// Of those, most from one client address (loopback not counted, as above).
+    pub max_http_connections_per_ip: usize,
     /// Minimum time between two keyframe requests sent to a publisher for one track, in milliseconds.
     pub keyframe_request_interval_ms: u64,
     /// Seconds a participant may stay without a connected media path (ICE) before it is
@@ -184,6 +192,9 @@ impl Default for Config {
             max_offers_per_second: 5,
             max_pending_joins: 64,
             max_unjoined_connections: 1024,
+            max_unjoined_connections_per_ip: 16,
+            max_http_connections: 10_000,
+            max_http_connections_per_ip: 256,
             keyframe_request_interval_ms: 500,
             ice_connect_timeout_secs: 20,
             ws_idle_timeout_secs: 45,
@@ -435,6 +446,24 @@ impl Config {
         within(
             "max_unjoined_connections",
             self.max_unjoined_connections,
+            1,
+            1_000_000,
+        )?;
+        within(
+            "max_unjoined_connections_per_ip",
+            self.max_unjoined_connections_per_ip,
+            1,
+            1_000_000,
+        )?;
+        within(
+            "max_http_connections",
+            self.max_http_connections,
+            1,
+            1_000_000,
+        )?;
+        within(
+            "max_http_connections_per_ip",
+            self.max_http_connections_per_ip,
             1,
             1_000_000,
         )?;

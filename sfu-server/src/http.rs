@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -14,8 +15,12 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::access::{self, Door};
 use crate::api;
+use crate::limits::{self, Limit};
+use crate::per_ip::PerIp;
+use crate::read_budget::ReadBudget;
 use crate::registry::Registry;
 use crate::session;
+use crate::session::UnjoinedPlace;
 use crate::stats::{Stats, bump};
 use crate::web;
 
@@ -25,6 +30,8 @@ struct AppState {
     stats: Arc<Stats>,
     /// Places for signaling connections that have not joined yet.
     unjoined: Arc<Semaphore>,
+    /// Of those, the places per client address.
+    unjoined_per_ip: Arc<PerIp>,
 }
 
 /// All routes of the HTTP listener.
@@ -58,6 +65,7 @@ pub fn router(registry: Registry, stats: Arc<Stats>) -> Router {
         .route("/ws", get(websocket))
         .with_state(AppState {
             unjoined: Arc::new(Semaphore::new(registry.config().max_unjoined_connections)),
+            unjoined_per_ip: PerIp::new(registry.config().max_unjoined_connections_per_ip),
             registry: registry.clone(),
             stats,
         })
@@ -110,6 +118,7 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
 async fn websocket(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(budget): Extension<Arc<ReadBudget>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -129,6 +138,15 @@ async fn websocket(
         )
             .into_response();
     };
+    let Some(unjoined_here) = state.unjoined_per_ip.admit(peer.ip()) else {
+        limits::hit(Limit::UnjoinedPerIp);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many signaling connections from this address waiting to join; try again shortly",
+        )
+            .into_response();
+    };
+    let unjoined = UnjoinedPlace::new(unjoined, unjoined_here, budget);
     let max = state.registry.config().max_message_bytes;
     // Frames up to 16× the protocol limit are read so an oversized one can be answered
     // with `too_large` instead of a dropped connection; beyond that the socket closes.

@@ -4,7 +4,6 @@
 //! [`ReadBudget`].
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +12,8 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
@@ -44,7 +42,9 @@ pub async fn serve(
 ) {
     let total = Arc::new(Semaphore::new(config.max_http_connections));
     let per_ip = PerIp::new(config.max_http_connections_per_ip);
-    let graceful = GracefulShutdown::new();
+    // Every connection task holds a sender: once all have ended, `in_flight` reads `None`.
+    let (alive, mut in_flight) = mpsc::channel::<()>(1);
+    let (stopping, stopped) = watch::channel(false);
     let mut stop = std::pin::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -85,13 +85,25 @@ pub async fn serve(
             .header_read_timeout(HEADER_TIMEOUT)
             .serve_connection(io, service)
             .with_upgrades();
-        let connection = graceful.watch(connection);
+        let alive = alive.clone();
+        let mut stopped = stopped.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = async { while !*stopped.borrow_and_update() && stopped.changed().await.is_ok() {} } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
                 debug!(%peer, error = %e, "HTTP connection ended with an error");
             }
+            drop(alive);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stopping.send(true);
+    drop(alive);
+    let _ = in_flight.recv().await;
 }

@@ -1,5 +1,5 @@
-//! One counter for the limits this server enforces per participant, labelled by limit, so
-//! an operator sees which one clients run into (`sfu_limits_hit_total{limit}`).
+//! One counter for the limits this server enforces per participant or client, labelled by
+//! limit, so an operator sees which one clients run into (`sfu_limits_hit_total{limit}`).
 
 /// Times a limit refused or dropped something, by `limit`.
 pub const LIMITS_HIT: &str = "sfu_limits_hit_total";
@@ -18,16 +18,31 @@ pub enum Limit {
     /// A server offer that would be larger than a client may answer (`max_sdp_bytes`): the
     /// tracks that did not fit were not offered, and the subscriber was told.
     ServerOfferSize,
+    /// `max_http_connections`: a connection closed as soon as accepted.
+    HttpConnections,
+    /// `max_http_connections_per_ip`: a connection closed as soon as accepted.
+    HttpConnectionsPerIp,
+    /// `max_unjoined_connections_per_ip`: a signaling upgrade refused with HTTP 503.
+    UnjoinedPerIp,
+    /// A signaling socket that sent more than it may before joining: `too_large`, closed.
+    BytesBeforeJoin,
+    /// A frame over the WebSocket read limit: `too_large`, closed.
+    FrameSize,
 }
 
 impl Limit {
     /// Every limit, for registering the series at zero.
-    pub const ALL: [Limit; 5] = [
+    pub const ALL: [Limit; 10] = [
         Limit::OffersPerSecond,
         Limit::TracksPerParticipant,
         Limit::TracksPerRoom,
         Limit::StreamsPerTrack,
         Limit::ServerOfferSize,
+        Limit::HttpConnections,
+        Limit::HttpConnectionsPerIp,
+        Limit::UnjoinedPerIp,
+        Limit::BytesBeforeJoin,
+        Limit::FrameSize,
     ];
 
     /// Its label value.
@@ -38,6 +53,11 @@ impl Limit {
             Limit::TracksPerRoom => "tracks_per_room",
             Limit::StreamsPerTrack => "streams_per_track",
             Limit::ServerOfferSize => "server_offer_size",
+            Limit::HttpConnections => "http_connections",
+            Limit::HttpConnectionsPerIp => "http_connections_per_ip",
+            Limit::UnjoinedPerIp => "unjoined_connections_per_ip",
+            Limit::BytesBeforeJoin => "bytes_before_join",
+            Limit::FrameSize => "frame_size",
         }
     }
 }

@@ -5,12 +5,15 @@ mod api;
 mod cli;
 mod cluster;
 mod http;
+mod http_serve;
 mod interfaces;
 mod kicked;
 mod limits;
 mod message_rate;
 mod metrics;
 mod peer_addresses;
+mod per_ip;
+mod read_budget;
 mod registry;
 mod room;
 mod rooms_feed;
@@ -164,10 +167,9 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
             .context("metrics listener has no local address")?;
         metrics_note = format!(" metrics={metrics_addr}");
         let app = metrics::router(exporter, registry.clone(), stats.clone());
+        let metrics_config = config.clone();
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                warn!(error = %e, "metrics listener failed");
-            }
+            http_serve::serve(listener, app, &metrics_config, std::future::pending()).await;
         });
     }
 
@@ -186,20 +188,17 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
 
     let app = http::router(registry.clone(), stats);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut serving = tokio::spawn(
-        axum::serve(
-            http,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+    let http_config = config.clone();
+    let mut serving = tokio::spawn(async move {
+        http_serve::serve(http, app, &http_config, async move {
             let _ = http_stopped.await;
         })
-        .into_future(),
-    );
+        .await;
+    });
     let stop = tokio::select! {
         stop = shutdown::signal() => stop,
         ended = &mut serving => {
-            ended.context("HTTP server task failed")?.context("HTTP server failed")?;
+            ended.context("HTTP server task failed")?;
             return Ok(());
         }
     };

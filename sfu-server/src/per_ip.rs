@@ -71,7 +71,9 @@ impl Drop for PerIpPlace {
 fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
     }
 }
 
@@ -88,7 +90,10 @@ mod tests {
         let b: IpAddr = "192.0.2.2".parse().expect("ip");
         let first = caps.admit(a).expect("first");
         let _second = caps.admit(a).expect("second");
-        assert!(caps.admit(a).is_none(), "a third place for the same address");
+        assert!(
+            caps.admit(a).is_none(),
+            "a third place for the same address"
+        );
         assert!(caps.admit(b).is_some(), "another address is not affected");
         drop(first);
         assert_eq!(caps.held(a), 1);
@@ -99,6 +104,9 @@ mod tests {
         assert!(local.iter().all(Option::is_some), "loopback is not capped");
         drop(_second);
         assert_eq!(caps.held(a), 0);
-        assert!(caps.held.get(&a).is_none(), "an address holding nothing is forgotten");
+        assert!(
+            caps.held.get(&a).is_none(),
+            "an address holding nothing is forgotten"
+        );
     }
 }

@@ -5,7 +5,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -14,14 +14,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 #[derive(Debug)]
 pub struct ReadBudget {
     remaining: AtomicUsize,
-    exceeded: AtomicBool,
 }
 
 impl Default for ReadBudget {
     fn default() -> Self {
         Self {
             remaining: AtomicUsize::new(usize::MAX),
-            exceeded: AtomicBool::new(false),
         }
     }
 }
@@ -37,11 +35,6 @@ impl ReadBudget {
         self.remaining.store(usize::MAX, Ordering::Relaxed);
     }
 
-    /// Whether a read went over the budget (the connection was cut off for it).
-    pub fn exceeded(&self) -> bool {
-        self.exceeded.load(Ordering::Relaxed)
-    }
-
     /// Spend `n` bytes; `false` when they were over the budget.
     fn spend(&self, n: usize) -> bool {
         let remaining = self.remaining.load(Ordering::Relaxed);
@@ -49,13 +42,17 @@ impl ReadBudget {
             return true;
         }
         if n > remaining {
-            self.exceeded.store(true, Ordering::Relaxed);
             return false;
         }
         self.remaining.store(remaining - n, Ordering::Relaxed);
         true
     }
 }
+
+/// The error of a read over the budget.
+#[derive(Debug, thiserror::Error)]
+#[error("more sent than a connection may before it is admitted")]
+pub struct OverBudget;
 
 /// A stream whose reads are charged to a [`ReadBudget`]; going over it fails the read.
 /// `held` is whatever the connection holds while it lives (its places under the caps).
@@ -88,17 +85,18 @@ impl<S: AsyncRead + Unpin, H: Unpin> AsyncRead for Budgeted<S, H> {
         if let Poll::Ready(Ok(())) = polled
             && !this.budget.spend(buf.filled().len() - before)
         {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "more sent than a connection may before it is admitted",
-            )));
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, OverBudget)));
         }
         polled
     }
 }
 
 impl<S: AsyncWrite + Unpin, H: Unpin> AsyncWrite for Budgeted<S, H> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
@@ -142,8 +140,11 @@ mod tests {
         client.write_all(&[2; 60]).await.expect("write");
         assert_eq!(stream.read(&mut buf).await.expect("within"), 60);
         client.write_all(&[3; 60]).await.expect("write");
-        assert!(stream.read(&mut buf).await.is_err(), "over the budget");
-        assert!(budget.exceeded());
+        let over = stream.read(&mut buf).await.expect_err("over the budget");
+        assert!(
+            over.get_ref().is_some_and(|e| e.is::<OverBudget>()),
+            "{over}"
+        );
         budget.lift();
         client.write_all(&[4; 2000]).await.expect("write");
         assert!(stream.read(&mut buf).await.expect("lifted") > 0);

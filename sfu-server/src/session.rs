@@ -16,7 +16,10 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::cluster::Placement;
+use crate::limits::Limit;
 use crate::message_rate::MessageRate;
+use crate::per_ip::PerIpPlace;
+use crate::read_budget::{OverBudget, ReadBudget};
 use crate::registry::Registry;
 use crate::room::{Identity, JoinRequest, Outbound, ParticipantKey, ResumeRequest, RoomCommand};
 use crate::stats::{Stats, bump};
@@ -31,6 +34,8 @@ const JOIN_ATTEMPTS: usize = 3;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the messages left on a failed connection are read, looking for `leave`.
 const UNREAD_AFTER_FAILURE: Duration = Duration::from_millis(200);
+/// How long a connection cut off for a frame too large is kept open after its reply.
+const TOO_LARGE_LINGER: Duration = Duration::from_millis(500);
 /// How long a connection sent away before joining is read after its close frame.
 const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 /// When the client was last heard from (any frame, pongs included); shared by the reading
@@ -60,6 +65,36 @@ impl LastHeard {
     }
 }
 
+/// What a signaling connection may send before it joins: a `join` or `resume` is a few
+/// hundred bytes; more makes the server hold buffers for a client it has not admitted.
+const MAX_BYTES_BEFORE_JOIN: usize = 16 * 1024;
+
+/// A signaling connection's place among those that have not joined yet (in all and from its
+/// address), and its read budget, limited until it joins.
+pub struct UnjoinedPlace {
+    _total: OwnedSemaphorePermit,
+    _here: PerIpPlace,
+    budget: Arc<ReadBudget>,
+}
+
+impl UnjoinedPlace {
+    /// Hold both places; the connection may read [`MAX_BYTES_BEFORE_JOIN`] until it joins.
+    pub fn new(total: OwnedSemaphorePermit, here: PerIpPlace, budget: Arc<ReadBudget>) -> Self {
+        budget.limit_to(MAX_BYTES_BEFORE_JOIN);
+        Self {
+            _total: total,
+            _here: here,
+            budget,
+        }
+    }
+}
+
+impl Drop for UnjoinedPlace {
+    fn drop(&mut self) {
+        self.budget.lift();
+    }
+}
+
 /// Serve one WebSocket until the client leaves, the socket drops or the room ends the session.
 /// `unjoined` holds its place among the connections that have not joined yet, given back
 /// once it joins.
@@ -67,7 +102,7 @@ pub async fn run(
     mut socket: WebSocket,
     registry: Registry,
     stats: Arc<Stats>,
-    unjoined: OwnedSemaphorePermit,
+    unjoined: UnjoinedPlace,
 ) {
     let limits = Limits {
         max_message_bytes: registry.config().max_message_bytes,
@@ -544,6 +579,13 @@ async fn next_message(
             Ok(frame) => frame,
             Err(e) => {
                 debug!(error = %e, "WebSocket read failed");
+                if let Some(error) = too_large_read(e, limits) {
+                    let _ = reply_error(socket, stats, error).await;
+                    let _ = send_frame(socket, Message::Close(None)).await;
+                    // The rest of the frame stays unread, so closing resets the connection:
+                    // give the reply time to reach the client first.
+                    tokio::time::sleep(TOO_LARGE_LINGER).await;
+                }
                 return None;
             }
         };
@@ -559,6 +601,37 @@ async fn next_message(
         bump(&stats.ws_messages);
         return Some(parsed);
     }
+}
+
+/// The `too_large` reply to a read that failed for its size: a frame over the read limit,
+/// or more sent before joining than [`MAX_BYTES_BEFORE_JOIN`]. The connection closes after
+/// it (the rest of the frame cannot be skipped). Other read failures get no reply.
+fn too_large_read(error: axum::Error, limits: &Limits) -> Option<ProtocolError> {
+    let error = error.into_inner();
+    let ws_error = error.downcast_ref::<tokio_tungstenite::tungstenite::Error>()?;
+    let (limit, message) = match ws_error {
+        tokio_tungstenite::tungstenite::Error::Capacity(_) => (
+            Limit::FrameSize,
+            format!(
+                "a frame far over the {} bytes a message may have; closing",
+                limits.max_message_bytes
+            ),
+        ),
+        tokio_tungstenite::tungstenite::Error::Io(io)
+            if io.get_ref().is_some_and(|e| e.is::<OverBudget>()) =>
+        {
+            (
+                Limit::BytesBeforeJoin,
+                format!("over {MAX_BYTES_BEFORE_JOIN} bytes sent before `join`; closing"),
+            )
+        }
+        _ => return None,
+    };
+    crate::limits::hit(limit);
+    Some(ProtocolError {
+        code: ErrorCode::TooLarge,
+        message,
+    })
 }
 
 /// Send an `error` reply, counted once in the total and once by its code.

@@ -108,13 +108,13 @@ function tailOfFile(file, lines) {
  * Starts the SFU on free loopback ports and waits for its `listening:` line.
  * stdout and stderr go to `<tmpDir>/server.log`.
  */
-export async function startServer(tmpDir, { extraArgs = [], env = {}, timeoutMs = 20000, udp = '127.0.0.1:0' } = {}) {
+export async function startServer(tmpDir, { extraArgs = [], env = {}, timeoutMs = 20000, udp = '127.0.0.1:0', http = '127.0.0.1:0' } = {}) {
   if (!fs.existsSync(SERVER_BIN)) {
     throw new Error(`server binary not found at ${SERVER_BIN}: run \`cargo build -p sfu-server\` or set SFU_SERVER_BIN`);
   }
   const logPath = path.join(tmpDir, 'server.log');
   const log = fs.createWriteStream(logPath);
-  const proc = spawn(SERVER_BIN, ['--http', '127.0.0.1:0', '--udp', udp, '--metrics-listen', '127.0.0.1:0', ...extraArgs], {
+  const proc = spawn(SERVER_BIN, ['--http', http, '--udp', udp, '--metrics-listen', '127.0.0.1:0', ...extraArgs], {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
