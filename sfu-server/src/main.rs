@@ -21,6 +21,7 @@ mod session;
 mod shard;
 mod shutdown;
 mod stats;
+mod stun_auth;
 mod tcp;
 mod udp;
 mod udp_batch;

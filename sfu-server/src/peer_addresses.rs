@@ -2,10 +2,12 @@
 //! name a participant's server ufrag, so that the datagrams naming none (DTLS, SRTP) find
 //! their room.
 //!
-//! A STUN check's source address can be forged and its ufrag is readable on the wire, so
-//! what one ufrag can make the table learn is bounded: beyond [`MAX_PER_UFRAG`] addresses
-//! the one heard from least recently is forgotten. A client's live address, heard from with
-//! every packet it sends, stays.
+//! A STUN check's source address can be forged and its ufrag is readable on the wire, so an
+//! address is learned (or moved to another participant) only from a check whose
+//! MESSAGE-INTEGRITY verifies with the server's ICE password of that ufrag; a check that does
+//! not verify is dropped. What one ufrag can make the table learn is bounded too: beyond
+//! [`MAX_PER_UFRAG`] addresses the one heard from least recently is forgotten. A client's
+//! live address, heard from with every packet it sends, stays.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,6 +17,7 @@ use sfu_core::stun;
 use tracing::warn;
 
 use crate::registry::{Route, Routes};
+use crate::stun_auth;
 
 /// Addresses learned for one ufrag at most (a client's candidate pairs, and the addresses an
 /// ICE restart or a network change moves it to).
@@ -47,7 +50,8 @@ impl Default for PeerAddresses {
 
 impl PeerAddresses {
     /// The route of a datagram from `source` received `at`: by the ufrag a STUN check names
-    /// (and then its source is learned), else by the learned source.
+    /// when the check verifies (and then its source is learned), else by the learned source.
+    /// A check that does not verify has no route.
     pub fn route(
         &mut self,
         datagram: &[u8],
@@ -56,7 +60,11 @@ impl PeerAddresses {
         routes: &Routes,
     ) -> Option<Route> {
         if let Some(ufrag) = stun::local_ufrag(datagram) {
-            let route = routes.get(ufrag)?.clone();
+            let route = routes.get(ufrag)?;
+            if !stun_auth::verified(datagram, &route.ice_password) {
+                return None;
+            }
+            let route = route.clone();
             self.learn(source, ufrag, at);
             return Some(route);
         }
@@ -139,19 +147,12 @@ mod tests {
 
     use super::*;
     use crate::room::ParticipantKey;
-    use crate::udp::tests::binding_request;
+    use crate::udp::tests::{TEST_ICE_PASSWORD, binding_request, test_route};
 
     fn routes_of(ufrag: &str) -> Routes {
         let routes: Routes = Arc::default();
         let (datagrams, _) = mpsc::channel(1);
-        let participant = ParticipantKey(1);
-        routes.insert(
-            ufrag.to_owned(),
-            Route {
-                datagrams,
-                participant,
-            },
-        );
+        routes.insert(ufrag.to_owned(), test_route(datagrams, ParticipantKey(1)));
         routes
     }
 
@@ -205,5 +206,59 @@ mod tests {
         peers.sweep_at = 0;
         peers.sweep(&routes);
         assert_eq!(peers.by_address.len(), 0);
+    }
+
+    #[test]
+    fn only_a_verified_check_binds_an_address() {
+        // Requirement: a STUN check naming another participant's ufrag from a live client's
+        // address (its source forged) does not move that address unless its MESSAGE-INTEGRITY
+        // verifies; a forged check is dropped, and the client's media keeps its route.
+        let routes = routes_of("victim");
+        let (attacker, _) = mpsc::channel(1);
+        routes.insert(
+            "attacker".to_owned(),
+            test_route(attacker, ParticipantKey(2)),
+        );
+        let mut peers = PeerAddresses::default();
+        let now = Instant::now();
+        let client = address(1);
+        let media = [0x80u8, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        let owner = |peers: &mut PeerAddresses| {
+            peers
+                .route(&media, client, now, &routes)
+                .map(|r| r.participant)
+        };
+        assert!(
+            peers
+                .route(&binding_request("victim"), client, now, &routes)
+                .is_some()
+        );
+        assert_eq!(owner(&mut peers), Some(ParticipantKey(1)));
+        for forged in [
+            crate::stun_auth::binding_request("attacker", None),
+            crate::stun_auth::binding_request("attacker", Some("a guessed password")),
+        ] {
+            assert!(
+                peers.route(&forged, client, now, &routes).is_none(),
+                "a forged check is dropped"
+            );
+            assert_eq!(
+                owner(&mut peers),
+                Some(ParticipantKey(1)),
+                "the address stays the client's"
+            );
+        }
+        assert!(
+            peers
+                .route(
+                    &crate::stun_auth::binding_request("attacker", Some(TEST_ICE_PASSWORD)),
+                    client,
+                    now,
+                    &routes
+                )
+                .is_some(),
+            "a check that verifies moves the address (an ICE restart, a new network)"
+        );
+        assert_eq!(owner(&mut peers), Some(ParticipantKey(2)));
     }
 }

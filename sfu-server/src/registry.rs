@@ -28,6 +28,9 @@ pub struct Route {
     pub datagrams: mpsc::Sender<Datagram>,
     /// The participant inside that room.
     pub participant: ParticipantKey,
+    /// The server's ICE password of this ufrag: a STUN check that names the ufrag binds its
+    /// source to the participant only when its MESSAGE-INTEGRITY verifies with it.
+    pub ice_password: Arc<str>,
 }
 
 /// Server ICE ufrag → route. Rooms add an entry per participant and remove it when it leaves.

@@ -23,6 +23,7 @@ use tracing::{debug, info};
 use crate::registry::{Route, Routes};
 use crate::room::{Datagram, ParticipantKey};
 use crate::stats::{Stats, add, bump};
+use crate::stun_auth;
 use crate::udp_batch::UdpBatch;
 
 /// The writer of each live ICE-TCP connection, by the client's address.
@@ -199,13 +200,9 @@ impl Connection {
             bump(&self.stats.tcp_refused);
             return;
         };
-        let Some((mut ufrag, mut route)) = stun::local_ufrag(&first).and_then(|ufrag| {
-            self.routes
-                .get(ufrag)
-                .map(|r| (ufrag.to_owned(), r.clone()))
-        }) else {
+        let Some((mut ufrag, mut route)) = verified_route(&self.routes, &first) else {
             bump(&self.stats.tcp_refused);
-            debug!(%remote, "ICE-TCP connection without a known ufrag refused");
+            debug!(%remote, "ICE-TCP connection without a verified check for a known ufrag refused");
             return;
         };
         drop(unrouted);
@@ -248,12 +245,20 @@ impl Connection {
             bump(&self.stats.udp_malformed);
             return true;
         }
-        // An ICE restart moves the participant to a new ufrag on the same connection.
-        if let Some((moved_ufrag, moved)) = stun::local_ufrag(&frame)
-            .and_then(|u| self.routes.get(u).map(|r| (u.to_owned(), r.clone())))
-        {
-            *ufrag = moved_ufrag;
-            *route = moved;
+        // An ICE restart moves the participant to a new ufrag on the same connection; a
+        // connection never moves to another participant (it holds its place under this
+        // participant's cap), and a check that does not verify is dropped.
+        if stun::local_ufrag(&frame).is_some() {
+            match verified_route(&self.routes, &frame) {
+                Some((moved_ufrag, moved)) if moved.participant == route.participant => {
+                    *ufrag = moved_ufrag;
+                    *route = moved;
+                }
+                _ => {
+                    bump(&self.stats.udp_dropped);
+                    return self.routes.contains_key(ufrag.as_str());
+                }
+            }
         } else if !self.routes.contains_key(ufrag.as_str()) {
             return false;
         }
@@ -308,12 +313,19 @@ async fn read_frame(reader: &mut OwnedReadHalf) -> Option<Vec<u8>> {
     Some(frame)
 }
 
+/// The ufrag and route a STUN check names, when its MESSAGE-INTEGRITY verifies.
+fn verified_route(routes: &Routes, frame: &[u8]) -> Option<(String, Route)> {
+    let ufrag = stun::local_ufrag(frame)?;
+    let route = routes.get(ufrag)?;
+    stun_auth::verified(frame, &route.ice_password).then(|| (ufrag.to_owned(), route.clone()))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::udp::tests::binding_request;
+    use crate::udp::tests::{binding_request, test_route};
 
     /// A connection to `addr` whose first frame is a check naming `srvufrag`.
     async fn connect_with_check(addr: SocketAddr) -> TcpStream {
@@ -328,6 +340,7 @@ mod tests {
     /// An accept loop on a loopback port, routing ufrag `srvufrag` to one participant.
     struct Accepting {
         addr: SocketAddr,
+        routes: Routes,
         writers: TcpWriters,
         stats: Arc<Stats>,
         room: mpsc::Receiver<Datagram>,
@@ -339,23 +352,20 @@ mod tests {
             let addr = listener.local_addr().expect("address");
             let routes: Routes = Arc::default();
             let (datagrams, room) = mpsc::channel(64);
-            let participant = ParticipantKey(1);
             routes.insert(
                 "srvufrag".to_owned(),
-                Route {
-                    datagrams,
-                    participant,
-                },
+                test_route(datagrams, ParticipantKey(1)),
             );
             let (writers, stats) = (TcpWriters::default(), Arc::new(Stats::default()));
             tokio::spawn(accept_loop(
                 listener,
-                routes,
+                routes.clone(),
                 writers.clone(),
                 stats.clone(),
             ));
             Self {
                 addr,
+                routes,
                 writers,
                 stats,
                 room,
@@ -428,5 +438,58 @@ mod tests {
         held.push(connect_with_check(addr).await);
         routed(&mut room_rx).await;
         assert_eq!(stats.tcp_refused.load(Ordering::Relaxed), 2);
+    }
+
+    /// Send one RFC 4571 frame.
+    async fn send_frame(stream: &mut TcpStream, frame: &[u8]) {
+        let len = u16::try_from(frame.len()).expect("short frame");
+        stream.write_all(&len.to_be_bytes()).await.expect("write");
+        stream.write_all(frame).await.expect("write");
+    }
+
+    #[tokio::test]
+    async fn only_verified_checks_route_a_connection() {
+        // Requirement: a connection is routed only by a check whose MESSAGE-INTEGRITY verifies;
+        // once routed it cannot move to another participant's ufrag (escaping that
+        // participant's cap), and unverified checks on it are dropped.
+        let node = Accepting::start().await;
+        let (addr, stats, mut room_rx) = (node.addr, node.stats, node.room);
+        let mut forged = TcpStream::connect(addr).await.expect("connect");
+        send_frame(
+            &mut forged,
+            &crate::stun_auth::binding_request("srvufrag", None),
+        )
+        .await;
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(2), forged.read(&mut buf))
+            .await
+            .expect("closed in time");
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "an unsigned first check is refused: {read:?}"
+        );
+        assert_eq!(stats.tcp_refused.load(Ordering::Relaxed), 1);
+
+        let (other_tx, mut other_rx) = mpsc::channel(4);
+        node.routes
+            .insert("other".to_owned(), test_route(other_tx, ParticipantKey(2)));
+        let mut client = connect_with_check(addr).await;
+        routed(&mut room_rx).await;
+        send_frame(&mut client, &binding_request("other")).await;
+        send_frame(
+            &mut client,
+            &crate::stun_auth::binding_request("srvufrag", None),
+        )
+        .await;
+        send_frame(&mut client, &binding_request("srvufrag")).await;
+        routed(&mut room_rx).await;
+        assert!(
+            other_rx.try_recv().is_err(),
+            "the connection moved to another participant"
+        );
+        assert!(
+            room_rx.try_recv().is_err(),
+            "an unverified check was routed"
+        );
     }
 }

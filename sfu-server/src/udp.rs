@@ -189,20 +189,25 @@ pub(crate) mod tests {
     use crate::room::ParticipantKey;
     use crate::udp_batch::UdpBatch;
 
-    /// A STUN binding request whose USERNAME names `ufrag` as the server's.
+    /// The server ICE password of every test route.
+    pub(crate) const TEST_ICE_PASSWORD: &str = "test-server-ice-password";
+
+    /// A STUN binding request whose USERNAME names `ufrag` as the server's, signed with
+    /// [`TEST_ICE_PASSWORD`].
     pub(crate) fn binding_request(ufrag: &str) -> Vec<u8> {
-        let mut username = format!("{ufrag}:client").into_bytes();
-        let value_len = u16::try_from(username.len()).expect("short");
-        username.resize(username.len().div_ceil(4) * 4, 0);
-        let body_len = u16::try_from(4 + username.len()).expect("short");
-        let mut message = vec![0x00, 0x01];
-        message.extend_from_slice(&body_len.to_be_bytes());
-        message.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
-        message.extend_from_slice(&[7; 12]);
-        message.extend_from_slice(&[0x00, 0x06]);
-        message.extend_from_slice(&value_len.to_be_bytes());
-        message.extend_from_slice(&username);
-        message
+        crate::stun_auth::binding_request(ufrag, Some(TEST_ICE_PASSWORD))
+    }
+
+    /// A route to `participant` whose ufrag has [`TEST_ICE_PASSWORD`].
+    pub(crate) fn test_route(
+        datagrams: mpsc::Sender<crate::room::Datagram>,
+        participant: ParticipantKey,
+    ) -> Route {
+        Route {
+            datagrams,
+            participant,
+            ice_password: TEST_ICE_PASSWORD.into(),
+        }
     }
 
     /// An SRTP-shaped datagram of `len` bytes with sequence number `seq`.
@@ -226,10 +231,7 @@ pub(crate) mod tests {
         let (room_tx, mut room_rx) = mpsc::channel(16);
         routes.insert(
             "srvufrag".to_owned(),
-            Route {
-                datagrams: room_tx,
-                participant: ParticipantKey(1),
-            },
+            test_route(room_tx, ParticipantKey(1)),
         );
         let stats = Arc::new(Stats::default());
         tokio::spawn(receive_loop(Arc::new(socket), routes, stats.clone()));

@@ -70,7 +70,8 @@ impl Room {
         };
         let key = ParticipantKey(self.ctx.registry.next_participant_number());
         let id = ParticipantId::from_sequence(key.0);
-        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        let credentials = rtc.direct_api().local_ice_credentials();
+        let ufrag = credentials.ufrag;
         let span = info_span!("participant", room = %self.id, participant = %id);
         let participants = self.participant_infos_except(key);
         let mut p = Participant {
@@ -118,6 +119,7 @@ impl Room {
             Route {
                 datagrams: self.datagram_tx.clone(),
                 participant: key,
+                ice_password: credentials.pass.into(),
             },
         );
         self.placement.participant_joined();

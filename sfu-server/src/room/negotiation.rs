@@ -479,7 +479,8 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
+        let credentials = p.rtc.direct_api().local_ice_credentials();
+        let ufrag = credentials.ufrag;
         if ufrag == p.ufrag {
             return;
         }
@@ -487,7 +488,8 @@ impl Room {
         info!(old = %p.ufrag, new = %ufrag, "ICE restart: routing by the new ufrag");
         p.connection.record(p.joined_at.elapsed(), "ice_restart");
         p.connection.forget_remote_candidates();
-        if let Some((_, route)) = self.ctx.routes.remove(&p.ufrag) {
+        if let Some((_, mut route)) = self.ctx.routes.remove(&p.ufrag) {
+            route.ice_password = credentials.pass.into();
             self.ctx.routes.insert(ufrag.clone(), route);
         }
         p.ufrag = ufrag;
