@@ -34,11 +34,19 @@ pub struct Config {
     /// 0.0.0.0, IPv6 for ::; no loopback or link-local). Set this behind NAT 1:1, to the
     /// public address(es) clients reach.
     pub advertise_ips: Vec<IpAddr>,
-    /// Redis URL (`redis://host:6379/`) for running several nodes as one cluster: nodes
-    /// register there with their load, each room is owned by one node, and joins for a
-    /// room owned elsewhere are redirected to its owner. Unset: a single node, no Redis.
+    /// Redis URL for running several nodes as one cluster: nodes register there with their
+    /// load, each room is owned by one node, and joins for a room owned elsewhere are
+    /// redirected to its owner. `redis://:password@host:6379/` (or `redis://user:password@…`)
+    /// authenticates, `rediss://` uses TLS (the system's trusted certificates, or the file
+    /// `SSL_CERT_FILE` names). Unset: a single node, no Redis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
+    /// Secret (at least 32 characters) shared by the nodes of a cluster: each signs its node
+    /// record with it, and a node redirects clients only to nodes whose record verifies, so
+    /// whoever can write to Redis cannot send clients (and their tokens) elsewhere. Required
+    /// with `redis_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_secret: Option<String>,
     /// This node's name in the cluster (default: random at each start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_id: Option<String>,
@@ -176,6 +184,7 @@ impl Default for Config {
             media_threads: 1,
             ice_tcp_listen: None,
             redis_url: None,
+            cluster_secret: None,
             node_id: None,
             public_url: None,
             cluster_ttl_secs: 10,
@@ -361,6 +370,27 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         within("cluster_ttl_secs", self.cluster_ttl_secs, 2, 3600)?;
+        if self.redis_url.is_some() && self.cluster_secret.is_none() {
+            return invalid(
+                "redis_url is set but cluster_secret is not: give every node the same secret of \
+                 at least 32 characters (--cluster-secret / SFU_CLUSTER_SECRET), which signs the \
+                 node records clients are redirected by"
+                    .into(),
+            );
+        }
+        if self.cluster_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return invalid("cluster_secret must be at least 32 characters".into());
+        }
+        if let Some(url) = self
+            .redis_url
+            .as_deref()
+            .filter(|u| !u.starts_with("redis://") && !u.starts_with("rediss://"))
+        {
+            return invalid(format!(
+                "redis_url must be a redis:// or rediss:// URL, got {}",
+                url.split('@').next_back().unwrap_or_default()
+            ));
+        }
         if self.redis_url.is_some()
             && self.public_url.is_none()
             && self.http_listen.ip().is_unspecified()

@@ -31,6 +31,8 @@ pub struct Overrides {
     pub turn_secret: Option<String>,
     /// Overrides [`Config::redis_url`].
     pub redis_url: Option<String>,
+    /// Overrides [`Config::cluster_secret`].
+    pub cluster_secret: Option<String>,
     /// Overrides [`Config::node_id`].
     pub node_id: Option<String>,
     /// Overrides [`Config::public_url`].
@@ -82,6 +84,9 @@ impl Overrides {
         }
         if self.redis_url.is_some() {
             config.redis_url = self.redis_url;
+        }
+        if self.cluster_secret.is_some() {
+            config.cluster_secret = self.cluster_secret;
         }
         if self.node_id.is_some() {
             config.node_id = self.node_id;

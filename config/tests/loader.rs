@@ -43,6 +43,7 @@ fn overrides_win_over_the_file() {
         turn_urls: vec!["turn:203.0.113.5:3478".to_owned()],
         turn_secret: Some("shared".to_owned()),
         redis_url: Some("redis://127.0.0.1:6379/".to_owned()),
+        cluster_secret: Some("c".repeat(32)),
         node_id: Some("node-a".to_owned()),
         public_url: Some("ws://10.0.0.1:8080/ws".to_owned()),
         insecure: false,
@@ -244,6 +245,7 @@ fn validation_rejects_each_impossible_value() {
             "public_url",
             Box::new(|c| {
                 c.redis_url = Some("redis://127.0.0.1/".to_owned());
+                c.cluster_secret = Some("c".repeat(32));
                 c.http_listen = "0.0.0.0:8080".parse().expect("addr");
                 c.auth_secret = Some("x".repeat(32));
             }),
@@ -260,6 +262,24 @@ fn validation_rejects_each_impossible_value() {
         (
             "allowed_origins",
             Box::new(|c| c.allowed_origins = vec!["app.example.com".to_owned()]),
+        ),
+        (
+            "cluster_secret",
+            Box::new(|c| c.redis_url = Some("redis://127.0.0.1/".to_owned())),
+        ),
+        (
+            "cluster_secret",
+            Box::new(|c| {
+                c.redis_url = Some("redis://127.0.0.1/".to_owned());
+                c.cluster_secret = Some("short".to_owned());
+            }),
+        ),
+        (
+            "redis_url",
+            Box::new(|c| {
+                c.redis_url = Some("http://127.0.0.1/".to_owned());
+                c.cluster_secret = Some("c".repeat(32));
+            }),
         ),
     ];
     for (field, mutate) in cases {

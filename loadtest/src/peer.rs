@@ -316,7 +316,15 @@ async fn join_following_redirects(
             }
         };
         match serde_json::from_str::<ServerMessage>(&reply) {
-            Ok(ServerMessage::Redirect { url: next, .. }) => url = next,
+            // Only to another signaling WebSocket: the join (and its token) goes there.
+            Ok(ServerMessage::Redirect { url: next, .. })
+                if next.starts_with("ws://") || next.starts_with("wss://") =>
+            {
+                url = next
+            }
+            Ok(ServerMessage::Redirect { url: next, .. }) => {
+                anyhow::bail!("refused a redirect to {next}: not a ws:// or wss:// URL")
+            }
             _ => return Ok((ws, reply)),
         }
     }

@@ -58,6 +58,15 @@ pub struct Cli {
     #[arg(long = "redis-url", env = "SFU_REDIS_URL", value_name = "URL")]
     redis_url: Option<String>,
 
+    /// Secret shared by the cluster's nodes, signing their records (at least 32 characters).
+    #[arg(
+        long = "cluster-secret",
+        env = "SFU_CLUSTER_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    cluster_secret: Option<String>,
+
     /// This node's name in the cluster (default: random).
     #[arg(long = "node-id", env = "SFU_NODE_ID", value_name = "NAME")]
     node_id: Option<String>,
@@ -251,6 +260,7 @@ impl Cli {
             turn_urls: self.turn_urls.clone(),
             turn_secret: self.turn_secret.clone(),
             redis_url: self.redis_url.clone(),
+            cluster_secret: self.cluster_secret.clone(),
             node_id: self.node_id.clone(),
             public_url: self.public_url.clone(),
             insecure: self.insecure,

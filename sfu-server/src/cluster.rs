@@ -5,7 +5,9 @@
 //! with the same TTL and refreshed by its owner while the room lives. The first join of
 //! a room places it on the least-loaded live node; a join arriving at any other node is
 //! answered with a redirect to the owner. A dead node stops refreshing, so its records
-//! expire and the next join places its rooms again.
+//! expire and the next join places its rooms again. Node records are sealed with the
+//! cluster secret ([`sealed`](crate::sealed)); a record that does not open is ignored, so
+//! clients are redirected only to nodes of the cluster.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -70,6 +72,7 @@ pub enum Placement {
 #[derive(Clone)]
 pub struct Cluster {
     redis: ConnectionManager,
+    secret: Arc<[u8]>,
     node_id: String,
     url: String,
     ttl: Duration,
@@ -108,9 +111,11 @@ pub fn least_loaded<'a>(nodes: &'a [NodeRecord], this_node: &str) -> Option<&'a 
 }
 
 impl Cluster {
-    /// Connect to Redis as node `node_id`, reachable by clients at `url`.
+    /// Connect to Redis as node `node_id`, reachable by clients at `url`, sealing records
+    /// with `secret`.
     pub async fn connect(
         redis_url: &str,
+        secret: &str,
         node_id: String,
         url: String,
         ttl: Duration,
@@ -119,6 +124,7 @@ impl Cluster {
         let redis = ConnectionManager::new(client).await?;
         Ok(Self {
             redis,
+            secret: secret.as_bytes().into(),
             node_id,
             url,
             ttl,
@@ -163,7 +169,8 @@ impl Cluster {
         let ttl = self.ttl.as_secs();
         let mut redis = self.redis.clone();
         let json = serde_json::to_string(&record).unwrap_or_default();
-        let _: () = redis.set_ex(node_key(&self.node_id), json, ttl).await?;
+        let stored = crate::sealed::seal(&json, &self.secret);
+        let _: () = redis.set_ex(node_key(&self.node_id), stored, ttl).await?;
         let live: HashSet<String> = record.rooms.into_iter().map(|r| r.room).collect();
         let now = Instant::now();
         let mut owned = self.owned.lock().await;
@@ -256,12 +263,10 @@ impl Cluster {
         keys.retain(|k| *k != own_key);
         if !keys.is_empty() {
             let values: Vec<Option<String>> = redis.mget(&keys).await?;
-            nodes.extend(
-                values
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|json| serde_json::from_str::<NodeRecord>(&json).ok()),
-            );
+            nodes.extend(keys.iter().zip(values).filter_map(|(key, stored)| {
+                let id = key.strip_prefix("sfu:node:")?;
+                self.open_record(id, &stored?, registry)
+            }));
         }
         Ok(nodes)
     }
@@ -287,7 +292,7 @@ impl Cluster {
                 }
                 let record: Option<String> = redis.get(node_key(&owner)).await?;
                 if let Some(node) =
-                    record.and_then(|json| serde_json::from_str::<NodeRecord>(&json).ok())
+                    record.and_then(|stored| self.open_record(&owner, &stored, registry))
                 {
                     return Ok(Placement::Elsewhere(node.url));
                 }
@@ -321,6 +326,24 @@ impl Cluster {
             }
         }
         Ok(Placement::Here)
+    }
+
+    /// Node `id`'s record, if it was sealed with the cluster secret and names that node;
+    /// one that does not open was not written by a node of this cluster: warned about,
+    /// counted, and ignored.
+    fn open_record(&self, id: &str, stored: &str, registry: &Registry) -> Option<NodeRecord> {
+        let record = crate::sealed::open(stored, &self.secret)
+            .and_then(|json| serde_json::from_str::<NodeRecord>(&json).ok())
+            .filter(|record| record.id == id)
+            .filter(|record| record.url.starts_with("ws://") || record.url.starts_with("wss://"));
+        if record.is_none() {
+            warn!(
+                node = id,
+                "a node record in Redis does not verify with the cluster secret; ignored"
+            );
+            crate::stats::bump(&registry.stats().cluster_forged_records);
+        }
+        record
     }
 
     /// Leave the cluster on shutdown: remove this node's record and release its rooms, so

@@ -17,6 +17,7 @@ mod read_budget;
 mod registry;
 mod room;
 mod rooms_feed;
+mod sealed;
 mod session;
 mod shard;
 mod shutdown;
@@ -57,9 +58,11 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(config))
 }
 
-/// Install the crypto provider str0m uses for DTLS and SRTP.
+/// Install the crypto providers: str0m's for DTLS and SRTP, rustls' for TLS to Redis.
 fn str0m_aws_lc_rs_default() {
     str0m::crypto::from_feature_flags().install_process_default();
+    // Redis over TLS (rediss://) goes through rustls, on the same aws-lc-rs.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 async fn run(mut config: config::Config) -> anyhow::Result<()> {
@@ -144,9 +147,14 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| format!("ws://{http_addr}/ws"));
         let ttl = std::time::Duration::from_secs(config.cluster_ttl_secs);
-        let cluster = cluster::Cluster::connect(redis_url, node_id.clone(), url.clone(), ttl)
-            .await
-            .context("cannot reach Redis at redis_url")?;
+        let secret = config
+            .cluster_secret
+            .as_deref()
+            .context("redis_url is set without cluster_secret")?;
+        let cluster =
+            cluster::Cluster::connect(redis_url, secret, node_id.clone(), url.clone(), ttl)
+                .await
+                .context("cannot reach Redis at redis_url")?;
         registry.set_cluster(cluster.clone());
         tokio::spawn(cluster.heartbeat_loop(registry.clone()));
         info!(node = %node_id, %url, "cluster node registered in Redis");

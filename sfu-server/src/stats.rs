@@ -31,6 +31,9 @@ pub struct Stats {
     /// Failed Redis operations (heartbeats, placements); a join whose placement failed
     /// is served on this node.
     pub cluster_errors: AtomicU64,
+    /// Node records in Redis that do not verify with the cluster secret (ignored: nothing is
+    /// placed on or redirected to them).
+    pub cluster_forged_records: AtomicU64,
     /// Rooms live on this node that Redis names another node as owner of (after an
     /// outage longer than the cluster TTL); their new joins go to that node.
     pub cluster_conflicts: AtomicU64,
@@ -95,6 +98,7 @@ pub struct StatsSnapshot {
     ws_refused: u64,
     cluster_redirects: u64,
     cluster_errors: u64,
+    cluster_forged_records: u64,
     cluster_conflicts: u64,
     ws_messages: u64,
     signaling_errors: u64,
@@ -157,6 +161,7 @@ impl Stats {
             ws_refused: r(&self.ws_refused),
             cluster_redirects: r(&self.cluster_redirects),
             cluster_errors: r(&self.cluster_errors),
+            cluster_forged_records: r(&self.cluster_forged_records),
             cluster_conflicts: r(&self.cluster_conflicts),
             ws_messages: r(&self.ws_messages),
             signaling_errors: r(&self.signaling_errors),

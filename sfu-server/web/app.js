@@ -56,6 +56,15 @@ const SERVER_HANDLERS = {
 // How many times one join follows a `redirect` to the node that owns the room.
 const MAX_REDIRECTS = 3;
 
+// Whether `url` is a WebSocket URL (ws: or wss:), the only kind a redirect may name.
+function isWebSocketUrl(url) {
+  try {
+    return ['ws:', 'wss:'].includes(new URL(url).protocol);
+  } catch {
+    return false;
+  }
+}
+
 function signalingUrl() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${scheme}//${location.host}/ws`;
@@ -387,6 +396,11 @@ class SfuClient extends EventTarget {
     const ws = this._ws;
     this._ws = null;
     ws?.close();
+    // Only to another signaling WebSocket: the join (and its token) is sent again there.
+    if (!isWebSocketUrl(message.url)) {
+      pending.reject(new Error(`refused a redirect to ${message.url}: not a ws: or wss: URL`));
+      return;
+    }
     pending.reject(Object.assign(new Error(`redirected to ${message.url}`), { redirect: message.url }));
   }
 

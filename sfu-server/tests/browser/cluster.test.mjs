@@ -1,7 +1,9 @@
-// Multi-node on Redis: Debian's redis-server and two sfu-server nodes on loopback. Joins
-// for one room through either node end on the room's owner (the web client and the loadtest
-// follow the `redirect`), every node lists every room of the cluster (admin API and
-// dashboard), and a killed node's rooms are placed again once its records expire.
+// Multi-node on Redis: Debian's redis-server (with a password) and two sfu-server nodes on
+// loopback. Joins for one room through either node end on the room's owner (the web client
+// and the loadtest follow the `redirect`), every node lists every room of the cluster (admin
+// API and dashboard), and a killed node's rooms are placed again once its records expire.
+// Node records are sealed with the cluster secret: a record forged in Redis redirects
+// nobody, and the web client follows only ws:/wss: redirects. Redis over TLS works.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +18,14 @@ import {
 } from './lib.mjs';
 
 const TTL_SECS = 3;
+const REDIS_PASSWORD = 'cluster-test-redis-password';
+const CLUSTER_SECRET = 'cluster-test-secret-0123456789abcdef';
+
+/** Runs one redis-cli command against the test's Redis; resolves to its output. */
+function redisCli(port, ...command) {
+  return new Promise((resolve, reject) => execFile('redis-cli', ['-p', String(port), '--no-auth-warning', '-a', REDIS_PASSWORD, ...command],
+    (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout.trim()))));
+}
 
 /** A raw client's first reply to `join` (`joined`, `redirect` or `error`); the socket stays open. */
 async function join(node, room) {
@@ -34,6 +44,7 @@ async function roomsOf(node) {
 
 describe('cluster of two nodes on Redis', () => {
   let redis;
+  let redisPort;
   let args;
   let nodeA;
   let nodeB;
@@ -46,14 +57,16 @@ describe('cluster of two nodes on Redis', () => {
   before(async () => {
     const tmp = makeTempDir();
     const port = await freePort();
+    redisPort = port;
     const log = fs.openSync(path.join(tmp, 'redis.log'), 'w');
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      { stdio: ['ignore', log, log] });
+    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--requirepass', REDIS_PASSWORD], { stdio: ['ignore', log, log] });
     await waitFor(() => fs.readFileSync(path.join(tmp, 'redis.log'), 'utf8').includes('Ready to accept connections')
       || Promise.reject(new Error('redis not ready')), 10000, 'redis-server to start');
     const config = path.join(tmp, 'cluster.toml');
     fs.writeFileSync(config, `cluster_ttl_secs = ${TTL_SECS}\n`);
-    args = (id) => ['--config', config, '--redis-url', `redis://127.0.0.1:${port}/`, '--node-id', id];
+    args = (id) => ['--config', config, '--redis-url', `redis://:${REDIS_PASSWORD}@127.0.0.1:${port}/`, '--node-id', id,
+      '--cluster-secret', CLUSTER_SECRET];
     nodeA = await startServer(makeTempDir(), { extraArgs: args('node-a') });
     nodeB = await startServer(makeTempDir(), { extraArgs: args('node-b') });
     browser = await launchBrowser(tmp);
@@ -127,6 +140,49 @@ describe('cluster of two nodes on Redis', () => {
     assert.equal((await getHealth(other.baseUrl)).counters.cluster_redirects, redirectsBefore + 2, 'both loadtest peers were redirected');
   });
 
+  // Requirement: a node record forged in Redis (by anyone who can write there) redirects
+  // nobody: nodes follow only records sealed with the cluster secret, and count the forgery.
+  it('a forged node record redirects nobody', { timeout: 30000 }, async () => {
+    const record = JSON.stringify({ id: 'evil', url: 'ws://attacker.example/ws', participants: 0, rooms: [] });
+    await redisCli(redisPort, 'SET', 'sfu:node:evil', record, 'EX', '60');
+    await redisCli(redisPort, 'SET', 'sfu:room:forged', 'evil', 'EX', '60');
+    const forgedBefore = (await getHealth(nodeA.baseUrl)).counters.cluster_forged_records;
+    const attempt = await join(nodeA, 'forged');
+    sockets.push(attempt.ws);
+    assert.notEqual(attempt.reply.url, 'ws://attacker.example/ws', JSON.stringify(attempt.reply));
+    assert.ok(['joined', 'redirect'].includes(attempt.reply.type), JSON.stringify(attempt.reply));
+    if (attempt.reply.type === 'redirect') assert.equal(attempt.reply.url, nodeB.wsUrl);
+    assert.ok((await getHealth(nodeA.baseUrl)).counters.cluster_forged_records > forgedBefore, 'the forgery is counted');
+    await redisCli(redisPort, 'DEL', 'sfu:node:evil');
+  });
+
+  // Requirement: the web client follows only ws: and wss: redirects (its join and token are
+  // sent again to the URL).
+  it('the web client refuses a redirect that is not a WebSocket URL', { timeout: 30000 }, async () => {
+    const page = await browser.newPage();
+    try {
+      await page.routeWebSocket(/\/ws$/, (ws) => {
+        ws.onMessage((text) => {
+          const message = JSON.parse(text);
+          if (message.type === 'join') ws.send(JSON.stringify({ type: 'redirect', url: 'https://attacker.example/ws', room: message.room }));
+        });
+      });
+      await page.goto(`${nodeA.baseUrl}/`);
+      await page.waitForFunction(() => window.sfu && typeof window.sfu.join === 'function');
+      const outcome = await page.evaluate(() => window.sfu.join({ room: 'r', name: 'n', audio: false, video: false })
+        .then(() => 'joined', (err) => err.message));
+      assert.match(outcome, /refused a redirect to https:\/\/attacker\.example\/ws/);
+    } finally {
+      await page.close();
+    }
+  });
+
+  // Requirement: a node with the wrong Redis password does not start, saying why.
+  it('Redis AUTH is required', { timeout: 30000 }, async () => {
+    const wrong = ['--redis-url', `redis://:wrong-password@127.0.0.1:${redisPort}/`, '--node-id', 'intruder', '--cluster-secret', CLUSTER_SECRET];
+    await assert.rejects(startServer(makeTempDir(), { extraArgs: wrong, timeoutMs: 10000 }), /cannot reach Redis|exited before listening/);
+  });
+
   // Requirement: killing a node frees its rooms for re-placement once its records expire.
   it('a dead node\'s rooms are placed again', { timeout: 30000 }, async () => {
     nodeB.proc.kill('SIGKILL');
@@ -176,4 +232,41 @@ describe('cluster of two nodes on Redis', () => {
     assert.ok((await getHealth(nodeA.baseUrl)).counters.cluster_errors > errorsBefore, 'the failed placement is counted');
     assert.ok((await roomsOf(nodeA)).some((r) => r.room === 'without-redis'), 'the room is listed');
   });
+});
+
+// Requirement: nodes reach Redis over TLS (rediss://), trusting the CA that SSL_CERT_FILE names.
+it('a node reaches Redis over TLS', { timeout: 30000 }, async () => {
+  const tmp = makeTempDir();
+  // A CA, and Redis' certificate signed by it (a self-signed CA certificate cannot serve as
+  // the server's own).
+  const file = (name) => path.join(tmp, name);
+  const [ca, caKey, cert, key] = [file('ca.crt'), file('ca.key'), file('redis.crt'), file('redis.key')];
+  const openssl = (...a) => new Promise((resolve, reject) => execFile('openssl', a, (err, _o, stderr) => (err ? reject(new Error(stderr)) : resolve())));
+  await openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', ca, '-days', '1', '-subj', '/CN=test CA');
+  await openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', file('redis.csr'), '-subj', '/CN=localhost');
+  fs.writeFileSync(file('san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  await openssl('x509', '-req', '-in', file('redis.csr'), '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-out', cert, '-days', '1', '-extfile', file('san.ext'));
+  const port = await freePort();
+  const log = path.join(tmp, 'redis.log');
+  const redis = spawn('redis-server', ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--tls-cert-file', cert,
+    '--tls-key-file', key, '--tls-ca-cert-file', ca, '--tls-auth-clients', 'no', '--requirepass', REDIS_PASSWORD, '--save', ''],
+  { stdio: ['ignore', fs.openSync(log, 'w'), fs.openSync(log, 'a')] });
+  let node;
+  try {
+    await waitFor(() => fs.readFileSync(log, 'utf8').includes('Ready to accept connections')
+      || Promise.reject(new Error('redis not ready')), 10000, 'redis-server with TLS to start');
+    node = await startServer(makeTempDir(), {
+      extraArgs: ['--redis-url', `rediss://:${REDIS_PASSWORD}@localhost:${port}/`, '--node-id', 'tls-node', '--cluster-secret', CLUSTER_SECRET],
+      env: { SSL_CERT_FILE: ca },
+    });
+    const first = await join(node, 'over-tls');
+    first.ws.close();
+    assert.equal(first.reply.type, 'joined', JSON.stringify(first.reply));
+    const stored = await new Promise((resolve, reject) => execFile('redis-cli', ['--tls', '--cacert', ca, '-p', String(port), '--no-auth-warning',
+      '-a', REDIS_PASSWORD, 'GET', 'sfu:room:over-tls'], (err, stdout) => (err ? reject(err) : resolve(stdout.trim()))));
+    assert.equal(stored, 'tls-node', 'the room was placed through the TLS connection');
+  } finally {
+    if (node) await node.stop();
+    redis.kill('SIGKILL');
+  }
 });

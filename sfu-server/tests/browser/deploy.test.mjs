@@ -67,7 +67,9 @@ it('compose and Prometheus files parse and reference files that exist', () => {
   assert.deepEqual(Object.keys(compose.services).sort(), ['coturn', 'grafana', 'prometheus', 'redis', 'sfu']);
   const known = serverEnvNames();
   for (const name of Object.keys(compose.services.sfu.environment)) assert.ok(known.has(name), `compose sets ${name}, which the server reads`);
-  assert.match(compose.services.sfu.environment.SFU_REDIS_URL, /^redis:\/\/redis:/, 'the sfu uses the compose Redis');
+  assert.match(compose.services.sfu.environment.SFU_REDIS_URL, /^redis:\/\/:\$\{REDIS_PASSWORD[^}]*\}@redis:/, 'the sfu uses the compose Redis, with its password');
+  assert.ok(compose.services.redis.command.includes('--requirepass'), 'the compose Redis needs a password');
+  assert.match(compose.services.sfu.environment.SFU_CLUSTER_SECRET, /^\$\{SFU_CLUSTER_SECRET:\?/, 'the cluster secret is required');
   assert.ok(compose.services.coturn.command.some((a) => a.startsWith('--static-auth-secret=${SFU_TURN_SECRET')),
     'coturn and the sfu share SFU_TURN_SECRET');
   const build = compose.services.sfu.build;
@@ -112,6 +114,10 @@ it('Kubernetes manifests are consistent and their config starts a server', { tim
   assert.ok(services.includes(statefulSet.spec.serviceName), 'the StatefulSet\'s headless Service exists');
   const redisUrl = container.env.find((e) => e.name === 'SFU_REDIS_URL').value;
   assert.ok(services.includes(new URL(redisUrl).hostname), 'SFU_REDIS_URL names the Redis Service');
+  assert.equal(new URL(redisUrl).password, '$(REDIS_PASSWORD)', 'the nodes authenticate to Redis');
+  const fromSecret = (name) => container.env.find((e) => e.name === name)?.valueFrom?.secretKeyRef?.name;
+  assert.equal(fromSecret('SFU_CLUSTER_SECRET'), 'sfu-secrets', 'the cluster secret comes from the Secret');
+  assert.equal(fromSecret('REDIS_PASSWORD'), 'sfu-secrets', 'the Redis password comes from the Secret');
   const tmp = makeTempDir();
   fs.writeFileSync(path.join(tmp, 'sfu.toml'), toml);
   const node = await startServer(tmp, { extraArgs: ['--config', path.join(tmp, 'sfu.toml'), '--ice-tcp', '127.0.0.1:0'] });
