@@ -63,6 +63,9 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Largest data channel message relayed, in bytes; larger ones are dropped and counted.
     pub max_data_message_bytes: usize,
+    /// Data channel messages one participant may have relayed per second (bursts of as
+    /// many); more are dropped and counted.
+    pub max_data_messages_per_second: u32,
     /// Most participants in one room; the next join gets `room_full`.
     pub max_participants_per_room: usize,
     /// Most rooms on this server; a join that would open one more gets `room_full`.
@@ -161,8 +164,9 @@ fn default_credential_ttl_secs() -> u64 {
 }
 
 impl IceServerConfig {
-    /// Lifetime of TURN REST credentials unless configured: one day.
-    pub const DEFAULT_CREDENTIAL_TTL_SECS: u64 = 24 * 60 * 60;
+    /// Lifetime of TURN REST credentials unless configured: six hours (a leaked credential
+    /// relays for no longer; a call through TURN that outlasts it loses its relay).
+    pub const DEFAULT_CREDENTIAL_TTL_SECS: u64 = 6 * 60 * 60;
 }
 
 /// How log lines are written.
@@ -192,6 +196,7 @@ impl Default for Config {
             ice_servers: Vec::new(),
             max_message_bytes: 64 * 1024,
             max_data_message_bytes: 16 * 1024,
+            max_data_messages_per_second: 100,
             max_participants_per_room: 100,
             max_rooms: 1000,
             max_tracks_per_participant: 8,
@@ -446,6 +451,10 @@ impl Config {
                 self.max_messages_per_second as usize,
             ),
             ("max_offers_per_second", self.max_offers_per_second as usize),
+            (
+                "max_data_messages_per_second",
+                self.max_data_messages_per_second as usize,
+            ),
         ] {
             if value == 0 {
                 return invalid(format!("{name} must be at least 1"));

@@ -54,7 +54,7 @@ fn overrides_win_over_the_file() {
     assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:6379/"));
     assert_eq!(config.ice_servers.len(), 1);
     assert_eq!(config.ice_servers[0].secret.as_deref(), Some("shared"));
-    assert_eq!(config.ice_servers[0].credential_ttl_secs, 86_400);
+    assert_eq!(config.ice_servers[0].credential_ttl_secs, 6 * 3600);
     assert_eq!(config.node_id.as_deref(), Some("node-a"));
     assert_eq!(config.public_url.as_deref(), Some("ws://10.0.0.1:8080/ws"));
     assert_eq!(config.metrics_listen.port(), 0);
@@ -119,7 +119,7 @@ fn a_turn_server_with_a_shared_secret_parses_with_a_default_lifetime() {
     let config = Config::from_file(&path).expect("valid");
     std::fs::remove_file(&path).expect("remove");
     assert_eq!(config.ice_servers[0].secret.as_deref(), Some("shared"));
-    assert_eq!(config.ice_servers[0].credential_ttl_secs, 86_400);
+    assert_eq!(config.ice_servers[0].credential_ttl_secs, 6 * 3600);
     let valid = Config {
         ice_servers: vec![turn_with_secret()],
         ..Config::default()

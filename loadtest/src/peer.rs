@@ -243,7 +243,7 @@ impl<'a> Peer<'a> {
                     }
                 }
             }
-            ServerMessage::Error { code, message } => {
+            ServerMessage::Error { code, message, .. } => {
                 result.error(self.progress, format!("server error {code:?}: {message}"));
             }
             ServerMessage::Leave { reason } => {

@@ -151,15 +151,12 @@ pub fn router(registry: Registry) -> Router {
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(std::time::Duration::from_secs(600));
     Router::new()
-        .route("/api/rooms", get(list_rooms))
-        .route("/api/rooms/{room}", get(room_detail).delete(close_room))
-        .route(
-            "/api/rooms/{room}/participants/{participant}/kick",
-            post(kick),
-        )
-        .route("/api/rooms/{room}/tracks/{track}/mute", post(mute))
-        .route("/api/events", get(events))
-        .route("/api/tokens", post(create_token))
+        .route("/rooms", get(list_rooms))
+        .route("/rooms/{room}", get(room_detail).delete(close_room))
+        .route("/rooms/{room}/participants/{participant}/kick", post(kick))
+        .route("/rooms/{room}/tracks/{track}/mute", post(mute))
+        .route("/events", get(events))
+        .route("/tokens", post(create_token))
         .fallback(|| async { not_found("no such API endpoint".to_owned()) })
         .layer(middleware::from_fn_with_state(
             registry.clone(),

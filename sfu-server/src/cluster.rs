@@ -81,7 +81,13 @@ pub struct Cluster {
     owned: Arc<Mutex<HashMap<String, Instant>>>,
     /// Set once the node left the cluster (shutdown): no more heartbeats.
     left: Arc<AtomicBool>,
+    /// Digests of the records found not to verify, so each is counted and warned about
+    /// once, not on every lookup that reads it again.
+    forged_seen: Arc<std::sync::Mutex<HashSet<u64>>>,
 }
+
+/// Forged records remembered at most; beyond, the memory starts afresh.
+const MAX_FORGED_SEEN: usize = 1024;
 
 fn node_key(id: &str) -> String {
     format!("sfu:node:{id}")
@@ -104,9 +110,15 @@ async fn release(redis: &mut ConnectionManager, room: &str, owner: &str) -> redi
 }
 
 /// The node to place a new room on: fewest participants; on a tie this node, then by name.
-pub fn least_loaded<'a>(nodes: &'a [NodeRecord], this_node: &str) -> Option<&'a NodeRecord> {
+/// A node that is stopping (`draining`) is no candidate for itself.
+pub fn least_loaded<'a>(
+    nodes: &'a [NodeRecord],
+    this_node: &str,
+    draining: bool,
+) -> Option<&'a NodeRecord> {
     nodes
         .iter()
+        .filter(|n| !(draining && n.id == this_node))
         .min_by_key(|n| (n.participants, n.id != this_node, n.id.clone()))
 }
 
@@ -130,6 +142,7 @@ impl Cluster {
             ttl,
             owned: Arc::default(),
             left: Arc::default(),
+            forged_seen: Arc::default(),
         })
     }
 
@@ -273,12 +286,15 @@ impl Cluster {
 
     /// Where a join for `room` goes: its owner, or, for a room nobody owns, the
     /// least-loaded live node, recorded as the owner. A room already live on this node
-    /// stays here.
+    /// stays here. A node that is stopping (draining) places no room on itself: its own
+    /// rooms are closing, and a room it owns goes to another node.
     pub async fn place(&self, room: &str, registry: &Registry) -> redis::RedisResult<Placement> {
         let mut redis = self.redis.clone();
-        if registry
-            .existing_room(&RoomId::from_wire(room.to_owned()))
-            .is_some()
+        let draining = registry.draining();
+        if !draining
+            && registry
+                .existing_room(&RoomId::from_wire(room.to_owned()))
+                .is_some()
         {
             self.claim(&mut redis, room, registry).await?;
             return Ok(Placement::Here);
@@ -287,8 +303,12 @@ impl Cluster {
         for _ in 0..PLACE_ATTEMPTS {
             let owner: Option<String> = redis.get(&key).await?;
             if let Some(owner) = owner {
-                if owner == self.node_id {
+                if owner == self.node_id && !draining {
                     return Ok(Placement::Here);
+                }
+                if owner == self.node_id {
+                    release(&mut redis, room, &owner).await?;
+                    continue;
                 }
                 let record: Option<String> = redis.get(node_key(&owner)).await?;
                 if let Some(node) =
@@ -301,7 +321,7 @@ impl Cluster {
                 continue;
             }
             let nodes = self.nodes(registry).await?;
-            let Some(chosen) = least_loaded(&nodes, &self.node_id) else {
+            let Some(chosen) = least_loaded(&nodes, &self.node_id, draining) else {
                 return Ok(Placement::Here);
             };
             let placed: Option<String> = redis::cmd("SET")
@@ -329,14 +349,14 @@ impl Cluster {
     }
 
     /// Node `id`'s record, if it was sealed with the cluster secret and names that node;
-    /// one that does not open was not written by a node of this cluster: warned about,
-    /// counted, and ignored.
+    /// one that does not open was not written by a node of this cluster: ignored, and
+    /// warned about and counted the first time it is read.
     fn open_record(&self, id: &str, stored: &str, registry: &Registry) -> Option<NodeRecord> {
         let record = crate::sealed::open(stored, &self.secret)
             .and_then(|json| serde_json::from_str::<NodeRecord>(&json).ok())
             .filter(|record| record.id == id)
             .filter(|record| record.url.starts_with("ws://") || record.url.starts_with("wss://"));
-        if record.is_none() {
+        if record.is_none() && self.first_sight_of_forged(id, stored) {
             warn!(
                 node = id,
                 "a node record in Redis does not verify with the cluster secret; ignored"
@@ -344,6 +364,21 @@ impl Cluster {
             crate::stats::bump(&registry.stats().cluster_forged_records);
         }
         record
+    }
+
+    /// Whether this forged record (`stored` under node `id`) was not seen before.
+    fn first_sight_of_forged(&self, id: &str, stored: &str) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (id, stored).hash(&mut hasher);
+        let mut seen = self
+            .forged_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() >= MAX_FORGED_SEEN {
+            seen.clear();
+        }
+        seen.insert(hasher.finish())
     }
 
     /// Leave the cluster on shutdown: remove this node's record and release its rooms, so
@@ -427,12 +462,22 @@ mod tests {
     fn new_rooms_go_to_the_least_loaded_node_and_ties_stay_here() {
         // Requirement: placement by load; among equally loaded nodes this one wins, then names.
         let nodes = [node("a", 5), node("b", 2), node("c", 2)];
-        assert_eq!(least_loaded(&nodes, "a").map(|n| n.id.as_str()), Some("b"));
-        assert_eq!(least_loaded(&nodes, "c").map(|n| n.id.as_str()), Some("c"));
+        let chosen = |nodes: &[NodeRecord], this: &str, draining: bool| {
+            least_loaded(nodes, this, draining).map(|n| n.id.clone())
+        };
+        assert_eq!(chosen(&nodes, "a", false).as_deref(), Some("b"));
+        assert_eq!(chosen(&nodes, "c", false).as_deref(), Some("c"));
         assert_eq!(
-            least_loaded(&[node("a", 0), node("b", 0)], "b").map(|n| n.id.as_str()),
+            chosen(&[node("a", 0), node("b", 0)], "b", false).as_deref(),
             Some("b")
         );
-        assert!(least_loaded(&[], "a").is_none());
+        assert!(least_loaded(&[], "a", false).is_none());
+        // Requirement: a stopping node places no new room on itself, however idle it is.
+        assert_eq!(chosen(&nodes, "c", true).as_deref(), Some("b"));
+        assert_eq!(
+            chosen(&[node("a", 0), node("b", 9)], "a", true).as_deref(),
+            Some("b")
+        );
+        assert!(least_loaded(&[node("a", 0)], "a", true).is_none());
     }
 }

@@ -69,7 +69,8 @@ pub fn router(registry: Registry, stats: Arc<Stats>) -> Router {
             registry: registry.clone(),
             stats,
         })
-        .merge(api::router(registry))
+        // Nested, so the admin door (and its refusal counts) covers `/api/*` only.
+        .nest("/api", api::router(registry))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

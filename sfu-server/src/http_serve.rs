@@ -97,6 +97,9 @@ pub async fn serve(
                 }
             };
             if let Err(e) = ended {
+                if e.is_timeout() {
+                    limits::hit(Limit::HeaderTimeout);
+                }
                 debug!(%peer, error = %e, "HTTP connection ended with an error");
             }
             drop(alive);

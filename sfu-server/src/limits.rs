@@ -28,11 +28,15 @@ pub enum Limit {
     BytesBeforeJoin,
     /// A frame over the WebSocket read limit: `too_large`, closed.
     FrameSize,
+    /// `max_data_messages_per_second`: a data channel message not relayed.
+    DataMessagesPerSecond,
+    /// An HTTP request whose headers did not arrive within 10 s: the connection closed.
+    HeaderTimeout,
 }
 
 impl Limit {
     /// Every limit, for registering the series at zero.
-    pub const ALL: [Limit; 10] = [
+    pub const ALL: [Limit; 12] = [
         Limit::OffersPerSecond,
         Limit::TracksPerParticipant,
         Limit::TracksPerRoom,
@@ -43,6 +47,8 @@ impl Limit {
         Limit::UnjoinedPerIp,
         Limit::BytesBeforeJoin,
         Limit::FrameSize,
+        Limit::DataMessagesPerSecond,
+        Limit::HeaderTimeout,
     ];
 
     /// Its label value.
@@ -58,6 +64,8 @@ impl Limit {
             Limit::UnjoinedPerIp => "unjoined_connections_per_ip",
             Limit::BytesBeforeJoin => "bytes_before_join",
             Limit::FrameSize => "frame_size",
+            Limit::DataMessagesPerSecond => "data_messages_per_second",
+            Limit::HeaderTimeout => "header_timeout",
         }
     }
 }

@@ -141,7 +141,11 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
         let node_id = config
             .node_id
             .clone()
-            .unwrap_or_else(|| format!("node-{}", &signaling::token::random_secret()[..8]));
+            .map_or_else(
+                || signaling::token::random_secret().map(|s| format!("node-{}", &s[..8])),
+                Ok,
+            )
+            .context("cannot name this node")?;
         let url = config
             .public_url
             .clone()
@@ -213,6 +217,7 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
     };
     let deadline = tokio::time::Instant::now() + stop.grace();
     info!(?stop, grace = ?stop.grace(), "shutdown signal received");
+    registry.begin_draining();
     if let Some(cluster) = registry.cluster() {
         match tokio::time::timeout_at(deadline, cluster.leave()).await {
             Ok(Ok(())) => {}

@@ -11,23 +11,16 @@ use signaling::{ClientMessage, ProtocolError, ServerMessage};
 /// would stall for good: the server sends no other offer until it is answered).
 pub struct MessageRate {
     bucket: TokenBucket,
-    offers: TokenBucket,
     offer_unanswered: bool,
 }
 
 impl MessageRate {
-    /// A full budget of `max_messages_per_second`, of which `max_offers_per_second` offers.
-    pub fn new(max_messages_per_second: u32, max_offers_per_second: u32) -> Self {
+    /// A full budget of `max_messages_per_second`.
+    pub fn new(max_messages_per_second: u32) -> Self {
         Self {
             bucket: TokenBucket::new(max_messages_per_second),
-            offers: TokenBucket::new(max_offers_per_second),
             offer_unanswered: false,
         }
-    }
-
-    /// Whether an admitted `offer` is within the offer budget at `now`.
-    pub fn admit_offer(&mut self, now: Instant) -> bool {
-        self.offers.admit(now)
     }
 
     /// Whether the client's next message (or its parse error) is handled at `now`.
@@ -68,7 +61,7 @@ mod tests {
         // Requirement: a flooding client's excess is dropped, but not its `leave`, nor the one
         // answer each server offer waits for.
         let now = Instant::now();
-        let mut rate = MessageRate::new(2, 1);
+        let mut rate = MessageRate::new(2);
         let ping = Ok(ClientMessage::Ping { ts: None });
         assert!(rate.admit(&ping, now));
         assert!(rate.admit(&ping, now));
@@ -89,16 +82,5 @@ mod tests {
         assert!(rate.admit(&Ok(ClientMessage::Leave), now));
         let malformed = Err(ProtocolError::bad_request("malformed"));
         assert!(!rate.admit(&malformed, now));
-    }
-
-    #[test]
-    fn offers_have_a_budget_of_their_own() {
-        // Requirement: offers are limited on their own (each makes the whole room renegotiate).
-        let now = Instant::now();
-        let mut rate = MessageRate::new(100, 2);
-        assert!(rate.admit_offer(now));
-        assert!(rate.admit_offer(now));
-        assert!(!rate.admit_offer(now), "a third offer in the same second");
-        assert!(rate.admit_offer(now + std::time::Duration::from_millis(600)));
     }
 }

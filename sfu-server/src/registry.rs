@@ -83,6 +83,7 @@ struct Inner {
     cluster: OnceLock<Cluster>,
     rooms_feed: RoomsFeed,
     kicked: KickedIdentities,
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// A join being processed; dropping it ends the count.
@@ -147,6 +148,7 @@ impl Registry {
                 cluster: OnceLock::new(),
                 rooms_feed: RoomsFeed::new(ROOMS_FEED_MAX_AGE),
                 kicked: KickedIdentities::default(),
+                draining: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -266,6 +268,17 @@ impl Registry {
         self.inner.resumable.get(token).map(|e| e.value().clone())
     }
 
+    /// The server is stopping: it takes no new joins or resumes, and places no new room on
+    /// itself.
+    pub fn begin_draining(&self) {
+        self.inner.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether the server is stopping (see [`Registry::begin_draining`]).
+    pub fn draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Acquire)
+    }
+
     /// Identities kicked out of rooms, kept out until their tokens expire.
     pub fn kicked(&self) -> &KickedIdentities {
         &self.inner.kicked
@@ -354,10 +367,11 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    async fn registry(config: config::Config) -> Registry {
+    /// A registry with two media threads on loopback.
+    pub(crate) async fn registry(config: config::Config) -> Registry {
         let routes = Routes::default();
         let stats = Arc::new(Stats::default());
         let shards = crate::shard::start(

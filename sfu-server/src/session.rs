@@ -28,6 +28,8 @@ use crate::stats::{Stats, bump};
 const OUTBOUND_QUEUE: usize = 512;
 /// How long a new socket may take to send `join`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a room may take to take and answer a join.
+const JOIN_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many times a join is retried when it races with its room closing.
 const JOIN_ATTEMPTS: usize = 3;
 /// A client that does not read a message within this long is dropped, not buffered for.
@@ -87,6 +89,12 @@ impl UnjoinedPlace {
             budget,
         }
     }
+
+    /// The connection is being sent away: what the client still sends is read and dropped
+    /// for [`CLOSE_DRAIN`] without counting against the budget, so the close is not a reset.
+    fn closing(&self) {
+        self.budget.lift();
+    }
 }
 
 impl Drop for UnjoinedPlace {
@@ -125,7 +133,7 @@ pub async fn run(
                 ProtocolError::bad_request("no `join` within 30 s"),
             )
             .await;
-            close_refused(&mut socket).await;
+            close_refused(&mut socket, &unjoined).await;
             return;
         }
     };
@@ -147,6 +155,7 @@ pub async fn run(
         Err(e) => Err(ProtocolError {
             code: e.code,
             message: format!("the first message must be a valid `join`: {}", e.message),
+            refused: None,
         }),
     };
     let (room_id, joined) = match entered {
@@ -155,32 +164,30 @@ pub async fn run(
             bump(&stats.cluster_redirects);
             info!(room, url, "join redirected to the room's node");
             let _ = send(&mut socket, &ServerMessage::Redirect { url, room }).await;
-            close_refused(&mut socket).await;
+            close_refused(&mut socket, &unjoined).await;
             return;
         }
         Err(e) => {
             let _ = reply_error(&mut socket, &stats, e).await;
-            close_refused(&mut socket).await;
+            close_refused(&mut socket, &unjoined).await;
             return;
         }
     };
     drop(unjoined);
     let span = info_span!("session", room = %room_id, participant = %joined.participant_id);
-    let rates = Rates {
-        messages: registry.config().max_messages_per_second,
-        offers: registry.config().max_offers_per_second,
-    };
+    let max_messages_per_second = registry.config().max_messages_per_second;
     let idle_timeout = Duration::from_secs(registry.config().ws_idle_timeout_secs);
-    serve(socket, joined, out_rx, &limits, rates, idle_timeout, &stats)
-        .instrument(span)
-        .await;
-}
-
-/// How many messages, and offers among them, a client may send per second.
-#[derive(Debug, Clone, Copy)]
-struct Rates {
-    messages: u32,
-    offers: u32,
+    serve(
+        socket,
+        joined,
+        out_rx,
+        &limits,
+        max_messages_per_second,
+        idle_timeout,
+        &stats,
+    )
+    .instrument(span)
+    .await;
 }
 
 struct Joined {
@@ -232,6 +239,7 @@ async fn enter_by_join(
                  token expires (in {} s)",
                 until.saturating_sub(auth::unix_now())
             ),
+            refused: None,
         });
     }
     // Placement asks Redis, so it counts as a join in progress too.
@@ -239,6 +247,7 @@ async fn enter_by_join(
         return Err(ProtocolError {
             code: ErrorCode::RateLimited,
             message: "too many joins in progress on this server, try again shortly".into(),
+            refused: None,
         });
     };
     if let Some(cluster) = registry.cluster() {
@@ -250,6 +259,9 @@ async fn enter_by_join(
                 warn!(error = %e, room, "room placement failed; serving the join on this node");
             }
         }
+    }
+    if registry.draining() {
+        return Err(shutting_down());
     }
     let room_id = RoomId::from_wire(room);
     let admission = Admission {
@@ -270,22 +282,39 @@ async fn enter_by_resume(
     let gone = || ProtocolError {
         code: ErrorCode::NotFound,
         message: "nothing to resume: unknown or expired resume token".into(),
+        refused: None,
     };
+    if registry.draining() {
+        return Err(shutting_down());
+    }
     let (room_id, key) = registry.resume_target(resume_token).ok_or_else(gone)?;
     let handle = registry.existing_room(&room_id).ok_or_else(gone)?;
     let (reply, answer) = oneshot::channel();
     let request = ResumeRequest {
         key,
         resume_token: resume_token.to_owned(),
+        new_resume_token: fresh_secret()?,
         out,
         reply,
     };
-    handle
-        .commands
-        .send(RoomCommand::Resume(request))
-        .await
-        .map_err(|_| gone())?;
-    let (participant_id, session) = answer.await.map_err(|_| gone())??;
+    let (participant_id, session) = match ask_room(
+        &handle.commands,
+        RoomCommand::Resume(request),
+        answer,
+        JOIN_ANSWER_TIMEOUT,
+    )
+    .await
+    {
+        RoomAnswer::Answered(answer) => answer?,
+        RoomAnswer::Gone => return Err(gone()),
+        RoomAnswer::TimedOut => {
+            return Err(ProtocolError {
+                code: ErrorCode::RateLimited,
+                message: "the room did not answer in time; try again shortly".into(),
+                refused: None,
+            });
+        }
+    };
     Ok(Entry::Here(
         room_id,
         Joined {
@@ -302,6 +331,27 @@ struct Admission {
     name: String,
     grants: Grants,
     identity: Option<Identity>,
+}
+
+/// The refusal of a join or resume while the server stops.
+fn shutting_down() -> ProtocolError {
+    ProtocolError {
+        code: ErrorCode::RateLimited,
+        message: "this server is shutting down; join again in a moment".into(),
+        refused: None,
+    }
+}
+
+/// A new resume token; a system without randomness gets `internal`, never a guessable one.
+fn fresh_secret() -> Result<String, ProtocolError> {
+    auth::random_secret().map_err(|e| {
+        warn!(error = %e, "no resume token could be made");
+        ProtocolError {
+            code: ErrorCode::Internal,
+            message: "the server cannot make a session secret right now".into(),
+            refused: None,
+        }
+    })
 }
 
 /// Check the join token when the server has an auth secret.
@@ -322,17 +372,20 @@ fn authorize(
         return Err(ProtocolError {
             code: ErrorCode::Unauthorized,
             message: "this server needs a join token (`token` in `join`)".into(),
+            refused: None,
         });
     };
     let claims =
         auth::verify(token, secret.as_bytes(), auth::unix_now()).map_err(|e| ProtocolError {
             code: ErrorCode::Unauthorized,
             message: e.to_string(),
+            refused: None,
         })?;
     if claims.room != room {
         return Err(ProtocolError {
             code: ErrorCode::Forbidden,
             message: format!("the token is for room `{}`, not `{room}`", claims.room),
+            refused: None,
         });
     }
     Ok(Admission {
@@ -343,6 +396,37 @@ fn authorize(
             expires: claims.exp,
         }),
     })
+}
+
+/// What became of a request to a room.
+#[derive(Debug)]
+enum RoomAnswer<T> {
+    /// The room answered.
+    Answered(T),
+    /// The room task is gone (its queue closed, or it dropped the request).
+    Gone,
+    /// The room took longer than the timeout to take or answer the request; the room drops
+    /// it when it comes to it (its reply is closed).
+    TimedOut,
+}
+
+/// Send `command` to a room and wait for the answer on `reply`, within `timeout` in all: a
+/// room too busy to take or answer a join must not hold the client (and its place) for good.
+async fn ask_room<T>(
+    commands: &mpsc::Sender<RoomCommand>,
+    command: RoomCommand,
+    reply: oneshot::Receiver<T>,
+    timeout: Duration,
+) -> RoomAnswer<T> {
+    let asked = async {
+        if commands.send(command).await.is_err() {
+            return RoomAnswer::Gone;
+        }
+        reply.await.map_or(RoomAnswer::Gone, RoomAnswer::Answered)
+    };
+    tokio::time::timeout(timeout, asked)
+        .await
+        .unwrap_or(RoomAnswer::TimedOut)
 }
 
 async fn join(
@@ -360,11 +444,12 @@ async fn join(
                     "this server has reached its limit of {} rooms",
                     registry.config().max_rooms
                 ),
+                refused: None,
             });
         };
         let (reply_tx, reply_rx) = oneshot::channel();
         let request = JoinRequest {
-            resume_token: auth::random_secret(),
+            resume_token: fresh_secret()?,
             name: admission.name.clone(),
             grants: admission.grants,
             identity: admission.identity.clone(),
@@ -372,30 +457,37 @@ async fn join(
             out: out.clone(),
             reply: reply_tx,
         };
-        if handle
-            .commands
-            .send(RoomCommand::Join(request))
-            .await
-            .is_err()
+        let answer = match ask_room(
+            &handle.commands,
+            RoomCommand::Join(request),
+            reply_rx,
+            JOIN_ANSWER_TIMEOUT,
+        )
+        .await
         {
-            continue; // The room task ended between lookup and send; a new one is created.
-        }
-        match reply_rx.await {
-            Ok(Ok((key, participant_id))) => {
-                return Ok(Joined {
-                    key,
-                    participant_id,
-                    commands: handle.commands,
-                    session: 0,
+            RoomAnswer::Answered(answer) => answer,
+            // The room task ended meanwhile (or before our join was handled); a new one is made.
+            RoomAnswer::Gone => continue,
+            RoomAnswer::TimedOut => {
+                return Err(ProtocolError {
+                    code: ErrorCode::RateLimited,
+                    message: "the room did not answer in time; try again shortly".into(),
+                    refused: None,
                 });
             }
-            Ok(Err(e)) => return Err(e),
-            Err(_) => continue, // The room closed while our join was queued.
-        }
+        };
+        let (key, participant_id) = answer?;
+        return Ok(Joined {
+            key,
+            participant_id,
+            commands: handle.commands,
+            session: 0,
+        });
     }
     Err(ProtocolError {
         code: ErrorCode::Internal,
         message: "the room could not be joined, try again".into(),
+        refused: None,
     })
 }
 
@@ -404,7 +496,7 @@ async fn serve(
     joined: Joined,
     mut out_rx: mpsc::Receiver<Outbound>,
     limits: &Limits,
-    rates: Rates,
+    max_messages_per_second: u32,
     idle_timeout: Duration,
     stats: &Stats,
 ) {
@@ -413,7 +505,7 @@ async fn serve(
     // the participant may still resume.
     let mut ended = SessionEnd::Lost;
     let mut failure: Option<SendFailure> = None;
-    let mut rate = MessageRate::new(rates.messages, rates.offers);
+    let mut rate = MessageRate::new(max_messages_per_second);
     let mut last_rate_error: Option<Instant> = None;
     let heard = LastHeard::new();
     // Ping every third of the idle timeout, so a live client answers twice before it expires.
@@ -434,22 +526,19 @@ async fn serve(
                 let now = Instant::now();
                 if !rate.admit(&incoming, now) {
                     bump(&stats.messages_rate_limited);
-                    // One error a second at most: the reply must not become a flood itself.
-                    if last_rate_error.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
-                        continue;
+                    let message = format!("over {max_messages_per_second} messages per second; messages are being dropped");
+                    if matches!(incoming, Ok(ClientMessage::Offer { .. })) {
+                        // Every dropped offer is answered: the client waits for a reply to it.
+                        let error = ProtocolError { code: ErrorCode::RateLimited, message, refused: None };
+                        reply_error(&mut socket, stats, error.refusing_offer()).await
+                    } else {
+                        // One error a second at most: the reply must not become a flood itself.
+                        if last_rate_error.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+                            continue;
+                        }
+                        last_rate_error = Some(now);
+                        reply_error(&mut socket, stats, ProtocolError { code: ErrorCode::RateLimited, message, refused: None, }).await
                     }
-                    last_rate_error = Some(now);
-                    reply_error(&mut socket, stats, ProtocolError {
-                        code: ErrorCode::RateLimited,
-                        message: format!("over {} messages per second; messages are being dropped", rates.messages),
-                    }).await
-                } else if matches!(incoming, Ok(ClientMessage::Offer { .. })) && !rate.admit_offer(now) {
-                    // Every refused offer is answered: the client waits for an answer to it.
-                    crate::limits::hit(crate::limits::Limit::OffersPerSecond);
-                    reply_error(&mut socket, stats, ProtocolError {
-                        code: ErrorCode::RateLimited,
-                        message: format!("over {} offers per second; this offer is ignored: roll it back and offer again later", rates.offers),
-                    }).await
                 } else {
                     match incoming {
                         Err(e) => reply_error(&mut socket, stats, e).await,
@@ -543,7 +632,8 @@ async fn left_before_closing(
 /// End a connection sent away before joining with the closing handshake, reading (and
 /// dropping) what the client still sends for a moment: unread data would make the kernel
 /// reset the connection, and the client could lose the reply and the close with it.
-async fn close_refused(socket: &mut WebSocket) {
+async fn close_refused(socket: &mut WebSocket, unjoined: &UnjoinedPlace) {
+    unjoined.closing();
     let _ = send_frame(socket, Message::Close(None)).await;
     let _ = tokio::time::timeout(CLOSE_DRAIN, async {
         while let Some(Ok(frame)) = socket.recv().await {
@@ -631,6 +721,7 @@ fn too_large_read(error: axum::Error, limits: &Limits) -> Option<ProtocolError> 
     Some(ProtocolError {
         code: ErrorCode::TooLarge,
         message,
+        refused: None,
     })
 }
 
@@ -644,7 +735,12 @@ async fn reply_error(
     ::metrics::counter!(crate::metrics::SIGNALING_ERRORS, "code" => error.code.as_str())
         .increment(1);
     warn!(code = error.code.as_str(), message = %error.message, "refused client message");
-    send(socket, &ServerMessage::error(error.code, error.message)).await
+    let reply = ServerMessage::Error {
+        code: error.code,
+        message: error.message,
+        refused: error.refused,
+    };
+    send(socket, &reply).await
 }
 
 /// Why a message could not be sent.
@@ -667,5 +763,80 @@ async fn send_frame(socket: &mut WebSocket, frame: Message) -> Result<(), SendFa
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(SendFailure::Closed),
         Err(_) => Err(SendFailure::TooSlow),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_room_that_does_not_answer_times_out() {
+        // Requirement: a join queued to a room that never gets to it (or never answers) ends
+        // with a timeout instead of holding the client; a room that is gone is told apart.
+        let (commands, _held) = mpsc::channel(1);
+        let (_reply, answer) = oneshot::channel::<()>();
+        let asked = ask_room(
+            &commands,
+            RoomCommand::Panic,
+            answer,
+            Duration::from_millis(50),
+        )
+        .await;
+        assert!(matches!(asked, RoomAnswer::TimedOut), "{asked:?}");
+        let (full, _held_too) = mpsc::channel(1);
+        full.try_send(RoomCommand::Panic).expect("room for one");
+        let (_reply, answer) = oneshot::channel::<()>();
+        let queued = ask_room(&full, RoomCommand::Panic, answer, Duration::from_millis(50)).await;
+        assert!(
+            matches!(queued, RoomAnswer::TimedOut),
+            "a full queue: {queued:?}"
+        );
+        let (gone, receiver) = mpsc::channel(1);
+        drop(receiver);
+        let (_reply, answer) = oneshot::channel::<()>();
+        let closed = ask_room(&gone, RoomCommand::Panic, answer, Duration::from_secs(5)).await;
+        assert!(matches!(closed, RoomAnswer::Gone), "{closed:?}");
+        let (commands, mut receiver) = mpsc::channel(1);
+        let (reply, answer) = oneshot::channel();
+        tokio::spawn(async move {
+            receiver.recv().await;
+            let _ = reply.send(7);
+        });
+        let answered = ask_room(
+            &commands,
+            RoomCommand::Panic,
+            answer,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(matches!(answered, RoomAnswer::Answered(7)), "{answered:?}");
+    }
+
+    #[tokio::test]
+    async fn a_stopping_server_takes_no_joins_or_resumes() {
+        // Requirement: once shutdown began, joins and resumes are refused (rate_limited: come
+        // back in a moment), not admitted into rooms that are closing.
+        let registry = crate::registry::tests::registry(config::Config::default()).await;
+        let (out, _messages) = mpsc::channel(8);
+        let entered =
+            enter_by_join(&registry, "r".into(), "n".into(), None, true, out.clone()).await;
+        assert!(matches!(entered, Ok(Entry::Here(..))), "before shutdown");
+        registry.begin_draining();
+        let refused =
+            enter_by_join(&registry, "r".into(), "n".into(), None, true, out.clone()).await;
+        let Err(error) = refused else {
+            panic!("a join while stopping was admitted");
+        };
+        assert_eq!(error.code, ErrorCode::RateLimited);
+        assert!(error.message.contains("shutting down"), "{}", error.message);
+        let resumed = enter_by_resume(&registry, "any-token", out).await;
+        assert!(matches!(
+            resumed,
+            Err(ProtocolError {
+                code: ErrorCode::RateLimited,
+                ..
+            })
+        ));
     }
 }

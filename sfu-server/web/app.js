@@ -621,13 +621,13 @@ class SfuClient extends EventTarget {
     this._emit('speakers', speakers || []);
   }
 
-  _onError({ code, message }) {
+  _onError({ code, message, refused }) {
     const text = `Error (${code}): ${message}`;
     this._log(text);
     const error = Object.assign(new Error(text), { code });
     if (this._pendingJoin) this._pendingJoin.reject(error);
     if (this._resuming) this._resuming.reject(error);
-    if (code === 'rate_limited' && this._pc && this._pc.signalingState === 'have-local-offer') {
+    if (refused === 'offer' && code === 'rate_limited' && this._pc && this._pc.signalingState === 'have-local-offer') {
       // The server ignored our offer (too many at once): withdraw it and offer again shortly.
       this._enqueue('withdraw refused offer', async (pc) => {
         if (pc.signalingState !== 'have-local-offer') return;

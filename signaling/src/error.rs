@@ -52,6 +52,15 @@ impl ErrorCode {
     }
 }
 
+/// The client message an `error` refuses, named when the client waits for a reply to it
+/// (`error.refused`): a refused `offer` gets no `answer`, so the client rolls it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refused {
+    /// The client's `offer`: it is ignored and will not be answered.
+    Offer,
+}
+
 /// A client message that cannot be accepted, with the code to answer it with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code:?}: {message}")]
@@ -60,6 +69,8 @@ pub struct ProtocolError {
     pub code: ErrorCode,
     /// What to tell the person reading it.
     pub message: String,
+    /// The message refused, when the client waits for a reply to it (`error.refused`).
+    pub refused: Option<Refused>,
 }
 
 impl ProtocolError {
@@ -68,6 +79,7 @@ impl ProtocolError {
         Self {
             code: ErrorCode::BadRequest,
             message: message.into(),
+            refused: None,
         }
     }
 
@@ -76,6 +88,15 @@ impl ProtocolError {
         Self {
             code: ErrorCode::TooLarge,
             message: message.into(),
+            refused: None,
+        }
+    }
+
+    /// The same error, refusing the client's `offer` (which will not be answered).
+    pub fn refusing_offer(self) -> Self {
+        Self {
+            refused: Some(Refused::Offer),
+            ..self
         }
     }
 }

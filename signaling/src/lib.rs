@@ -17,7 +17,7 @@ mod types;
 
 pub use backlog::Backlog;
 pub use client::ClientMessage;
-pub use error::{ErrorCode, ProtocolError};
+pub use error::{ErrorCode, ProtocolError, Refused};
 pub use parse::{Limits, parse_client_message};
 pub use server::{LeaveReason, ServerMessage};
 pub use types::{

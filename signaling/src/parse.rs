@@ -59,8 +59,14 @@ pub fn parse_client_message(text: &str, limits: &Limits) -> Result<ClientMessage
             "unknown message type `{type_name}`"
         )));
     }
-    let message: ClientMessage = serde_json::from_value(value)
-        .map_err(|e| ProtocolError::bad_request(format!("invalid `{type_name}` message: {e}")))?;
+    let message: ClientMessage = serde_json::from_value(value).map_err(|e| {
+        let error = ProtocolError::bad_request(format!("invalid `{type_name}` message: {e}"));
+        if type_name == "offer" {
+            error.refusing_offer()
+        } else {
+            error
+        }
+    })?;
     validate(&message, limits)?;
     Ok(message)
 }
@@ -82,17 +88,25 @@ fn validate(message: &ClientMessage, limits: &Limits) -> Result<(), ProtocolErro
             }
         }
         ClientMessage::Offer { sdp } | ClientMessage::Answer { sdp } => {
-            if sdp.len() > limits.max_sdp_bytes {
-                return Err(ProtocolError::too_large(format!(
+            let refusal = if sdp.len() > limits.max_sdp_bytes {
+                Some(ProtocolError::too_large(format!(
                     "`sdp` of {} bytes is over the limit of {} bytes",
                     sdp.len(),
                     limits.max_sdp_bytes
-                )));
-            }
-            if !sdp.starts_with("v=0") {
-                return Err(ProtocolError::bad_request(
+                )))
+            } else if !sdp.starts_with("v=0") {
+                Some(ProtocolError::bad_request(
                     "`sdp` is not a session description (must start with v=0)",
-                ));
+                ))
+            } else {
+                None
+            };
+            if let Some(refusal) = refusal {
+                return Err(if matches!(message, ClientMessage::Offer { .. }) {
+                    refusal.refusing_offer()
+                } else {
+                    refusal
+                });
             }
         }
         ClientMessage::Subscribe { track_id, .. }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, Refused};
 use crate::types::{
     ForwardedQuality, IceCandidateInit, IceServer, Participant, Speaker, Track, TrackMap,
 };
@@ -114,6 +114,9 @@ pub enum ServerMessage {
         code: ErrorCode,
         /// Human-readable explanation.
         message: String,
+        /// The message refused, when the client waits for a reply to it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refused: Option<Refused>,
     },
     /// Reply to `ping`.
     Pong {
@@ -142,6 +145,16 @@ impl ServerMessage {
         ServerMessage::Error {
             code,
             message: message.into(),
+            refused: None,
+        }
+    }
+
+    /// Build the `error` refusing the client's `offer`, which will not be answered.
+    pub fn offer_refused(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+            refused: Some(Refused::Offer),
         }
     }
 

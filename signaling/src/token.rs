@@ -127,13 +127,19 @@ pub fn verify(token: &str, secret: &[u8], now: u64) -> Result<Claims, TokenError
     Ok(claims)
 }
 
+/// The system's random generator failed: no secret can be made.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("the system random generator failed")]
+pub struct RandomUnavailable;
+
 /// A fresh random secret (128 bits, hex), e.g. for `joined.resume_token`.
-pub fn random_secret() -> String {
+pub fn random_secret() -> Result<String, RandomUnavailable> {
     use aws_lc_rs::rand::SecureRandom;
     let mut bytes = [0u8; 16];
-    // The system random generator only fails if the OS has none, which we cannot run without.
-    let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| RandomUnavailable)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Seconds since the Unix epoch.

@@ -4,7 +4,7 @@
 use serde_json::json;
 use signaling::{
     ClientMessage, ErrorCode, ForwardedQuality, IceCandidateInit, IceServer, LeaveReason, Limits,
-    MediaKind, Participant, Quality, ServerMessage, Speaker, Track, parse_client_message,
+    MediaKind, Participant, Quality, Refused, ServerMessage, Speaker, Track, parse_client_message,
 };
 
 fn track() -> Track {
@@ -179,6 +179,7 @@ fn every_server_message_round_trips() {
             }],
         },
         ServerMessage::error(ErrorCode::RoomFull, "full"),
+        ServerMessage::offer_refused(ErrorCode::RateLimited, "slow down"),
         ServerMessage::Pong {
             ts: Some(serde_json::Number::from(7)),
         },
@@ -367,6 +368,40 @@ fn malformed_inputs_get_the_right_error_codes() {
             err.message
         );
     }
+}
+
+#[test]
+fn errors_refusing_an_offer_say_so() {
+    // Requirement: a refused `offer` is never answered, so its error names it
+    // (`refused: "offer"`); other errors carry no `refused` at all.
+    let limits = Limits::default();
+    let big = json!({"type": "offer", "sdp": format!("v=0\r\n{}", "a".repeat(48 * 1024))});
+    let cases = [
+        (big.to_string(), Some(Refused::Offer)),
+        (r#"{"type":"offer"}"#.to_string(), Some(Refused::Offer)),
+        (
+            r#"{"type":"offer","sdp":"hello"}"#.to_string(),
+            Some(Refused::Offer),
+        ),
+        (r#"{"type":"answer","sdp":"hello"}"#.to_string(), None),
+        (r#"{"type":"ping","ts":"x"}"#.to_string(), None),
+    ];
+    for (input, refused) in cases {
+        let err = parse_client_message(&input, &limits).expect_err(&input[..input.len().min(60)]);
+        assert_eq!(err.refused, refused, "{}", &input[..input.len().min(60)]);
+    }
+    let wire = |m: ServerMessage| serde_json::to_value(m).expect("serializes");
+    assert_eq!(
+        wire(ServerMessage::offer_refused(
+            ErrorCode::RateLimited,
+            "later"
+        )),
+        json!({"type": "error", "code": "rate_limited", "message": "later", "refused": "offer"})
+    );
+    assert_eq!(
+        wire(ServerMessage::error(ErrorCode::NotFound, "gone")),
+        json!({"type": "error", "code": "not_found", "message": "gone"})
+    );
 }
 
 #[test]

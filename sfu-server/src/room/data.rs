@@ -4,8 +4,11 @@ use serde::Serialize;
 use str0m::channel::{ChannelData, ChannelId};
 use tracing::{debug, info};
 
+use std::time::Instant;
+
 use super::participant;
 use super::{ParticipantKey, Room};
+use crate::limits::{self, Limit};
 use crate::stats::bump;
 
 /// Labels the server relays; other labels belong to the application.
@@ -27,7 +30,7 @@ impl Room {
     }
 
     pub(super) fn relay_data(&mut self, key: ParticipantKey, data: ChannelData) {
-        let Some(p) = self.participants.get(&key) else {
+        let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
         let Some(label) = p.channels.get(&data.id).cloned() else {
@@ -39,6 +42,11 @@ impl Room {
         if !p.grants.can_publish_data {
             let _g = p.span.enter();
             debug!("data message not relayed: the token does not allow publishing data");
+            bump(&self.ctx.stats.data_dropped);
+            return;
+        }
+        if !p.data_rate.admit(Instant::now()) {
+            limits::hit(Limit::DataMessagesPerSecond);
             bump(&self.ctx.stats.data_dropped);
             return;
         }
@@ -67,7 +75,8 @@ impl Room {
             return;
         };
         for (other_key, other) in self.participants.iter_mut() {
-            if *other_key == key {
+            // Receiving the room's data is subscribing too.
+            if *other_key == key || !other.grants.can_subscribe {
                 continue;
             }
             let Some(channel_id) = other

@@ -32,6 +32,10 @@ impl Room {
             resume_token,
             reply,
         } = request;
+        if reply.is_closed() {
+            // Its session stopped waiting (the room was too slow): nobody would take part.
+            return;
+        }
         // A participant that may not subscribe receives nothing, whatever it asked for.
         let auto_subscribe = auto_subscribe && grants.can_subscribe;
         // One participant per identity: a second join with it replaces the first.
@@ -53,6 +57,7 @@ impl Room {
                     "room is full ({} participants)",
                     self.ctx.config.max_participants_per_room
                 ),
+                refused: None,
             }));
             return;
         }
@@ -64,6 +69,7 @@ impl Room {
                 let _ = reply.send(Err(ProtocolError {
                     code: ErrorCode::Internal,
                     message: "the server could not create a peer connection".into(),
+                    refused: None,
                 }));
                 return;
             }
@@ -105,6 +111,10 @@ impl Room {
             rx_by_ssrc: HashMap::new(),
             consumers: HashMap::new(),
             channels: HashMap::new(),
+            data_rate: sfu_core::rate::TokenBucket::new(
+                self.ctx.config.max_data_messages_per_second,
+            ),
+            offer_rate: sfu_core::rate::TokenBucket::new(self.ctx.config.max_offers_per_second),
             bwe_estimate: None,
             bwe_desired: 0,
             bwe_short_since: None,
@@ -136,7 +146,11 @@ impl Room {
         // `joined` goes first on the participant's queue, before anything the room says next.
         p.outbox.send(joined);
         self.participants.insert(key, p);
-        let _ = reply.send(Ok((key, id.to_string())));
+        if reply.send(Ok((key, id.to_string()))).is_err() {
+            // Its session stopped waiting meanwhile: nobody takes part as this participant.
+            self.remove_participant(key, None);
+            return;
+        }
         self.broadcast(
             key,
             &ServerMessage::ParticipantJoined {

@@ -111,6 +111,8 @@ pub struct ResumeRequest {
     pub key: ParticipantKey,
     /// The secret its `joined` carried.
     pub resume_token: String,
+    /// The secret that replaces it (a resume token works once).
+    pub new_resume_token: String,
     /// Where the room sends its messages from now on.
     pub out: mpsc::Sender<Outbound>,
     /// Its participant id and the new session number, or why it cannot be resumed.
@@ -176,6 +178,7 @@ pub fn spawn(
         forwarded_bytes: 0,
         forwarding_seconds: ::metrics::histogram!(crate::metrics::FORWARDING_SECONDS),
         forwarded_arrivals: Vec::new(),
+        outboxes_backlogged: false,
         keyframe_wait_seconds: ::metrics::histogram!(crate::metrics::KEYFRAME_WAIT_SECONDS),
         placement: shard.place_room(),
     };
@@ -250,6 +253,9 @@ pub(crate) struct Room {
     /// Receipt times of the packets forwarded in this pass, recorded in
     /// `forwarding_seconds` once their subscribers are drained.
     forwarded_arrivals: Vec<Instant>,
+    /// Whether some participant's messages wait behind its session's full queue (the
+    /// room then tries to move them on after each pass).
+    outboxes_backlogged: bool,
     /// Time consumers waited for the keyframe that starts or switches a layer.
     keyframe_wait_seconds: ::metrics::Histogram,
     /// Counts the room and its participants on its shard while it is open.
@@ -396,6 +402,7 @@ impl Room {
             return;
         }
         let delivery = p.outbox.send(message);
+        self.outboxes_backlogged |= p.outbox.is_backlogged();
         self.delivered(key, delivery);
     }
 
@@ -419,6 +426,9 @@ impl Room {
 
     /// Move waiting messages onto the sessions' queues, as far as they have room.
     fn flush_outboxes(&mut self) {
+        if !self.outboxes_backlogged {
+            return;
+        }
         let backlogged: Vec<ParticipantKey> = self
             .participants
             .values()
@@ -431,13 +441,27 @@ impl Room {
                 self.delivered(key, delivery);
             }
         }
+        self.outboxes_backlogged = self
+            .participants
+            .values()
+            .any(|p| p.outbox.is_backlogged() && p.disconnected_at.is_none());
     }
 
     /// Refuse a participant's message with an `error` reply, counted as a signaling error.
     fn reply_error(&mut self, key: ParticipantKey, code: signaling::ErrorCode, message: String) {
+        self.count_error(code);
+        self.send_to(key, ServerMessage::error(code, message));
+    }
+
+    /// Refuse a participant's offer, which is not answered: the `error` says so.
+    fn refuse_offer(&mut self, key: ParticipantKey, code: signaling::ErrorCode, message: String) {
+        self.count_error(code);
+        self.send_to(key, ServerMessage::offer_refused(code, message));
+    }
+
+    fn count_error(&self, code: signaling::ErrorCode) {
         crate::stats::bump(&self.ctx.stats.signaling_errors);
         ::metrics::counter!(crate::metrics::SIGNALING_ERRORS, "code" => code.as_str()).increment(1);
-        self.send_to(key, ServerMessage::error(code, message));
     }
 
     /// Queue a message to every participant but `except`.

@@ -41,12 +41,25 @@ impl Room {
             );
             return;
         }
+        if !p.offer_rate.admit(Instant::now()) {
+            limits::hit(Limit::OffersPerSecond);
+            drop(_g);
+            self.refuse_offer(
+                key,
+                ErrorCode::RateLimited,
+                format!(
+                    "over {} offers per second; this offer is ignored: roll it back and offer again later",
+                    self.ctx.config.max_offers_per_second
+                ),
+            );
+            return;
+        }
         let offer = match SdpOffer::from_sdp_string(&sdp) {
             Ok(offer) => offer,
             Err(e) => {
                 warn!(error = %e, "unparsable client offer");
                 drop(_g);
-                self.reply_error(
+                self.refuse_offer(
                     key,
                     ErrorCode::BadRequest,
                     format!("invalid offer SDP: {e}"),
@@ -88,14 +101,14 @@ impl Room {
             }
             info!(%refusal, "client offer refused");
             drop(_g);
-            self.reply_error(key, code, refusal.to_string());
+            self.refuse_offer(key, code, refusal.to_string());
             return;
         }
         let answer = match p.rtc.sdp_api().accept_offer(offer) {
             Ok(answer) => answer,
             Err(e) => {
                 warn!(error = %e, "client offer refused");
-                self.reply_error(
+                self.refuse_offer(
                     key,
                     ErrorCode::BadRequest,
                     format!("offer not acceptable: {e}"),
@@ -106,7 +119,6 @@ impl Room {
         info!("client offer accepted");
         p.offer_after = None;
         self.follow_ice_restart(key);
-        self.arm_connect_deadline(key);
         if let Some(p) = self.participants.get_mut(&key) {
             participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
         }
@@ -200,7 +212,6 @@ impl Room {
                 consumer.max_layer = max_layer;
             }
         }
-        self.arm_connect_deadline(key);
         self.allocate_layers(key, Instant::now());
         self.maybe_offer(key);
     }
@@ -462,6 +473,7 @@ impl Room {
             0
         };
         if added.len() > allowed {
+            limits::hit(Limit::TracksPerParticipant);
             let _g = p.span.enter();
             warn!(
                 offered = added.len(),
@@ -493,17 +505,6 @@ impl Room {
             self.ctx.routes.insert(ufrag.clone(), route);
         }
         p.ufrag = ufrag;
-    }
-
-    /// Start the connect timer once the first negotiation completed (ICE can begin).
-    fn arm_connect_deadline(&mut self, key: ParticipantKey) {
-        let timeout = Duration::from_secs(self.ctx.config.ice_connect_timeout_secs);
-        if let Some(p) = self.participants.get_mut(&key)
-            && !p.connected
-            && p.connect_deadline.is_none()
-        {
-            p.connect_deadline = Some(Instant::now() + timeout);
-        }
     }
 }
 

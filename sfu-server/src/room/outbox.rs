@@ -28,6 +28,9 @@ pub enum Delivery {
 #[derive(Debug)]
 pub struct Outbox {
     session: mpsc::Sender<Outbound>,
+    /// A place kept on the session's queue for the end of the session, so its reason
+    /// arrives even when the queue is full.
+    end_place: Option<mpsc::OwnedPermit<Outbound>>,
     backlog: Backlog,
 }
 
@@ -35,6 +38,7 @@ impl Outbox {
     /// The outbox toward `session`.
     pub fn new(session: mpsc::Sender<Outbound>) -> Self {
         Self {
+            end_place: session.clone().try_reserve_owned().ok(),
             session,
             backlog: Backlog::default(),
         }
@@ -43,9 +47,8 @@ impl Outbox {
     /// Send toward a new session from now on (a resume), telling the old one it was
     /// replaced. What waited for the old one is dropped: the resume sends the room's state anew.
     pub fn replace(&mut self, session: mpsc::Sender<Outbound>) {
-        let _ = self.session.try_send(Outbound::End(LeaveReason::Replaced));
-        self.session = session;
-        self.backlog = Backlog::default();
+        self.end(LeaveReason::Replaced);
+        *self = Self::new(session);
     }
 
     /// Queue `message` behind everything waiting.
@@ -87,9 +90,16 @@ impl Outbox {
         !self.backlog.is_empty()
     }
 
-    /// End the session with `reason` (the last thing it is told).
+    /// End the session with `reason` (the last thing it is told), in the place kept for it.
     pub fn end(&mut self, reason: LeaveReason) {
-        let _ = self.session.try_send(Outbound::End(reason));
+        match self.end_place.take() {
+            Some(place) => {
+                place.send(Outbound::End(reason));
+            }
+            None => {
+                let _ = self.session.try_send(Outbound::End(reason));
+            }
+        }
     }
 }
 
@@ -120,7 +130,8 @@ mod tests {
     fn a_burst_waits_coalesced_and_arrives_in_order() {
         // Requirement: a burst bigger than the session's queue is kept (coalesced), not a
         // reason to remove the participant, and reaches the session in order once it reads.
-        let (tx, mut rx) = mpsc::channel(4);
+        // Four places for messages, one kept for the end.
+        let (tx, mut rx) = mpsc::channel(5);
         let mut outbox = Outbox::new(tx);
         for i in 0..10_000 {
             assert_eq!(outbox.send(published(i)), Delivery::Queued);
@@ -161,7 +172,7 @@ mod tests {
     #[test]
     fn a_resume_starts_afresh() {
         // Requirement: the old session hears it was replaced; the new one gets no stale backlog.
-        let (old_tx, mut old_rx) = mpsc::channel(1);
+        let (old_tx, mut old_rx) = mpsc::channel(2);
         let mut outbox = Outbox::new(old_tx);
         outbox.send(published(1));
         outbox.send(published(2));
@@ -169,11 +180,33 @@ mod tests {
         outbox.replace(new_tx);
         assert!(!outbox.is_backlogged());
         assert!(matches!(old_rx.try_recv(), Ok(Outbound::Message(_))));
+        assert!(matches!(
+            old_rx.try_recv(),
+            Ok(Outbound::End(LeaveReason::Replaced))
+        ));
         outbox.send(published(3));
         assert!(
             matches!(new_rx.try_recv(), Ok(Outbound::Message(m)) if m.to_json() == published(3).to_json())
         );
         drop(new_rx);
         assert_eq!(outbox.send(published(4)), Delivery::SessionGone);
+    }
+
+    #[test]
+    fn the_end_reaches_a_full_queue() {
+        // Requirement: a session whose queue is full still learns why it ends (kicked,
+        // replaced, timeout), after what is queued before it.
+        let (tx, mut rx) = mpsc::channel(3);
+        let mut outbox = Outbox::new(tx);
+        for i in 0..10 {
+            outbox.send(published(i));
+        }
+        outbox.end(LeaveReason::Kicked);
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Message(_))));
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Message(_))));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Outbound::End(LeaveReason::Kicked))
+        ));
     }
 }

@@ -78,6 +78,10 @@ pub struct Participant {
     pub consumers: HashMap<ProducerKey, Consumer>,
     /// Open data channels and their labels.
     pub channels: HashMap<ChannelId, String>,
+    /// Its budget of data channel messages relayed per second.
+    pub data_rate: sfu_core::rate::TokenBucket,
+    /// Its budget of offers per second, kept across resumes (each offer renegotiates the room).
+    pub offer_rate: sfu_core::rate::TokenBucket,
     /// Latest downlink bandwidth estimate (TWCC, or REMB), bits per second.
     pub bwe_estimate: Option<u64>,
     /// What the estimator was last told to probe for, bits per second.

@@ -51,9 +51,14 @@ impl Room {
         let ResumeRequest {
             key,
             resume_token,
+            new_resume_token,
             out,
             reply,
         } = request;
+        if reply.is_closed() {
+            // Its session stopped waiting: the participant stays as it was.
+            return;
+        }
         let participants = self.participant_infos_except(key);
         let ice_servers = self
             .participants
@@ -69,6 +74,7 @@ impl Room {
             let _ = reply.send(Err(ProtocolError {
                 code: ErrorCode::NotFound,
                 message: "nothing to resume: the participant is gone".into(),
+                refused: None,
             }));
             return;
         };
@@ -80,6 +86,7 @@ impl Room {
             let _ = reply.send(Err(ProtocolError {
                 code: ErrorCode::Unauthorized,
                 message: "the join token has expired: join again with a new one".into(),
+                refused: None,
             }));
             self.to_remove.push((key, None));
             return;
@@ -89,6 +96,13 @@ impl Room {
         p.outbox.replace(out);
         p.disconnected_at = None;
         p.session += 1;
+        // A resume token takes the participant back once: whoever saw it cannot use it again.
+        let old_token = p.resume_token.clone();
+        self.ctx.registry.forget_resume(&p.resume_token);
+        self.ctx
+            .registry
+            .remember_resume(&new_resume_token, self.id.clone(), key);
+        p.resume_token = new_resume_token;
         {
             let _g = p.span.enter();
             info!(session = p.session, "signaling connection resumed");
@@ -105,6 +119,14 @@ impl Room {
         if let Some(offer) = p.last_offer.clone().filter(|_| p.pending_offer.is_some()) {
             p.outbox.send(offer);
         }
-        let _ = reply.send(Ok((p.id.to_string(), p.session)));
+        if reply.send(Ok((p.id.to_string(), p.session))).is_err() {
+            // Its session stopped waiting meanwhile and never learnt the new token: the old
+            // one stays the way back.
+            self.ctx.registry.forget_resume(&p.resume_token);
+            self.ctx
+                .registry
+                .remember_resume(&old_token, self.id.clone(), key);
+            p.resume_token = old_token;
+        }
     }
 }

@@ -78,6 +78,9 @@ describe('development mode serves local callers only', () => {
       assert.equal(await upgrade(server, headers), 403, `${what}: /ws`);
     }
     assert.equal(await upgrade(server, { Origin: own }), 'open', 'the server\'s own page opens /ws');
+    for (const [, headers] of refused) {
+      assert.equal((await request(server, 'GET', '/favicon.ico', headers)).status, 404, 'a path outside /api is no admin request');
+    }
     assert.equal(await refusals(server, 'admin', 'not_local'), before.admin + refused.length * 4);
     assert.equal(await refusals(server, 'signaling', 'not_local'), before.signaling + refused.length);
   });

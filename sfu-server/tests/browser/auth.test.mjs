@@ -92,10 +92,10 @@ describe('join tokens', () => {
   // Requirement: one participant per identity in a room: a second join with the same
   // identity replaces the first, whose socket gets `leave` `replaced`; a token cannot fill a room.
   it('replaces the earlier participant of the same identity', async () => {
-    const same = token(['--room', 'r5', '--identity', 'dave']);
-    const first = await joinWith(server, { room: 'r5', name: 'x', token: same });
-    const observer = await joinWith(server, { room: 'r5', name: 'o', token: token(['--room', 'r5', '--identity', 'olga']) });
-    const second = await joinWith(server, { room: 'r5', name: 'x', token: same });
+    const same = token(['--room', 'r8', '--identity', 'dave']);
+    const first = await joinWith(server, { room: 'r8', name: 'x', token: same });
+    const observer = await joinWith(server, { room: 'r8', name: 'o', token: token(['--room', 'r8', '--identity', 'olga']) });
+    const second = await joinWith(server, { room: 'r8', name: 'x', token: same });
     assert.equal(second.messages[0].type, 'joined');
     await first.closed;
     assert.deepEqual(first.messages.filter((m) => m.type === 'leave'), [{ type: 'leave', reason: 'replaced' }]);
@@ -103,7 +103,7 @@ describe('join tokens', () => {
     assert.ok(!second.messages[0].participants.some((p) => p.id === firstId), 'the replaced participant is gone before the new one joins');
     await waitFor(() => observer.messages.some((m) => m.type === 'participant_left' && m.participant_id === firstId)
       || Promise.reject(new Error('no participant_left')), 5000, 'the others told the first left');
-    const third = await joinWith(server, { room: 'r5', name: 'x', token: same });
+    const third = await joinWith(server, { room: 'r8', name: 'x', token: same });
     await second.closed;
     assert.equal(third.messages[0].participants.length, 1, 'still one dave and olga');
     third.ws.close();
@@ -176,14 +176,18 @@ describe('join tokens', () => {
 
   // Requirement: without the data grant a participant's data channel messages are not relayed
   // (and counted as dropped); with it they are. Real browsers with tokens.
+  // Also: data reaches only participants that may subscribe, and one participant's data is
+  // limited to max_data_messages_per_second (100): the excess is dropped and counted.
   it('enforces the data grant', { timeout: 90000 }, async () => {
     let browser;
     let A;
     let B;
-    await withDiagnostics(() => ({ server, participants: [A, B] }), async () => {
+    let C;
+    await withDiagnostics(() => ({ server, participants: [A, B, C] }), async () => {
       browser = await launchBrowser(makeTempDir());
       A = await openParticipant(browser, server.baseUrl, { room: 'r5', name: 'A', audio: false, video: false, token: token(['--room', 'r5', '--identity', 'a']) });
       B = await openParticipant(browser, server.baseUrl, { room: 'r5', name: 'B', audio: false, video: false, token: token(['--room', 'r5', '--identity', 'b', '--grants', 'publish,subscribe']) });
+      C = await openParticipant(browser, server.baseUrl, { room: 'r5', name: 'C', audio: false, video: false, token: token(['--room', 'r5', '--identity', 'c', '--grants', 'publish,data']) });
       const send = (p, text) => waitFor(async () => {
         if (!(await p.sfu((t) => window.sfu.sendData('reliable', t), text))) throw new Error('channel not open');
         return true;
@@ -201,9 +205,25 @@ describe('join tokens', () => {
       assert.ok(!(await A.dataMessages()).some((m) => m.data === 'from B'), 'B has no data grant');
       const after = (await getHealth(server.baseUrl)).counters.data_dropped;
       assert.equal(after, dropped + 1, 'the refused message is counted');
+      assert.ok(!(await C.dataMessages()).some((m) => m.data === 'from A'), 'C may not subscribe: it gets no data');
+
+      const limited = async () => Number(((await (await fetch(server.metricsUrl)).text())
+        .match(/sfu_limits_hit_total\{limit="data_messages_per_second"\} (\d+)/) || [])[1]);
+      const limitedBefore = await limited();
+      const sent = await A.sfu(() => {
+        let n = 0;
+        for (let i = 0; i < 300; i++) if (window.sfu.sendData('lossy', `burst ${i}`)) n++;
+        return n;
+      });
+      await sleep(2000);
+      const got = (await B.dataMessages()).filter((m) => m.data.startsWith('burst ')).length;
+      console.log(`data burst: ${sent} sent, ${got} relayed`);
+      assert.ok(got < sent, `${got} of ${sent} relayed`);
+      assert.ok((await limited()) > limitedBefore, 'the excess is counted');
     }).finally(async () => {
       await closeParticipant(A);
       await closeParticipant(B);
+      await closeParticipant(C);
       if (browser) await browser.close().catch(() => {});
     });
   });

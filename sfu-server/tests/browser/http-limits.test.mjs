@@ -73,7 +73,7 @@ describe('HTTP and pre-join limits', () => {
   after(async () => { if (server) await server.stop(); });
 
   // Requirement: a client that never finishes its request headers is cut off after the
-  // header timeout (10 s), instead of holding its connection for good.
+  // header timeout (10 s), instead of holding its connection for good, and is counted.
   it('closes connections whose headers never complete', { timeout: 40000 }, async () => {
     const slow = Array.from({ length: 5 }, () => connect(server));
     for (const c of slow) c.socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
@@ -82,6 +82,9 @@ describe('HTTP and pre-join limits', () => {
     const open = slow.filter((c) => !c.socket.destroyed && c.socket.readyState !== 'closed').length;
     assert.equal(open, 0, `${open} of 5 half-sent requests still open after ${Date.now() - started} ms`);
     assert.ok(Date.now() - started >= 8000, 'not cut off before the timeout');
+    const metrics = await (await fetch(server.metricsUrl)).text();
+    const hits = Number(metrics.match(/sfu_limits_hit_total\{limit="header_timeout"\} (\d+)/)?.[1]);
+    assert.ok(hits >= 5, `header timeouts counted: ${hits}`);
   });
 
   // Requirement: before `join` a socket may send 16 KiB at most: the start of a 1 MB frame

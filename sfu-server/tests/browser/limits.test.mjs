@@ -157,7 +157,8 @@ async function offerOf(c, sdp) {
 
 describe('offers and the messages they cause', () => {
   // Requirement: offers are rate-limited on their own: beyond max_offers_per_second (default
-  // 5, bursts of as many) each gets `rate_limited` instead of an answer, counted by limit.
+  // 5, bursts of as many) each gets `rate_limited` with `refused: "offer"` instead of an
+  // answer, counted by limit; the budget is the participant's, so a resume does not refill it.
   it('limits offers per second', async () => {
     const server = await startServer(makeTempDir());
     try {
@@ -170,9 +171,20 @@ describe('offers and the messages they cause', () => {
       const limited = c.messages.filter((m) => m.type === 'error' && m.code === 'rate_limited' && /offers per second/.test(m.message));
       assert.ok(answers <= 6, `${answers} answers to 12 offers at once`);
       assert.equal(answers + limited.length, 12, 'every refused offer is told');
+      assert.ok(limited.every((m) => m.refused === 'offer'), `refusals name the offer: ${JSON.stringify(limited[0])}`);
+      // A new connection (resume) does not bring a fresh budget: the participant keeps its own.
+      const resumed = await client(server);
+      resumed.send({ type: 'resume', resume_token: c.messages[0].resume_token });
+      assert.equal((await resumed.next('joined')).type, 'joined');
+      for (let i = 0; i < 5; i++) resumed.send({ type: 'offer', sdp });
+      await waitFor(() => resumed.messages.filter((m) => m.type === 'answer' || m.type === 'error').length >= 5
+        || Promise.reject(new Error(`${resumed.messages.length} replies`)), 10000, 'a reply to each offer after resuming');
+      const afterResume = resumed.messages.filter((m) => m.type === 'answer').length;
+      assert.ok(afterResume <= 3, `${afterResume} of 5 offers answered right after a resume (budget refilled)`);
+      const refusedTotal = limited.length + 5 - afterResume;
       const text = await (await fetch(server.metricsUrl)).text();
-      assert.match(text, new RegExp(`sfu_limits_hit_total\\{limit="offers_per_second"\\} ${limited.length}\\b`));
-      c.ws.close();
+      assert.match(text, new RegExp(`sfu_limits_hit_total\\{limit="offers_per_second"\\} ${refusedTotal}\\b`));
+      resumed.ws.close();
     } finally {
       await server.stop();
     }

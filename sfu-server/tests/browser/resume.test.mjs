@@ -58,6 +58,11 @@ describe('resume', () => {
     assert.equal(resumed.participant_id, joined.participant_id);
     assert.equal(resumed.room, 'res');
     assert.ok(resumed.participants.some((p) => p.name === 'observer'), 'the room state comes again');
+    assert.match(resumed.resume_token, /^[0-9a-f]{32}$/);
+    assert.notEqual(resumed.resume_token, joined.resume_token, 'a new resume token each resume');
+    const replay = await connect(server);
+    replay.send({ type: 'resume', resume_token: joined.resume_token });
+    assert.equal((await replay.reply()).code, 'not_found', 'the old resume token no longer works');
     await sleep((GRACE_SECS + 1) * 1000);
     assert.ok(!leftIds().includes(joined.participant_id), 'the others never saw it leave');
     second.send({ type: 'ping', ts: 7 });
