@@ -39,6 +39,7 @@ cargo clippy --all-targets -- -D warnings
 echo "==> cargo build -p sfu-server"
 cargo build -p sfu-server
 
+# The Rust tests include sfu-server/tests/module_stack.rs: no crate's modules import each other in a circle.
 echo "==> cargo test --workspace"
 cargo test --workspace
 

@@ -19,8 +19,9 @@ use tokio::net::UdpSocket;
 
 use crate::garbage::Garbage;
 use crate::media::{AUDIO_INTERVAL, AudioPlan, VideoPlan, first_frame_at};
+use crate::payload::now_us;
 use crate::payload::{self, FrameHeader};
-use crate::peer::{PeerResult, now_us};
+use crate::peer_result::PeerResult;
 use crate::progress::{Progress, add};
 use crate::scenario::Scenario;
 use crate::track_stats::TrackStats;

@@ -18,8 +18,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
+use crate::connection::{JOIN_TIMEOUT, Signaling, media_ip};
 use crate::endpoint::Endpoint;
-use crate::peer::{JOIN_TIMEOUT, PeerResult, Signaling, media_ip};
+use crate::peer_result::PeerResult;
 use crate::progress::{Progress, add};
 use crate::scenario::{PeerPlan, Scenario};
 

@@ -2,12 +2,14 @@
 //! signaling protocol and report what they measured (see `loadtest/README.md`).
 
 mod cli;
+mod connection;
 mod endpoint;
 mod garbage;
 mod janus;
 mod media;
 mod payload;
 mod peer;
+mod peer_result;
 mod progress;
 mod report;
 mod rng;

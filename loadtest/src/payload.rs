@@ -11,6 +11,8 @@
 //!
 //! The filler is a pattern, not random, so the receiver verifies every byte.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use thiserror::Error;
 
 const MAGIC: &[u8; 3] = b"LT1";
@@ -120,6 +122,13 @@ pub fn decode(frame: &[u8]) -> Result<FrameHeader, PayloadError> {
         sent_at_us,
         publisher,
     })
+}
+
+/// Microseconds since the Unix epoch (the clock publishers and subscribers share).
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -2,74 +2,27 @@
 //! signaling WebSocket, publishes synthetic media and measures what it receives.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
 use signaling::token::{self, Claims, Grants};
 use signaling::{ClientMessage, MediaKind as TrackKind, Quality, ServerMessage, Track};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::Mid;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, connect_async};
 
+use crate::connection::{JOIN_TIMEOUT, Signaling, media_ip};
 use crate::endpoint::{Endpoint, RIDS};
 use crate::garbage::Garbage;
 use crate::janus;
+use crate::peer_result::PeerResult;
 use crate::progress::{Progress, add};
 use crate::scenario::{PeerPlan, Scenario, Target};
-use crate::track_stats::TrackStats;
 
-/// Errors kept per participant (the count goes on).
-const MAX_ERRORS_KEPT: usize = 10;
 /// Join tokens stay valid this much longer than the run.
 const TOKEN_MARGIN_SECS: u64 = 300;
-/// Give up joining after this long.
-pub const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// What one participant did and measured.
-#[derive(Debug)]
-pub struct PeerResult {
-    /// The plan it ran.
-    pub plan: PeerPlan,
-    /// Its participant id, once joined.
-    pub participant_id: Option<String>,
-    /// From opening the WebSocket to ICE+DTLS connected.
-    pub join_time: Option<Duration>,
-    /// Track ids it published.
-    pub published: Vec<String>,
-    /// Per received track id: its kind and statistics.
-    pub received: HashMap<String, (TrackKind, TrackStats)>,
-    /// Payload bytes sent.
-    pub bytes_sent: u64,
-    /// Data channel messages sent and received.
-    pub data_sent: u64,
-    /// Data channel messages received.
-    pub data_received: u64,
-    /// Malformed and forged datagrams sent to the server.
-    pub garbage_sent: u64,
-    /// How many errors happened.
-    pub error_count: u64,
-    /// The first few errors, for the report.
-    pub errors: Vec<String>,
-    /// It stopped before the end of the run (connection lost, server gone, refused).
-    pub ended_early: bool,
-    /// When it started joining.
-    pub started: Instant,
-}
-
-impl PeerResult {
-    /// Count an error and keep its message if there is room.
-    pub fn error(&mut self, progress: &Progress, message: String) {
-        self.error_count += 1;
-        add(&progress.errors, 1);
-        if self.errors.len() < MAX_ERRORS_KEPT {
-            self.errors.push(message);
-        }
-    }
-}
-
 /// Run one participant until `stop_at`; never fails, errors go in the result.
 pub async fn run(
     plan: PeerPlan,
@@ -331,19 +284,6 @@ async fn join_following_redirects(
     anyhow::bail!("more than {MAX_REDIRECTS} redirects for one join")
 }
 
-/// A signaling connection.
-pub type Signaling = tokio_tungstenite::WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// The address a participant's media socket binds to: the scenario's `media_ip`, else the
-/// local address of its signaling connection `ws`.
-pub fn media_ip(scenario: &Scenario, ws: &Signaling) -> anyhow::Result<IpAddr> {
-    let local = match ws.get_ref() {
-        MaybeTlsStream::Plain(tcp) => tcp.local_addr()?.ip(),
-        _ => anyhow::bail!("only ws:// is supported"),
-    };
-    Ok(scenario.media_ip.unwrap_or(local))
-}
-
 /// A join token for `plan`, valid for the run plus a margin.
 fn join_token(plan: &PeerPlan, scenario: &Scenario, secret: &str) -> String {
     let claims = Claims {
@@ -362,11 +302,4 @@ fn join_token(plan: &PeerPlan, scenario: &Scenario, secret: &str) -> String {
 
 fn to_json(message: &ClientMessage) -> String {
     serde_json::to_string(message).unwrap_or_default()
-}
-
-/// Microseconds since the Unix epoch (the clock publishers and subscribers share).
-pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }

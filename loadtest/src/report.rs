@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::peer::PeerResult;
+use crate::peer_result::PeerResult;
 use crate::scenario::Scenario;
 use crate::server_usage::ForwardingLatency;
 

@@ -20,9 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use sfu_core::ids::RoomId;
-
-use crate::registry::Registry;
+use crate::stats::Stats;
 
 /// Deletes a key only while it still holds the given value (an owner releasing its room).
 const DELETE_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
@@ -81,9 +79,25 @@ pub struct Cluster {
     owned: Arc<Mutex<HashMap<String, Instant>>>,
     /// Set once the node left the cluster (shutdown): no more heartbeats.
     left: Arc<AtomicBool>,
+    /// The node's counters (cluster errors, conflicts, forged records).
+    stats: Arc<Stats>,
     /// Digests of the records found not to verify, so each is counted and warned about
     /// once, not on every lookup that reads it again.
     forged_seen: Arc<std::sync::Mutex<HashSet<u64>>>,
+}
+
+/// What the cluster needs to know of this node: its rooms, its load, whether it stops.
+pub trait NodeLoad: Send + Sync {
+    /// The rooms open here.
+    fn open_rooms(&self) -> Vec<String>;
+    /// Participants in each room open here (rooms too busy to answer are left out).
+    fn room_participants(&self) -> impl Future<Output = HashMap<String, usize>> + Send;
+    /// Participants on this node.
+    fn participants(&self) -> usize;
+    /// Whether `room` is open here.
+    fn hosts(&self, room: &str) -> bool;
+    /// Whether this node is stopping.
+    fn draining(&self) -> bool;
 }
 
 /// Forged records remembered at most; beyond, the memory starts afresh.
@@ -131,6 +145,7 @@ impl Cluster {
         node_id: String,
         url: String,
         ttl: Duration,
+        stats: Arc<Stats>,
     ) -> redis::RedisResult<Self> {
         let client = redis::Client::open(redis_url)?;
         let redis = ConnectionManager::new(client).await?;
@@ -142,6 +157,7 @@ impl Cluster {
             ttl,
             owned: Arc::default(),
             left: Arc::default(),
+            stats,
             forged_seen: Arc::default(),
         })
     }
@@ -152,7 +168,7 @@ impl Cluster {
     }
 
     /// Refresh this node's records forever, every third of the TTL.
-    pub async fn heartbeat_loop(self, registry: Registry) {
+    pub async fn heartbeat_loop(self, node: impl NodeLoad + 'static) {
         let mut tick = tokio::time::interval(self.ttl / 3);
         let mut healthy = true;
         loop {
@@ -160,7 +176,7 @@ impl Cluster {
             if self.left.load(Ordering::Acquire) {
                 return;
             }
-            match self.heartbeat(&registry).await {
+            match self.heartbeat(&node).await {
                 Ok(()) if !healthy => {
                     info!("Redis reachable again");
                     healthy = true;
@@ -171,14 +187,14 @@ impl Cluster {
                         warn!(error = %e, "cluster heartbeat failed; this node's rooms may be placed elsewhere");
                     }
                     healthy = false;
-                    crate::stats::bump(&registry.stats().cluster_errors);
+                    crate::stats::bump(&self.stats.cluster_errors);
                 }
             }
         }
     }
 
-    async fn heartbeat(&self, registry: &Registry) -> redis::RedisResult<()> {
-        let record = self.own_record(registry).await;
+    async fn heartbeat(&self, node: &impl NodeLoad) -> redis::RedisResult<()> {
+        let record = self.own_record(node).await;
         let ttl = self.ttl.as_secs();
         let mut redis = self.redis.clone();
         let json = serde_json::to_string(&record).unwrap_or_default();
@@ -188,7 +204,7 @@ impl Cluster {
         let now = Instant::now();
         let mut owned = self.owned.lock().await;
         for room in &live {
-            self.claim(&mut redis, room, registry).await?;
+            self.claim(&mut redis, room).await?;
             owned.insert(room.clone(), now);
         }
         let closed: Vec<String> = owned
@@ -209,12 +225,7 @@ impl Cluster {
     /// that another node holds is warned about and counted: this node's records expired
     /// (Redis unreachable longer than the TTL) and the other node took the room meanwhile,
     /// so its new joins go there.
-    async fn claim(
-        &self,
-        redis: &mut ConnectionManager,
-        room: &str,
-        registry: &Registry,
-    ) -> redis::RedisResult<()> {
+    async fn claim(&self, redis: &mut ConnectionManager, room: &str) -> redis::RedisResult<()> {
         let holder: String = redis::cmd("EVAL")
             .arg(CLAIM)
             .arg(1)
@@ -228,26 +239,20 @@ impl Cluster {
                 room,
                 holder, "room live here is owned by another node in Redis"
             );
-            crate::stats::bump(&registry.stats().cluster_conflicts);
+            crate::stats::bump(&self.stats.cluster_conflicts);
         }
         Ok(())
     }
 
     /// This node's record with its rooms, for the heartbeat.
-    async fn own_record(&self, registry: &Registry) -> NodeRecord {
-        let counts: HashMap<String, usize> = registry
-            .snapshots()
-            .await
-            .into_iter()
-            .map(|s| (s.room, s.participants.len()))
-            .collect();
-        let open = registry.rooms().into_iter().map(|(id, _)| id.to_string());
-        node_record(&self.node_id, &self.url, open, &counts)
+    async fn own_record(&self, node: &impl NodeLoad) -> NodeRecord {
+        let counts = node.room_participants().await;
+        node_record(&self.node_id, &self.url, node.open_rooms(), &counts)
     }
 
     /// Every live node's record; this node's own carries its current load (without its
     /// rooms, which callers take from the registry).
-    pub async fn nodes(&self, registry: &Registry) -> redis::RedisResult<Vec<NodeRecord>> {
+    pub async fn nodes(&self, node: &impl NodeLoad) -> redis::RedisResult<Vec<NodeRecord>> {
         let mut redis = self.redis.clone();
         let mut keys: Vec<String> = Vec::new();
         let mut cursor: u64 = 0;
@@ -269,7 +274,7 @@ impl Cluster {
         let mut nodes = vec![NodeRecord {
             id: self.node_id.clone(),
             url: self.url.clone(),
-            participants: registry.counts().1,
+            participants: node.participants(),
             rooms: Vec::new(),
         }];
         let own_key = node_key(&self.node_id);
@@ -278,7 +283,7 @@ impl Cluster {
             let values: Vec<Option<String>> = redis.mget(&keys).await?;
             nodes.extend(keys.iter().zip(values).filter_map(|(key, stored)| {
                 let id = key.strip_prefix("sfu:node:")?;
-                self.open_record(id, &stored?, registry)
+                self.open_record(id, &stored?)
             }));
         }
         Ok(nodes)
@@ -288,15 +293,11 @@ impl Cluster {
     /// least-loaded live node, recorded as the owner. A room already live on this node
     /// stays here. A node that is stopping (draining) places no room on itself: its own
     /// rooms are closing, and a room it owns goes to another node.
-    pub async fn place(&self, room: &str, registry: &Registry) -> redis::RedisResult<Placement> {
+    pub async fn place(&self, room: &str, node: &impl NodeLoad) -> redis::RedisResult<Placement> {
         let mut redis = self.redis.clone();
-        let draining = registry.draining();
-        if !draining
-            && registry
-                .existing_room(&RoomId::from_wire(room.to_owned()))
-                .is_some()
-        {
-            self.claim(&mut redis, room, registry).await?;
+        let draining = node.draining();
+        if !draining && node.hosts(room) {
+            self.claim(&mut redis, room).await?;
             return Ok(Placement::Here);
         }
         let key = room_key(room);
@@ -311,16 +312,14 @@ impl Cluster {
                     continue;
                 }
                 let record: Option<String> = redis.get(node_key(&owner)).await?;
-                if let Some(node) =
-                    record.and_then(|stored| self.open_record(&owner, &stored, registry))
-                {
+                if let Some(node) = record.and_then(|stored| self.open_record(&owner, &stored)) {
                     return Ok(Placement::Elsewhere(node.url));
                 }
                 // Its owner is gone: release the room and place it again.
                 release(&mut redis, room, &owner).await?;
                 continue;
             }
-            let nodes = self.nodes(registry).await?;
+            let nodes = self.nodes(node).await?;
             let Some(chosen) = least_loaded(&nodes, &self.node_id, draining) else {
                 return Ok(Placement::Here);
             };
@@ -351,7 +350,7 @@ impl Cluster {
     /// Node `id`'s record, if it was sealed with the cluster secret and names that node;
     /// one that does not open was not written by a node of this cluster: ignored, and
     /// warned about and counted the first time it is read.
-    fn open_record(&self, id: &str, stored: &str, registry: &Registry) -> Option<NodeRecord> {
+    fn open_record(&self, id: &str, stored: &str) -> Option<NodeRecord> {
         let record = crate::sealed::open(stored, &self.secret)
             .and_then(|json| serde_json::from_str::<NodeRecord>(&json).ok())
             .filter(|record| record.id == id)
@@ -361,7 +360,7 @@ impl Cluster {
                 node = id,
                 "a node record in Redis does not verify with the cluster secret; ignored"
             );
-            crate::stats::bump(&registry.stats().cluster_forged_records);
+            crate::stats::bump(&self.stats.cluster_forged_records);
         }
         record
     }

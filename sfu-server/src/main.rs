@@ -4,19 +4,23 @@ mod access;
 mod api;
 mod cli;
 mod cluster;
+mod egress;
 mod http;
 mod http_serve;
 mod interfaces;
 mod kicked;
 mod limits;
 mod message_rate;
+mod metric_names;
 mod metrics;
+mod node_services;
 mod peer_addresses;
 mod per_ip;
 mod read_budget;
 mod registry;
 mod room;
 mod rooms_feed;
+mod routing;
 mod sealed;
 mod session;
 mod shard;
@@ -35,9 +39,10 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::registry::{Registry, Routes};
+use crate::egress::TcpWriters;
+use crate::registry::Registry;
+use crate::routing::Routes;
 use crate::stats::Stats;
-use crate::tcp::TcpWriters;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
@@ -155,10 +160,16 @@ async fn run(mut config: config::Config) -> anyhow::Result<()> {
             .cluster_secret
             .as_deref()
             .context("redis_url is set without cluster_secret")?;
-        let cluster =
-            cluster::Cluster::connect(redis_url, secret, node_id.clone(), url.clone(), ttl)
-                .await
-                .context("cannot reach Redis at redis_url")?;
+        let cluster = cluster::Cluster::connect(
+            redis_url,
+            secret,
+            node_id.clone(),
+            url.clone(),
+            ttl,
+            registry.stats().clone(),
+        )
+        .await
+        .context("cannot reach Redis at redis_url")?;
         registry.set_cluster(cluster.clone());
         tokio::spawn(cluster.heartbeat_loop(registry.clone()));
         info!(node = %node_id, %url, "cluster node registered in Redis");

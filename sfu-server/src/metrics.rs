@@ -20,28 +20,13 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::access;
 use crate::limits::{LIMITS_HIT, Limit};
+use crate::metric_names::{
+    CONNECTION_FAILURE_REASONS, CONNECTION_FAILURES, FORWARDING_SECONDS, JOIN_SECONDS,
+    KEYFRAME_WAIT_SECONDS, SIGNALING_ERRORS,
+};
 use crate::registry::Registry;
 use crate::room::RoomSnapshot;
 use crate::stats::{Stats, StatsSnapshot};
-
-/// Join: from the `join` message to ICE and DTLS connected.
-pub const JOIN_SECONDS: &str = "sfu_join_seconds";
-/// Inside the SFU: from a packet's receipt to its last copy handed to the socket.
-pub const FORWARDING_SECONDS: &str = "sfu_forwarding_seconds";
-/// Consumers: from waiting for a layer's keyframe to forwarding it.
-pub const KEYFRAME_WAIT_SECONDS: &str = "sfu_keyframe_wait_seconds";
-/// Signaling errors sent, by code.
-pub const SIGNALING_ERRORS: &str = "sfu_signaling_errors_by_code_total";
-/// Participants removed because their media path failed, by reason.
-pub const CONNECTION_FAILURES: &str = "sfu_connection_failures_total";
-/// The reasons of [`CONNECTION_FAILURES`].
-pub const CONNECTION_FAILURE_REASONS: [&str; 5] = [
-    "signaling_lost",
-    "ice_connect_timeout",
-    "media_path_lost",
-    "peer_connection_closed",
-    "rtc_error",
-];
 
 const KEYFRAME_WAIT_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0];
 const JOIN_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0];

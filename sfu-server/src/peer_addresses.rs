@@ -16,7 +16,7 @@ use std::time::Instant;
 use sfu_core::stun;
 use tracing::warn;
 
-use crate::registry::{Route, Routes};
+use crate::routing::{Route, Routes};
 use crate::stun_auth;
 
 /// Addresses learned for one ufrag at most (a client's candidate pairs, and the addresses an
@@ -146,7 +146,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::room::ParticipantKey;
+    use crate::routing::ParticipantKey;
     use crate::udp::tests::{TEST_ICE_PASSWORD, binding_request, test_route};
 
     fn routes_of(ufrag: &str) -> Routes {

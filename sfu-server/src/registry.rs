@@ -1,8 +1,9 @@
-//! The room registry (room id → room task) and the UDP routing table (ICE ufrag → participant).
+//! The room registry: room id → room task, which media shard a new room goes to, and
+//! forgetting a room when its task ends (its routes and resume tokens too, if it panicked).
 //!
-//! `dashmap` lives here and only here: lookups when joining and when a new
-//! address first sends STUN; never per forwarded packet per subscriber.
+//! Its maps are looked up when joining, never per forwarded packet per subscriber.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -12,29 +13,15 @@ use sfu_core::ids::RoomId;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tracing::error;
 
-use crate::cluster::Cluster;
-use crate::kicked::KickedIdentities;
-use crate::room::{self, AdminRequest, Datagram, ParticipantKey, RoomCommand, RoomSnapshot};
+use crate::cluster::{Cluster, NodeLoad};
+use crate::node_services::NodeServices;
+use crate::room::{self, AdminRequest, NodeContext, RoomCommand, RoomSnapshot};
 use crate::rooms_feed::RoomsFeed;
+use crate::routing::{Datagram, Routes};
 use crate::shard::Shard;
 use crate::stats::Stats;
-use crate::tcp::MediaOut;
-
-/// Where datagrams for one participant go.
-#[derive(Debug, Clone)]
-pub struct Route {
-    /// The room task's datagram queue.
-    pub datagrams: mpsc::Sender<Datagram>,
-    /// The participant inside that room.
-    pub participant: ParticipantKey,
-    /// The server's ICE password of this ufrag: a STUN check that names the ufrag binds its
-    /// source to the participant only when its MESSAGE-INTEGRITY verifies with it.
-    pub ice_password: Arc<str>,
-}
-
-/// Server ICE ufrag → route. Rooms add an entry per participant and remove it when it leaves.
-pub type Routes = Arc<DashMap<String, Route>>;
 
 /// A running room task, as seen from outside.
 #[derive(Debug, Clone)]
@@ -77,12 +64,10 @@ struct Inner {
     rooms: DashMap<RoomId, RoomHandle>,
     routes: Routes,
     pending_joins: AtomicUsize,
-    resumable: DashMap<String, (RoomId, ParticipantKey)>,
     generations: AtomicU64,
-    next_participant: AtomicU64,
+    services: NodeServices,
     cluster: OnceLock<Cluster>,
     rooms_feed: RoomsFeed,
-    kicked: KickedIdentities,
     draining: std::sync::atomic::AtomicBool,
 }
 
@@ -101,26 +86,6 @@ impl Drop for JoinPermit {
 #[derive(Clone)]
 pub struct Registry {
     inner: Arc<Inner>,
-}
-
-/// Everything a room task needs from the node.
-#[derive(Clone)]
-pub struct NodeContext {
-    /// The registry, to unregister the room when it empties.
-    pub registry: Registry,
-    /// Validated configuration.
-    pub config: Arc<config::Config>,
-    /// Where participants' packets go out: the room's shard's media socket or their ICE-TCP
-    /// connection.
-    pub media: MediaOut,
-    /// The bound address of the room's shard's media socket.
-    pub udp_addr: SocketAddr,
-    /// The ICE-TCP listener's bound address, when it runs.
-    pub ice_tcp_addr: Option<SocketAddr>,
-    /// Counters.
-    pub stats: Arc<Stats>,
-    /// The UDP routing table.
-    pub routes: Routes,
 }
 
 impl Registry {
@@ -142,12 +107,10 @@ impl Registry {
                 rooms: DashMap::new(),
                 routes,
                 pending_joins: AtomicUsize::new(0),
-                resumable: DashMap::new(),
                 generations: AtomicU64::new(0),
-                next_participant: AtomicU64::new(1),
+                services: NodeServices::default(),
                 cluster: OnceLock::new(),
                 rooms_feed: RoomsFeed::new(ROOMS_FEED_MAX_AGE),
-                kicked: KickedIdentities::default(),
                 draining: std::sync::atomic::AtomicBool::new(false),
             }),
         }
@@ -208,9 +171,9 @@ impl Registry {
             + shards
     }
 
-    /// A fresh participant sequence number, unique in this process.
-    pub fn next_participant_number(&self) -> u64 {
-        self.inner.next_participant.fetch_add(1, Ordering::Relaxed)
+    /// The resume tokens and kicked identities the node's rooms share.
+    pub fn services(&self) -> &NodeServices {
+        &self.inner.services
     }
 
     /// The room's handle, starting its task if it does not exist yet; `None` when that would
@@ -233,9 +196,10 @@ impl Registry {
             .or_insert_with(|| {
                 let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed);
                 let shard = self.least_loaded_shard();
-                let commands = room::spawn(id.clone(), generation, self.node_context(shard), shard);
+                let task = room::spawn(id.clone(), self.node_context(shard), shard);
+                self.watch(id.clone(), generation, task.datagrams, task.ended, shard);
                 RoomHandle {
-                    commands,
+                    commands: task.commands,
                     generation,
                 }
             })
@@ -256,18 +220,6 @@ impl Registry {
         })
     }
 
-    /// Remember which participant a resume token takes back.
-    pub fn remember_resume(&self, token: &str, room: RoomId, participant: ParticipantKey) {
-        self.inner
-            .resumable
-            .insert(token.to_owned(), (room, participant));
-    }
-
-    /// The room and participant a resume token takes back, if it is still valid.
-    pub fn resume_target(&self, token: &str) -> Option<(RoomId, ParticipantKey)> {
-        self.inner.resumable.get(token).map(|e| e.value().clone())
-    }
-
     /// The server is stopping: it takes no new joins or resumes, and places no new room on
     /// itself.
     pub fn begin_draining(&self) {
@@ -277,16 +229,6 @@ impl Registry {
     /// Whether the server is stopping (see [`Registry::begin_draining`]).
     pub fn draining(&self) -> bool {
         self.inner.draining.load(Ordering::Acquire)
-    }
-
-    /// Identities kicked out of rooms, kept out until their tokens expire.
-    pub fn kicked(&self) -> &KickedIdentities {
-        &self.inner.kicked
-    }
-
-    /// The participant is gone: its resume token no longer works.
-    pub fn forget_resume(&self, token: &str) {
-        self.inner.resumable.remove(token);
     }
 
     /// Every room's id and handle.
@@ -329,9 +271,7 @@ impl Registry {
             }
             !dead
         });
-        self.inner
-            .resumable
-            .retain(|_, (_, participant)| !gone.contains(participant));
+        self.inner.services.forget_resumes_of(&gone);
         self.remove_room(id, generation);
         crate::stats::bump(&self.inner.stats.rooms_crashed);
     }
@@ -353,9 +293,31 @@ impl Registry {
             .expect("a node has a media shard")
     }
 
+    /// Forget room `id` (`generation`) when its task ends; one that panicked takes its
+    /// routes and resume tokens with it, and is counted.
+    fn watch(
+        &self,
+        id: RoomId,
+        generation: u64,
+        datagrams: mpsc::Sender<Datagram>,
+        ended: tokio::task::JoinHandle<()>,
+        shard: &Shard,
+    ) {
+        let registry = self.clone();
+        shard.runtime.spawn(async move {
+            match ended.await {
+                Err(e) if e.is_panic() => {
+                    error!(room = %id, "room task panicked; its participants are sent away and its name freed");
+                    registry.room_crashed(&id, generation, &datagrams);
+                }
+                _ => registry.remove_room(&id, generation),
+            }
+        });
+    }
+
     fn node_context(&self, shard: &Shard) -> NodeContext {
         NodeContext {
-            registry: self.clone(),
+            services: self.inner.services.clone(),
             config: self.inner.config.clone(),
             media: shard.media.clone(),
             udp_addr: shard.udp_addr,
@@ -366,9 +328,40 @@ impl Registry {
     }
 }
 
+impl NodeLoad for Registry {
+    fn open_rooms(&self) -> Vec<String> {
+        self.rooms()
+            .into_iter()
+            .map(|(id, _)| id.to_string())
+            .collect()
+    }
+
+    async fn room_participants(&self) -> HashMap<String, usize> {
+        self.snapshots()
+            .await
+            .into_iter()
+            .map(|s| (s.room, s.participants.len()))
+            .collect()
+    }
+
+    fn participants(&self) -> usize {
+        self.counts().1
+    }
+
+    fn hosts(&self, room: &str) -> bool {
+        self.existing_room(&RoomId::from_wire(room.to_owned()))
+            .is_some()
+    }
+
+    fn draining(&self) -> bool {
+        Registry::draining(self)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::routing::ParticipantKey;
 
     /// A registry with two media threads on loopback.
     pub(crate) async fn registry(config: config::Config) -> Registry {
@@ -378,7 +371,7 @@ pub(crate) mod tests {
             2,
             "127.0.0.1:0".parse().expect("address"),
             &[],
-            &crate::tcp::TcpWriters::default(),
+            &crate::egress::TcpWriters::default(),
             &routes,
             &stats,
         )
@@ -488,7 +481,7 @@ pub(crate) mod tests {
         let (crashing, _, mut ann) = join(&r, &a, "ann").await;
         let (_, bob_key, _bob) = join(&r, &b, "bob").await;
         assert_eq!(r.inner.routes.len(), 2);
-        assert!(r.resume_target("token-ann").is_some());
+        assert!(r.services().resume_target("token-ann").is_some());
 
         crashing
             .commands
@@ -509,10 +502,13 @@ pub(crate) mod tests {
         assert!(counted.is_ok(), "the crash is counted");
         assert_eq!(r.inner.stats.rooms_crashed.load(Ordering::Relaxed), 1);
         assert!(
-            r.resume_target("token-ann").is_none(),
+            r.services().resume_target("token-ann").is_none(),
             "ann's resume token is gone"
         );
-        assert!(r.resume_target("token-bob").is_some(), "bob's is kept");
+        assert!(
+            r.services().resume_target("token-bob").is_some(),
+            "bob's is kept"
+        );
         let routes: Vec<ParticipantKey> = r
             .inner
             .routes

@@ -21,7 +21,8 @@ use crate::message_rate::MessageRate;
 use crate::per_ip::PerIpPlace;
 use crate::read_budget::{OverBudget, ReadBudget};
 use crate::registry::Registry;
-use crate::room::{Identity, JoinRequest, Outbound, ParticipantKey, ResumeRequest, RoomCommand};
+use crate::room::{Identity, JoinRequest, Outbound, ResumeRequest, RoomCommand};
+use crate::routing::ParticipantKey;
 use crate::stats::{Stats, bump};
 
 /// Messages queued toward one client before it counts as too slow and is dropped.
@@ -226,7 +227,7 @@ async fn enter_by_join(
         identity,
     } = authorize(registry.config(), &room, name, token.as_deref())?;
     if let Some(identity) = &identity
-        && let Some(until) = registry.kicked().kept_out_until(
+        && let Some(until) = registry.services().kicked().kept_out_until(
             &RoomId::from_wire(room.as_str()),
             &identity.sub,
             auth::unix_now(),
@@ -287,7 +288,10 @@ async fn enter_by_resume(
     if registry.draining() {
         return Err(shutting_down());
     }
-    let (room_id, key) = registry.resume_target(resume_token).ok_or_else(gone)?;
+    let (room_id, key) = registry
+        .services()
+        .resume_target(resume_token)
+        .ok_or_else(gone)?;
     let handle = registry.existing_room(&room_id).ok_or_else(gone)?;
     let (reply, answer) = oneshot::channel();
     let request = ResumeRequest {
@@ -732,7 +736,7 @@ async fn reply_error(
     error: ProtocolError,
 ) -> Result<(), SendFailure> {
     bump(&stats.signaling_errors);
-    ::metrics::counter!(crate::metrics::SIGNALING_ERRORS, "code" => error.code.as_str())
+    ::metrics::counter!(crate::metric_names::SIGNALING_ERRORS, "code" => error.code.as_str())
         .increment(1);
     warn!(code = error.code.as_str(), message = %error.message, "refused client message");
     let reply = ServerMessage::Error {

@@ -13,9 +13,9 @@ use futures_util::FutureExt;
 use tokio::runtime::Handle;
 use tracing::error;
 
-use crate::registry::Routes;
+use crate::egress::{MediaOut, TcpWriters};
+use crate::routing::Routes;
 use crate::stats::{Stats, bump};
-use crate::tcp::{MediaOut, TcpWriters};
 use crate::{interfaces, udp};
 
 /// One media shard, as the rest of the node sees it.

@@ -5,9 +5,9 @@
 //! a 16-bit length prefix. Its first frame must be a STUN check naming a participant's
 //! ufrag: that routes the connection. Frames then go to the room like UDP datagrams, and
 //! what the room transmits to the connection's remote address goes back through the
-//! connection's writer (see [`MediaOut`]).
+//! connection's writer (see [`crate::egress::MediaOut`]).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,18 +16,14 @@ use sfu_core::{datagram, stun};
 use str0m::net::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::{debug, info};
 
-use crate::registry::{Route, Routes};
-use crate::room::{Datagram, ParticipantKey};
+use crate::egress::TcpWriters;
+use crate::routing::{Datagram, ParticipantKey, Route, Routes};
 use crate::stats::{Stats, add, bump};
 use crate::stun_auth;
-use crate::udp_batch::UdpBatch;
-
-/// The writer of each live ICE-TCP connection, by the client's address.
-pub type TcpWriters = Arc<DashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>;
 
 /// Frames queued toward one TCP client before more are dropped (as UDP would drop them).
 const WRITE_QUEUE: usize = 1024;
@@ -44,70 +40,6 @@ const MAX_UNROUTED: usize = 256;
 /// pair it checks, and those of an ICE restart overlap the old ones for a while); more are
 /// refused, so that naming a ufrag cannot hold descriptors without end.
 const MAX_PER_PARTICIPANT: usize = 8;
-
-/// Where a participant's outgoing packets go: the shared UDP socket, or the ICE-TCP
-/// connection they belong to.
-#[derive(Clone)]
-pub struct MediaOut {
-    /// Its media thread's UDP socket.
-    pub udp: Arc<UdpSocket>,
-    /// Live ICE-TCP connections.
-    pub tcp: TcpWriters,
-    /// UDP datagrams waiting to go out together (GSO) at the next [`MediaOut::flush`].
-    pub batch: UdpBatch,
-    /// Local addresses a UDP packet names as its source when its candidate is one of them
-    /// (see [`crate::udp::reply_addresses`]).
-    pub reply_from: Arc<[IpAddr]>,
-}
-
-impl MediaOut {
-    /// Output over a UDP media socket and the node's ICE-TCP connections.
-    pub fn new(udp: UdpSocket, tcp: TcpWriters, reply_from: Vec<IpAddr>) -> Self {
-        Self {
-            batch: UdpBatch::new(&udp),
-            udp: Arc::new(udp),
-            tcp,
-            reply_from: reply_from.into(),
-        }
-    }
-
-    /// Send one packet from local candidate `source` without waiting: UDP ones queue in the
-    /// batch until [`Self::flush`], TCP ones go to their connection's writer. A full buffer
-    /// or a gone connection drops the packet (counted).
-    pub fn transmit(
-        &mut self,
-        proto: Protocol,
-        source: SocketAddr,
-        destination: SocketAddr,
-        contents: &[u8],
-        stats: &Stats,
-    ) {
-        match proto {
-            Protocol::Udp => {
-                let from = self
-                    .reply_from
-                    .contains(&source.ip())
-                    .then_some(source.ip());
-                self.batch
-                    .push(&self.udp, from, destination, contents, stats)
-            }
-            _ => {
-                let sent = self
-                    .tcp
-                    .get(&destination)
-                    .is_some_and(|writer| writer.try_send(contents.to_vec()).is_ok());
-                if !sent {
-                    bump(&stats.udp_send_dropped);
-                }
-            }
-        }
-    }
-
-    /// Send the queued UDP datagrams.
-    pub fn flush(&mut self, stats: &Stats) {
-        self.batch.flush(&self.udp, stats);
-    }
-}
 
 /// Accept ICE-TCP connections forever.
 pub async fn accept_loop(

@@ -18,8 +18,7 @@ use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
 use crate::peer_addresses::PeerAddresses;
-use crate::registry::Routes;
-use crate::room::Datagram;
+use crate::routing::{Datagram, Routes};
 use crate::stats::{Stats, add, bump};
 
 /// Kernel buffer asked for in each direction. Every participant of a media thread shares
@@ -185,8 +184,7 @@ pub(crate) mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::registry::Route;
-    use crate::room::ParticipantKey;
+    use crate::routing::{ParticipantKey, Route};
     use crate::udp_batch::UdpBatch;
 
     /// The server ICE password of every test route.
@@ -200,7 +198,7 @@ pub(crate) mod tests {
 
     /// A route to `participant` whose ufrag has [`TEST_ICE_PASSWORD`].
     pub(crate) fn test_route(
-        datagrams: mpsc::Sender<crate::room::Datagram>,
+        datagrams: mpsc::Sender<crate::routing::Datagram>,
         participant: ParticipantKey,
     ) -> Route {
         Route {

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use crate::ServerMessage;
+use crate::server::ServerMessage;
 
 /// Server messages waiting, in order, for room on a session's queue.
 #[derive(Debug, Default)]

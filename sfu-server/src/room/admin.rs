@@ -176,7 +176,7 @@ impl Room {
                         .get(&key)
                         .and_then(|p| p.identity.as_ref())
                     {
-                        self.ctx.registry.kicked().kick(
+                        self.ctx.services.kicked().kick(
                             &self.id,
                             &identity.sub,
                             identity.expires,

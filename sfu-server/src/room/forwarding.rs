@@ -54,7 +54,7 @@ impl Room {
             Event::Connected => {
                 if let Some(p) = self.participants.get_mut(&key) {
                     if !p.connected_once {
-                        ::metrics::histogram!(crate::metrics::JOIN_SECONDS)
+                        ::metrics::histogram!(crate::metric_names::JOIN_SECONDS)
                             .record(p.joined_at.elapsed().as_secs_f64());
                     }
                     p.connected = true;

@@ -15,7 +15,7 @@ use tracing::{debug, info, info_span, warn};
 use super::outbox::Outbox;
 use super::participant::{self, Participant};
 use super::{Datagram, JoinRequest, ParticipantKey, Room};
-use crate::registry::Route;
+use crate::routing::Route;
 use crate::stats::bump;
 
 /// Without a client offer, the server makes its first offer this long after the join.
@@ -74,7 +74,7 @@ impl Room {
                 return;
             }
         };
-        let key = ParticipantKey(self.ctx.registry.next_participant_number());
+        let key = ParticipantKey(self.ctx.services.next_number());
         let id = ParticipantId::from_sequence(key.0);
         let credentials = rtc.direct_api().local_ice_credentials();
         let ufrag = credentials.ufrag;
@@ -141,7 +141,7 @@ impl Room {
             resume_token: (self.ctx.config.resume_grace_secs > 0).then(|| resume_token.clone()),
         };
         self.ctx
-            .registry
+            .services
             .remember_resume(&resume_token, self.id.clone(), key);
         // `joined` goes first on the participant's queue, before anything the room says next.
         p.outbox.send(joined);
@@ -227,7 +227,7 @@ impl Room {
             info!(reason = ?reason, "participant left");
         }
         self.ctx.routes.remove(&p.ufrag);
-        self.ctx.registry.forget_resume(&p.resume_token);
+        self.ctx.services.forget_resume(&p.resume_token);
         self.speakers.remove(&key);
         self.placement.participant_left();
         if let Some(reason) = reason {
@@ -321,7 +321,7 @@ impl Room {
                 participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
             }
             if !p.rtc.is_alive() {
-                ::metrics::counter!(crate::metrics::CONNECTION_FAILURES, "reason" => "peer_connection_closed")
+                ::metrics::counter!(crate::metric_names::CONNECTION_FAILURES, "reason" => "peer_connection_closed")
                     .increment(1);
                 self.to_remove.push((key, Some(LeaveReason::Timeout)));
                 continue;
@@ -330,7 +330,7 @@ impl Room {
                 let _g = p.span.enter();
                 info!("signaling connection not resumed in time; removing participant");
                 drop(_g);
-                ::metrics::counter!(crate::metrics::CONNECTION_FAILURES, "reason" => "signaling_lost")
+                ::metrics::counter!(crate::metric_names::CONNECTION_FAILURES, "reason" => "signaling_lost")
                     .increment(1);
                 self.to_remove.push((key, Some(LeaveReason::Timeout)));
                 continue;
@@ -341,7 +341,7 @@ impl Room {
                 } else {
                     "ice_connect_timeout"
                 };
-                ::metrics::counter!(crate::metrics::CONNECTION_FAILURES, "reason" => reason)
+                ::metrics::counter!(crate::metric_names::CONNECTION_FAILURES, "reason" => reason)
                     .increment(1);
                 let _g = p.span.enter();
                 warn!("media path not connected in time; removing participant");

@@ -23,23 +23,24 @@ mod vp8;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt;
 use sfu_core::ids::RoomId;
 use sfu_core::speakers::SpeakerRanking;
 use signaling::{LeaveReason, ProtocolError, ServerMessage};
 use str0m::Event;
 use str0m::net::Protocol;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{Instrument, error, info, info_span};
+use tracing::{Instrument, info, info_span};
 
 #[cfg(test)]
 pub use self::admin::ParticipantSnapshot;
 pub use self::admin::{AdminRequest, RoomSnapshot};
-use crate::registry::NodeContext;
+use crate::egress::MediaOut;
+use crate::node_services::NodeServices;
+use crate::routing::{Datagram, ParticipantKey, Routes};
 use crate::shard::{Placement, Shard};
+use crate::stats::Stats;
 use outbox::Delivery;
 use participant::Participant;
 use producer::{Producer, ProducerKey};
@@ -55,25 +56,35 @@ const TICK: Duration = Duration::from_millis(250);
 /// Least time between two `speakers` messages.
 const SPEAKERS_INTERVAL: Duration = Duration::from_millis(300);
 
-/// A participant's key inside its room (never reused in a process).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ParticipantKey(pub u64);
+/// Everything a room task needs from the node.
+#[derive(Clone)]
+pub struct NodeContext {
+    /// Resume tokens, kicked identities and key numbers, shared by the node's rooms.
+    pub services: NodeServices,
+    /// Validated configuration.
+    pub config: std::sync::Arc<config::Config>,
+    /// Where participants' packets go out: the room's shard's media socket or their ICE-TCP
+    /// connection.
+    pub media: MediaOut,
+    /// The bound address of the room's shard's media socket.
+    pub udp_addr: SocketAddr,
+    /// The ICE-TCP listener's bound address, when it runs.
+    pub ice_tcp_addr: Option<SocketAddr>,
+    /// Counters.
+    pub stats: std::sync::Arc<Stats>,
+    /// The UDP routing table.
+    pub routes: Routes,
+}
 
-/// A datagram routed to a participant of this room.
-#[derive(Debug)]
-pub struct Datagram {
-    /// The participant it is for.
-    pub participant: ParticipantKey,
-    /// Who sent it.
-    pub source: SocketAddr,
-    /// The local address it was sent to, where the socket reports it.
-    pub local: Option<std::net::IpAddr>,
-    /// The bytes.
-    pub data: Vec<u8>,
-    /// UDP, or TCP when it came over an ICE-TCP connection.
-    pub proto: Protocol,
-    /// When it was read from the socket.
-    pub at: Instant,
+/// A started room task: where to send it commands and datagrams, and its end (a task that
+/// panicked ends with an error saying so).
+pub struct RoomTask {
+    /// Commands (joins, signaling) to the room.
+    pub commands: mpsc::Sender<RoomCommand>,
+    /// The room's datagram queue (what its routes point at).
+    pub datagrams: mpsc::Sender<Datagram>,
+    /// Resolves when the task ends.
+    pub ended: tokio::task::JoinHandle<()>,
 }
 
 /// A request to join the room.
@@ -151,21 +162,15 @@ pub enum Outbound {
 }
 
 /// Start a room task on `shard`; returns its command queue.
-pub fn spawn(
-    id: RoomId,
-    generation: u64,
-    ctx: NodeContext,
-    shard: &Shard,
-) -> mpsc::Sender<RoomCommand> {
+pub fn spawn(id: RoomId, ctx: NodeContext, shard: &Shard) -> RoomTask {
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (datagram_tx, datagram_rx) = mpsc::channel(DATAGRAM_QUEUE);
     let span = info_span!("room", room = %id);
     let room = Room {
         id,
-        generation,
         candidate_addrs: candidate_addrs(&ctx),
         ctx,
-        datagram_tx,
+        datagram_tx: datagram_tx.clone(),
         participants: HashMap::new(),
         producers: HashMap::new(),
         events: VecDeque::new(),
@@ -176,34 +181,21 @@ pub fn spawn(
         opened_at: Instant::now(),
         forwarded_packets: 0,
         forwarded_bytes: 0,
-        forwarding_seconds: ::metrics::histogram!(crate::metrics::FORWARDING_SECONDS),
+        forwarding_seconds: ::metrics::histogram!(crate::metric_names::FORWARDING_SECONDS),
         forwarded_arrivals: Vec::new(),
         outboxes_backlogged: false,
-        keyframe_wait_seconds: ::metrics::histogram!(crate::metrics::KEYFRAME_WAIT_SECONDS),
+        keyframe_wait_seconds: ::metrics::histogram!(crate::metric_names::KEYFRAME_WAIT_SECONDS),
         placement: shard.place_room(),
     };
-    shard
+    // A panic (a bug, or input str0m does not survive) ends this task alone: the unwinding
+    // drops the room, which tells its participants the room closed.
+    let ended = shard
         .runtime
-        .spawn(contain_panic(room, commands_rx, datagram_rx, generation).instrument(span));
-    commands_tx
-}
-
-/// Run `room` until it closes. If it panics (a bug, or input str0m does not survive), the
-/// other rooms keep serving: the unwinding drops the room, which tells its participants the
-/// room closed, and the registry then forgets it, its routes and resume tokens.
-async fn contain_panic(
-    room: Room,
-    commands: mpsc::Receiver<RoomCommand>,
-    datagrams: mpsc::Receiver<Datagram>,
-    generation: u64,
-) {
-    let registry = room.ctx.registry.clone();
-    let id = room.id.clone();
-    let datagram_tx = room.datagram_tx.clone();
-    let run = AssertUnwindSafe(room.run(commands, datagrams)).catch_unwind();
-    if run.await.is_err() {
-        error!("room task panicked; its participants are sent away and its name freed");
-        registry.room_crashed(&id, generation, &datagram_tx);
+        .spawn(room.run(commands_rx, datagram_rx).instrument(span));
+    RoomTask {
+        commands: commands_tx,
+        datagrams: datagram_tx,
+        ended,
     }
 }
 
@@ -225,7 +217,6 @@ fn candidate_addrs(ctx: &NodeContext) -> Vec<(Protocol, SocketAddr)> {
 /// The room's state, owned by its task.
 pub(crate) struct Room {
     id: RoomId,
-    generation: u64,
     ctx: NodeContext,
     candidate_addrs: Vec<(Protocol, SocketAddr)>,
     datagram_tx: mpsc::Sender<Datagram>,
@@ -299,7 +290,6 @@ impl Room {
                 break;
             }
         }
-        self.ctx.registry.remove_room(&self.id, self.generation);
         // Joins that raced with the closing are dropped here; their sessions retry on a new room.
         commands.close();
         while commands.try_recv().is_ok() {}
@@ -461,7 +451,8 @@ impl Room {
 
     fn count_error(&self, code: signaling::ErrorCode) {
         crate::stats::bump(&self.ctx.stats.signaling_errors);
-        ::metrics::counter!(crate::metrics::SIGNALING_ERRORS, "code" => code.as_str()).increment(1);
+        ::metrics::counter!(crate::metric_names::SIGNALING_ERRORS, "code" => code.as_str())
+            .increment(1);
     }
 
     /// Queue a message to every participant but `except`.

@@ -395,7 +395,7 @@ impl Room {
                 pt_map: None,
                 max_layer: Some(2),
                 reported: None,
-                created: self.ctx.registry.next_participant_number(),
+                created: self.ctx.services.next_number(),
                 keyframe_awaited_since: None,
                 egress: Default::default(),
                 reported_lost: 0,

@@ -20,8 +20,8 @@ use super::connection::ConnectionView;
 use super::outbox::Outbox;
 use super::producer::{Consumer, ProducerKey};
 use super::rtcp_stats::FeedbackTotals;
+use crate::egress::MediaOut;
 use crate::stats::Stats;
-use crate::tcp::MediaOut;
 
 /// One peer connection in the room.
 pub struct Participant {
@@ -203,7 +203,7 @@ pub fn drain(
                 warn!(error = %e, "peer connection failed");
                 p.connection
                     .record(p.joined_at.elapsed(), "peer_connection_failed");
-                ::metrics::counter!(crate::metrics::CONNECTION_FAILURES, "reason" => "rtc_error")
+                ::metrics::counter!(crate::metric_names::CONNECTION_FAILURES, "reason" => "rtc_error")
                     .increment(1);
                 p.rtc.disconnect();
                 p.next_timeout = Instant::now();

@@ -98,9 +98,9 @@ impl Room {
         p.session += 1;
         // A resume token takes the participant back once: whoever saw it cannot use it again.
         let old_token = p.resume_token.clone();
-        self.ctx.registry.forget_resume(&p.resume_token);
+        self.ctx.services.forget_resume(&p.resume_token);
         self.ctx
-            .registry
+            .services
             .remember_resume(&new_resume_token, self.id.clone(), key);
         p.resume_token = new_resume_token;
         {
@@ -122,9 +122,9 @@ impl Room {
         if reply.send(Ok((p.id.to_string(), p.session))).is_err() {
             // Its session stopped waiting meanwhile and never learnt the new token: the old
             // one stays the way back.
-            self.ctx.registry.forget_resume(&p.resume_token);
+            self.ctx.services.forget_resume(&p.resume_token);
             self.ctx
-                .registry
+                .services
                 .remember_resume(&old_token, self.id.clone(), key);
             p.resume_token = old_token;
         }

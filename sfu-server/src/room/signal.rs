@@ -231,7 +231,7 @@ impl Room {
             }
             None => (sfu_core::codec::Codec::Vp8, "VP8".into(), 90_000),
         };
-        let producer_key = ProducerKey(self.ctx.registry.next_participant_number());
+        let producer_key = ProducerKey(self.ctx.services.next_number());
         let id = ProducerId::from_sequence(producer_key.0);
         let interval = Duration::from_millis(self.ctx.config.keyframe_request_interval_ms);
         let producer = Producer {
