@@ -26,7 +26,7 @@ use crate::metric_names::{
 };
 use crate::registry::Registry;
 use crate::room::RoomSnapshot;
-use crate::stats::{Stats, StatsSnapshot};
+use crate::stats::{COUNTERS, Stats, StatsSnapshot};
 
 const KEYFRAME_WAIT_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0];
 const JOIN_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0];
@@ -112,6 +112,10 @@ fn describe() {
         CONNECTION_FAILURES,
         "Participants removed because their media path failed, by reason."
     );
+    for (name, what) in COUNTERS {
+        let what: Vec<&str> = what.split_whitespace().collect();
+        metrics::describe_counter!(format!("sfu_{name}_total"), what.join(" "));
+    }
 }
 
 #[derive(Clone)]
