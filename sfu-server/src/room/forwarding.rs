@@ -94,7 +94,9 @@ impl Room {
                 p.connected = false;
                 p.connect_deadline = Some(Instant::now() + timeout);
             }
-            IceConnectionState::Connected | IceConnectionState::Completed if p.connected => {
+            // The path came back (DTLS survived the outage): the participant stays.
+            IceConnectionState::Connected | IceConnectionState::Completed if p.connected_once => {
+                p.connected = true;
                 p.connect_deadline = None;
             }
             _ => {}

@@ -75,3 +75,17 @@ it('removes participants whose media path dies', { timeout: 120000 }, async () =
   assert.ok(result.removed_after_ms >= 3000 && result.removed_after_ms <= 25000,
     `removed ${result.removed_after_ms} ms after the cut (expected about 15 s + 3 s)`);
 });
+
+// Requirement: a media path that drops long enough for ICE to report it disconnected, then
+// comes back, keeps both participants: the connect timeout stops once ICE is connected
+// again, so nobody is told to leave and nothing is counted as a failure.
+it('keeps participants whose media path comes back', { timeout: 120000 }, async () => {
+  const result = await runInNetns(path.join(here, 'mediapath-blip.mjs'));
+  assert.equal(result.error, undefined, `scenario failed: ${result.error}\n${result.log}`);
+  console.log(`media path blip: ${JSON.stringify(result)}`);
+  assert.equal(result.leave_a, null, 'A stays');
+  assert.equal(result.leave_b, null, 'B stays');
+  assert.ok(result.decoded_after > result.decoded_before, 'B decodes A again');
+  assert.equal(result.failures.media_path_lost, 0, JSON.stringify(result.failures));
+  assert.equal(result.participants, 2);
+});
