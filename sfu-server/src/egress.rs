@@ -1,6 +1,7 @@
 //! What sends a participant's packets out: its media thread's UDP socket (batched, GSO) or
-//! the ICE-TCP connection a packet belongs to. Rooms write through it; the socket loops and
-//! the ICE-TCP acceptor fill in its parts.
+//! the ICE-TCP connection a packet belongs to. Rooms write through [`Egress`], which
+//! [`MediaOut`] is on a live server (and a test's capture is in a room test); the socket
+//! loops and the ICE-TCP acceptor fill in its parts.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -16,6 +17,23 @@ use crate::udp_batch::UdpBatch;
 /// The writer of each live ICE-TCP connection, by the client's address.
 pub type TcpWriters = Arc<DashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>;
 
+/// Where a room's outgoing packets go.
+pub trait Egress: Send {
+    /// Send one packet from local candidate `source` without waiting; what cannot be sent
+    /// is dropped and counted.
+    fn transmit(
+        &mut self,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+        stats: &Stats,
+    );
+
+    /// Send what [`Egress::transmit`] queued.
+    fn flush(&mut self, stats: &Stats);
+}
+
 /// Where a participant's outgoing packets go: the shared UDP socket, or the ICE-TCP
 /// connection they belong to.
 #[derive(Clone)]
@@ -24,7 +42,7 @@ pub struct MediaOut {
     pub udp: Arc<UdpSocket>,
     /// Live ICE-TCP connections.
     pub tcp: TcpWriters,
-    /// UDP datagrams waiting to go out together (GSO) at the next [`MediaOut::flush`].
+    /// UDP datagrams waiting to go out together (GSO) at the next flush.
     pub batch: UdpBatch,
     /// Local addresses a UDP packet names as its source when its candidate is one of them
     /// (see `udp::reply_addresses`).
@@ -41,11 +59,13 @@ impl MediaOut {
             reply_from: reply_from.into(),
         }
     }
+}
 
+impl Egress for MediaOut {
     /// Send one packet from local candidate `source` without waiting: UDP ones queue in the
     /// batch until [`Self::flush`], TCP ones go to their connection's writer. A full buffer
     /// or a gone connection drops the packet (counted).
-    pub fn transmit(
+    fn transmit(
         &mut self,
         proto: Protocol,
         source: SocketAddr,
@@ -75,7 +95,7 @@ impl MediaOut {
     }
 
     /// Send the queued UDP datagrams.
-    pub fn flush(&mut self, stats: &Stats) {
+    fn flush(&mut self, stats: &Stats) {
         self.batch.flush(&self.udp, stats);
     }
 }

@@ -319,7 +319,7 @@ impl Registry {
         NodeContext {
             services: self.inner.services.clone(),
             config: self.inner.config.clone(),
-            media: shard.media.clone(),
+            media: Box::new(shard.media.clone()),
             udp_addr: shard.udp_addr,
             ice_tcp_addr: self.inner.ice_tcp_addr,
             stats: self.inner.stats.clone(),

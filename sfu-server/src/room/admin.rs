@@ -157,7 +157,7 @@ impl Room {
     pub(super) fn admin(&mut self, request: AdminRequest) {
         match request {
             AdminRequest::Snapshot(reply) => {
-                let _ = reply.send(self.snapshot(Instant::now()));
+                let _ = reply.send(self.snapshot(self.now));
             }
             AdminRequest::Kick {
                 participant_id,

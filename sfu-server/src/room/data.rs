@@ -4,8 +4,6 @@ use serde::Serialize;
 use str0m::channel::{ChannelData, ChannelId};
 use tracing::{debug, info};
 
-use std::time::Instant;
-
 use super::participant;
 use super::{ParticipantKey, Room};
 use crate::limits::{self, Limit};
@@ -45,7 +43,7 @@ impl Room {
             bump(&self.ctx.stats.data_dropped);
             return;
         }
-        if !p.data_rate.admit(Instant::now()) {
+        if !p.data_rate.admit(self.now) {
             limits::hit(Limit::DataMessagesPerSecond);
             bump(&self.ctx.stats.data_dropped);
             return;
@@ -97,9 +95,10 @@ impl Room {
             });
             participant::drain(
                 other,
-                &mut self.ctx.media,
+                self.ctx.media.as_mut(),
                 &self.ctx.stats,
                 &mut self.events,
+                self.now,
             );
         }
     }

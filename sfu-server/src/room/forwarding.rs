@@ -1,7 +1,5 @@
 //! Events from participants' `Rtc`s: media fan-out, keyframe requests, connection state.
 
-use std::time::Instant;
-
 use sfu_core::codec::is_keyframe_start;
 use sfu_core::forwarder::{Decision, DropReason, PacketInfo};
 use str0m::bwe::BweKind;
@@ -53,13 +51,14 @@ impl Room {
             }
             Event::Connected => {
                 if let Some(p) = self.participants.get_mut(&key) {
+                    let since_join = self.now.saturating_duration_since(p.joined_at);
                     if !p.connected_once {
                         ::metrics::histogram!(crate::metric_names::JOIN_SECONDS)
-                            .record(p.joined_at.elapsed().as_secs_f64());
+                            .record(since_join.as_secs_f64());
                     }
                     p.connected = true;
                     p.connected_once = true;
-                    p.connection.record(p.joined_at.elapsed(), "dtls_connected");
+                    p.connection.record(since_join, "dtls_connected");
                     p.connect_deadline = None;
                     let _g = p.span.enter();
                     info!("peer connection connected (ICE + DTLS)");
@@ -88,11 +87,12 @@ impl Room {
         let _g = p.span.enter();
         info!(?state, "ICE connection state changed");
         let name = format!("ice_{state:?}").to_lowercase();
-        p.connection.record(p.joined_at.elapsed(), &name);
+        p.connection
+            .record(self.now.saturating_duration_since(p.joined_at), &name);
         match state {
             IceConnectionState::Disconnected => {
                 p.connected = false;
-                p.connect_deadline = Some(Instant::now() + timeout);
+                p.connect_deadline = Some(self.now + timeout);
             }
             // The path came back (DTLS survived the outage): the participant stays.
             IceConnectionState::Connected | IceConnectionState::Completed if p.connected_once => {
@@ -343,7 +343,7 @@ impl Room {
             KeyframeRequestKind::Fir if fir_negotiated => KeyframeRequestKind::Fir,
             _ => KeyframeRequestKind::Pli,
         };
-        if !producer.throttle.try_request(layer, Instant::now()) {
+        if !producer.throttle.try_request(layer, self.now) {
             bump(&self.ctx.stats.keyframe_requests_throttled);
             return;
         }
@@ -361,7 +361,13 @@ impl Room {
         };
         if requested {
             bump(&self.ctx.stats.keyframe_requests_sent);
-            participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
+            participant::drain(
+                p,
+                self.ctx.media.as_mut(),
+                &self.ctx.stats,
+                &mut self.events,
+                self.now,
+            );
         } else {
             let _g = p.span.enter();
             warn!(%mid, layer, "no incoming stream to request a keyframe from yet");

@@ -61,7 +61,7 @@ impl Room {
             }));
             return;
         }
-        let now = Instant::now();
+        let now = self.now;
         let mut rtc = match participant::new_rtc(&self.candidate_addrs, now) {
             Ok(rtc) => rtc,
             Err(e) => {
@@ -244,7 +244,13 @@ impl Room {
         }
         p.rtc.disconnect();
         let mut ignored = std::collections::VecDeque::new();
-        participant::drain(&mut p, &mut self.ctx.media, &self.ctx.stats, &mut ignored);
+        participant::drain(
+            &mut p,
+            self.ctx.media.as_mut(),
+            &self.ctx.stats,
+            &mut ignored,
+            self.now,
+        );
         self.broadcast(
             key,
             &ServerMessage::ParticipantLeft {
@@ -284,7 +290,13 @@ impl Room {
             debug!(error = %e, "datagram refused");
             bump(&self.ctx.stats.udp_rejected);
         }
-        participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
+        participant::drain(
+            p,
+            self.ctx.media.as_mut(),
+            &self.ctx.stats,
+            &mut self.events,
+            self.now,
+        );
         if !p.rtc.is_alive() {
             self.to_remove.push((p.key, Some(LeaveReason::Timeout)));
         }
@@ -318,7 +330,13 @@ impl Room {
                     let _g = p.span.enter();
                     warn!(error = %e, "timeout handling failed");
                 }
-                participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
+                participant::drain(
+                    p,
+                    self.ctx.media.as_mut(),
+                    &self.ctx.stats,
+                    &mut self.events,
+                    self.now,
+                );
             }
             if !p.rtc.is_alive() {
                 ::metrics::counter!(crate::metric_names::CONNECTION_FAILURES, "reason" => "peer_connection_closed")

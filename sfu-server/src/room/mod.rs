@@ -8,6 +8,8 @@ mod admin;
 mod connection;
 mod data;
 mod forwarding;
+#[cfg(test)]
+mod harness;
 mod layers;
 mod lifecycle;
 mod negotiation;
@@ -36,7 +38,7 @@ use tracing::{Instrument, info, info_span};
 #[cfg(test)]
 pub use self::admin::ParticipantSnapshot;
 pub use self::admin::{AdminRequest, RoomSnapshot};
-use crate::egress::MediaOut;
+use crate::egress::Egress;
 use crate::node_services::NodeServices;
 use crate::routing::{Datagram, ParticipantKey, Routes};
 use crate::shard::{Placement, Shard};
@@ -57,7 +59,6 @@ const TICK: Duration = Duration::from_millis(250);
 const SPEAKERS_INTERVAL: Duration = Duration::from_millis(300);
 
 /// Everything a room task needs from the node.
-#[derive(Clone)]
 pub struct NodeContext {
     /// Resume tokens, kicked identities and key numbers, shared by the node's rooms.
     pub services: NodeServices,
@@ -65,7 +66,7 @@ pub struct NodeContext {
     pub config: std::sync::Arc<config::Config>,
     /// Where participants' packets go out: the room's shard's media socket or their ICE-TCP
     /// connection.
-    pub media: MediaOut,
+    pub media: Box<dyn Egress>,
     /// The bound address of the room's shard's media socket.
     pub udp_addr: SocketAddr,
     /// The ICE-TCP listener's bound address, when it runs.
@@ -161,32 +162,12 @@ pub enum Outbound {
     End(LeaveReason),
 }
 
-/// Start a room task on `shard`; returns its command queue.
+/// Start a room task on `shard`.
 pub fn spawn(id: RoomId, ctx: NodeContext, shard: &Shard) -> RoomTask {
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (datagram_tx, datagram_rx) = mpsc::channel(DATAGRAM_QUEUE);
     let span = info_span!("room", room = %id);
-    let room = Room {
-        id,
-        candidate_addrs: candidate_addrs(&ctx),
-        ctx,
-        datagram_tx: datagram_tx.clone(),
-        participants: HashMap::new(),
-        producers: HashMap::new(),
-        events: VecDeque::new(),
-        to_remove: Vec::new(),
-        to_drain: Vec::new(),
-        next_tick: Instant::now() + TICK,
-        speakers: SpeakerRanking::new(SPEAKERS_INTERVAL),
-        opened_at: Instant::now(),
-        forwarded_packets: 0,
-        forwarded_bytes: 0,
-        forwarding_seconds: ::metrics::histogram!(crate::metric_names::FORWARDING_SECONDS),
-        forwarded_arrivals: Vec::new(),
-        outboxes_backlogged: false,
-        keyframe_wait_seconds: ::metrics::histogram!(crate::metric_names::KEYFRAME_WAIT_SECONDS),
-        placement: shard.place_room(),
-    };
+    let room = Room::new(id, ctx, shard, datagram_tx.clone(), Instant::now());
     // A panic (a bug, or input str0m does not survive) ends this task alone: the unwinding
     // drops the room, which tells its participants the room closed.
     let ended = shard
@@ -217,6 +198,9 @@ fn candidate_addrs(ctx: &NodeContext) -> Vec<(Protocol, SocketAddr)> {
 /// The room's state, owned by its task.
 pub(crate) struct Room {
     id: RoomId,
+    /// The time of this wake-up, read once when the task wakes; every handler of the pass
+    /// takes its time from here, so a test can drive the room on a clock of its own.
+    now: Instant,
     ctx: NodeContext,
     candidate_addrs: Vec<(Protocol, SocketAddr)>,
     datagram_tx: mpsc::Sender<Datagram>,
@@ -253,7 +237,49 @@ pub(crate) struct Room {
     placement: Placement,
 }
 
+/// What woke the room task.
+enum Wake {
+    Command(RoomCommand),
+    Datagram(Datagram),
+    Timer,
+}
+
 impl Room {
+    /// A room with no participants yet, placed on `shard`, opened at `now`; `datagram_tx` is
+    /// its datagram queue (what its participants' routes point at).
+    fn new(
+        id: RoomId,
+        ctx: NodeContext,
+        shard: &Shard,
+        datagram_tx: mpsc::Sender<Datagram>,
+        now: Instant,
+    ) -> Self {
+        Room {
+            id,
+            candidate_addrs: candidate_addrs(&ctx),
+            ctx,
+            datagram_tx,
+            participants: HashMap::new(),
+            producers: HashMap::new(),
+            events: VecDeque::new(),
+            to_remove: Vec::new(),
+            to_drain: Vec::new(),
+            now,
+            next_tick: now + TICK,
+            speakers: SpeakerRanking::new(SPEAKERS_INTERVAL),
+            opened_at: now,
+            forwarded_packets: 0,
+            forwarded_bytes: 0,
+            forwarding_seconds: ::metrics::histogram!(crate::metric_names::FORWARDING_SECONDS),
+            forwarded_arrivals: Vec::new(),
+            outboxes_backlogged: false,
+            keyframe_wait_seconds: ::metrics::histogram!(
+                crate::metric_names::KEYFRAME_WAIT_SECONDS
+            ),
+            placement: shard.place_room(),
+        }
+    }
+
     async fn run(
         mut self,
         mut commands: mpsc::Receiver<RoomCommand>,
@@ -261,13 +287,20 @@ impl Room {
     ) {
         info!("room opened");
         loop {
-            let deadline = self.next_deadline(Instant::now());
-            tokio::select! {
+            let deadline = self.next_deadline(self.now);
+            let woke = tokio::select! {
                 command = commands.recv() => match command {
-                    Some(command) => self.handle_command(command),
+                    Some(command) => Wake::Command(command),
                     None => break,
                 },
-                Some(datagram) = datagrams.recv() => {
+                Some(datagram) = datagrams.recv() => Wake::Datagram(datagram),
+                _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
+            };
+            // The one reading of the clock per wake-up: every handler of this pass takes it.
+            self.now = Instant::now();
+            match woke {
+                Wake::Command(command) => self.handle_command(command),
+                Wake::Datagram(datagram) => {
                     self.handle_datagram(datagram);
                     for _ in 1..DATAGRAMS_PER_PASS {
                         let Ok(datagram) = datagrams.try_recv() else {
@@ -276,8 +309,8 @@ impl Room {
                         self.handle_datagram(datagram);
                     }
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    let now = Instant::now();
+                Wake::Timer => {
+                    let now = self.now;
                     self.handle_timeouts(now);
                     if now >= self.next_tick {
                         self.next_tick = now + TICK;
@@ -324,7 +357,13 @@ impl Room {
             if let Some(key) = self.to_drain.pop() {
                 if let Some(p) = self.participants.get_mut(&key) {
                     p.drain_due = false;
-                    participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
+                    participant::drain(
+                        p,
+                        self.ctx.media.as_mut(),
+                        &self.ctx.stats,
+                        &mut self.events,
+                        self.now,
+                    );
                 }
                 continue;
             }
@@ -333,6 +372,7 @@ impl Room {
                 continue;
             }
             self.flush_outboxes();
+            // A measurement of the pass itself, so the real clock, not the wake-up's.
             let now = Instant::now();
             for arrival in self.forwarded_arrivals.drain(..) {
                 self.forwarding_seconds
@@ -408,7 +448,7 @@ impl Room {
             Delivery::SessionGone => {
                 // Its session ended; whether it left or may resume comes next from the session.
                 if let Some(p) = self.participants.get_mut(&key) {
-                    p.disconnected_at.get_or_insert_with(Instant::now);
+                    p.disconnected_at.get_or_insert(self.now);
                 }
             }
         }

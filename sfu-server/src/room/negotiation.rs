@@ -6,7 +6,7 @@
 //! a client offer that arrives while its own is unanswered (the client rolls
 //! back and re-offers after answering).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sfu_core::forwarder::Forwarder;
 use sfu_core::publish::{OfferRefusal, OfferedLine, PublishRules, check_offer};
@@ -41,7 +41,7 @@ impl Room {
             );
             return;
         }
-        if !p.offer_rate.admit(Instant::now()) {
+        if !p.offer_rate.admit(self.now) {
             limits::hit(Limit::OffersPerSecond);
             drop(_g);
             self.refuse_offer(
@@ -120,7 +120,13 @@ impl Room {
         p.offer_after = None;
         self.follow_ice_restart(key);
         if let Some(p) = self.participants.get_mut(&key) {
-            participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
+            participant::drain(
+                p,
+                self.ctx.media.as_mut(),
+                &self.ctx.stats,
+                &mut self.events,
+                self.now,
+            );
         }
         self.sync_published(key, &sdp);
         let Some(p) = self.participants.get(&key) else {
@@ -174,7 +180,7 @@ impl Room {
             // (a client that keeps answering wrong is not offered again at once, every time).
             warn!(error = %e, "client answer refused");
             Self::rollback_offered(p);
-            p.offer_after = Some(Instant::now() + OFFER_AGAIN_AFTER_REFUSED_ANSWER);
+            p.offer_after = Some(self.now + OFFER_AGAIN_AFTER_REFUSED_ANSWER);
             self.reply_error(
                 key,
                 ErrorCode::BadRequest,
@@ -201,7 +207,13 @@ impl Room {
             .collect();
         p.consumers
             .retain(|_, c| !matches!(c.state, ConsumerState::Removing(_)));
-        participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
+        participant::drain(
+            p,
+            self.ctx.media.as_mut(),
+            &self.ctx.stats,
+            &mut self.events,
+            self.now,
+        );
         for (producer_key, max_layer) in add_again {
             self.add_consumer(key, producer_key);
             if let Some(consumer) = self
@@ -212,7 +224,7 @@ impl Room {
                 consumer.max_layer = max_layer;
             }
         }
-        self.allocate_layers(key, Instant::now());
+        self.allocate_layers(key, self.now);
         self.maybe_offer(key);
     }
 
@@ -278,7 +290,13 @@ impl Room {
                 let _g = p.span.enter();
                 info!(tracks = ?tracks, bytes = offer.len(), "sending server offer");
             }
-            participant::drain(p, &mut self.ctx.media, &self.ctx.stats, &mut self.events);
+            participant::drain(
+                p,
+                self.ctx.media.as_mut(),
+                &self.ctx.stats,
+                &mut self.events,
+                self.now,
+            );
             let message = ServerMessage::Offer { sdp: offer, tracks };
             p.last_offer = Some(message.clone());
             self.send_to(key, message);
@@ -498,7 +516,10 @@ impl Room {
         }
         let _g = p.span.enter();
         info!(old = %p.ufrag, new = %ufrag, "ICE restart: routing by the new ufrag");
-        p.connection.record(p.joined_at.elapsed(), "ice_restart");
+        p.connection.record(
+            self.now.saturating_duration_since(p.joined_at),
+            "ice_restart",
+        );
         p.connection.forget_remote_candidates();
         if let Some((_, mut route)) = self.ctx.routes.remove(&p.ufrag) {
             route.ice_password = credentials.pass.into();

@@ -20,7 +20,7 @@ use super::connection::ConnectionView;
 use super::outbox::Outbox;
 use super::producer::{Consumer, ProducerKey};
 use super::rtcp_stats::FeedbackTotals;
-use crate::egress::MediaOut;
+use crate::egress::Egress;
 use crate::stats::Stats;
 
 /// One peer connection in the room.
@@ -178,15 +178,15 @@ const DUE_TIMEOUTS_PER_DRAIN: usize = 256;
 /// millisecond) per packet and cap a subscriber at ~1000 packets/s, so they are handled here.
 pub fn drain(
     p: &mut Participant,
-    media: &mut MediaOut,
+    media: &mut dyn Egress,
     stats: &Stats,
     events: &mut std::collections::VecDeque<(ParticipantKey, Event)>,
+    now: Instant,
 ) {
     let mut due_left = DUE_TIMEOUTS_PER_DRAIN;
     loop {
         match p.rtc.poll_output() {
             Ok(Output::Timeout(at)) => {
-                let now = Instant::now();
                 if at <= now && due_left > 0 && p.rtc.handle_input(Input::Timeout(now)).is_ok() {
                     due_left -= 1;
                     continue;
@@ -201,12 +201,14 @@ pub fn drain(
             Err(e) => {
                 let _g = p.span.enter();
                 warn!(error = %e, "peer connection failed");
-                p.connection
-                    .record(p.joined_at.elapsed(), "peer_connection_failed");
+                p.connection.record(
+                    now.saturating_duration_since(p.joined_at),
+                    "peer_connection_failed",
+                );
                 ::metrics::counter!(crate::metric_names::CONNECTION_FAILURES, "reason" => "rtc_error")
                     .increment(1);
                 p.rtc.disconnect();
-                p.next_timeout = Instant::now();
+                p.next_timeout = now;
                 break;
             }
         }

@@ -2,8 +2,6 @@
 //! WebSocket dropped without `leave` keeps its peer connection (media keeps flowing) for
 //! `resume_grace_secs`, and a new connection presenting its `resume_token` takes it back.
 
-use std::time::Instant;
-
 use signaling::{ErrorCode, ProtocolError, ServerMessage};
 use tracing::info;
 
@@ -43,7 +41,7 @@ impl Room {
             grace_secs = self.ctx.config.resume_grace_secs,
             "signaling connection lost; waiting for resume"
         );
-        p.disconnected_at.get_or_insert_with(Instant::now);
+        p.disconnected_at.get_or_insert(self.now);
     }
 
     /// A new signaling connection takes the participant back.

@@ -81,9 +81,10 @@ impl Room {
                 drop(_g);
                 super::participant::drain(
                     p,
-                    &mut self.ctx.media,
+                    self.ctx.media.as_mut(),
                     &self.ctx.stats,
                     &mut self.events,
+                    self.now,
                 );
             }
             // ICE-lite learns the client's address from its checks; a candidate we cannot
@@ -142,7 +143,7 @@ impl Room {
         {
             consumer.max_layer = (!paused).then(|| max_layer_for(quality));
         }
-        self.allocate_layers(key, std::time::Instant::now());
+        self.allocate_layers(key, self.now);
     }
 
     fn unsubscribe(&mut self, key: ParticipantKey, track_id: &str) {
