@@ -42,6 +42,10 @@ pub fn router(registry: Registry, stats: Arc<Stats>) -> Router {
             get(|| async { asset("text/html; charset=utf-8", web::INDEX_HTML) }),
         )
         .route(
+            "/sfu-client.js",
+            get(|| async { asset("text/javascript; charset=utf-8", web::SFU_CLIENT_JS) }),
+        )
+        .route(
             "/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", web::APP_JS) }),
         )

@@ -2,7 +2,9 @@
 
 /// `index.html` of the web client.
 pub const INDEX_HTML: &str = include_str!("../web/index.html");
-/// `app.js` of the web client.
+/// The web client's library (`SfuClient`, no DOM).
+pub const SFU_CLIENT_JS: &str = include_str!("../web/sfu-client.js");
+/// `app.js` of the web client: its page, built on `SfuClient`.
 pub const APP_JS: &str = include_str!("../web/app.js");
 /// `style.css` of the web client.
 pub const STYLE_CSS: &str = include_str!("../web/style.css");

@@ -97,7 +97,7 @@ describe('development mode serves local callers only', () => {
       assert.equal(res.headers['x-content-type-options'], 'nosniff', page);
       assert.equal(res.headers['referrer-policy'], 'no-referrer', page);
     }
-    for (const asset of ['/app.js', '/healthz', '/api/rooms']) {
+    for (const asset of ['/sfu-client.js', '/app.js', '/healthz', '/api/rooms']) {
       assert.equal((await request(server, 'GET', asset)).headers['x-content-type-options'], 'nosniff', asset);
     }
   });

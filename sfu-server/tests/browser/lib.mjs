@@ -20,7 +20,7 @@ export const CHROMIUM_BIN = '/usr/bin/chromium';
 // load sfu-server/web/* from the working tree instead, to test client edits without a rebuild.
 export const WEB_DIR = path.join(REPO_ROOT, 'sfu-server/web');
 const WEB_FROM_DISK = process.env.SFU_WEB_FROM_DISK === '1';
-const WEB_FILES = { '/': ['index.html', 'text/html; charset=utf-8'], '/app.js': ['app.js', 'text/javascript; charset=utf-8'], '/style.css': ['style.css', 'text/css; charset=utf-8'] };
+const WEB_FILES = { '/': ['index.html', 'text/html; charset=utf-8'], '/sfu-client.js': ['sfu-client.js', 'text/javascript; charset=utf-8'], '/app.js': ['app.js', 'text/javascript; charset=utf-8'], '/style.css': ['style.css', 'text/css; charset=utf-8'] };
 
 // Flags from shared/design.md "Testing against real clients" (Playwright adds --headless itself
 // and refuses --user-data-dir in args; we pass a fresh one through launchPersistentContext).
