@@ -425,9 +425,9 @@ pub(crate) mod tests {
         r.room(&RoomId::from_wire("a")).expect("room a again");
         assert_eq!(rooms(&r), vec![1, 1], "an open room is not placed again");
 
-        let mut busy = r.inner.shards[0].place_room();
+        let mut busy = r.inner.shards[0].seat_room();
         busy.participant_joined();
-        let _idle = r.inner.shards[1].place_room();
+        let _idle = r.inner.shards[1].seat_room();
         assert_eq!(r.inner.shards[0].load(), (1, 2));
         assert_eq!(r.inner.shards[1].load(), (0, 2));
         r.room(&RoomId::from_wire("c")).expect("room c");

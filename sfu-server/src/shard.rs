@@ -38,14 +38,14 @@ struct Load {
     participants: AtomicUsize,
 }
 
-/// A room's place on a shard: the shard counts the room, and the participants it reports,
+/// A room's seat on a shard: the shard counts the room, and the participants it reports,
 /// until this is dropped.
-pub struct Placement {
+pub struct ShardSeat {
     load: Arc<Load>,
     participants: usize,
 }
 
-impl Placement {
+impl ShardSeat {
     /// One more participant in the room.
     pub fn participant_joined(&mut self) {
         self.participants += 1;
@@ -61,7 +61,7 @@ impl Placement {
     }
 }
 
-impl Drop for Placement {
+impl Drop for ShardSeat {
     fn drop(&mut self) {
         self.load.rooms.fetch_sub(1, Ordering::Relaxed);
         self.load
@@ -79,10 +79,10 @@ impl Shard {
         )
     }
 
-    /// Count one more room on this shard until the placement is dropped.
-    pub fn place_room(&self) -> Placement {
+    /// Count one more room on this shard until its seat is dropped.
+    pub fn seat_room(&self) -> ShardSeat {
         self.load.rooms.fetch_add(1, Ordering::Relaxed);
-        Placement {
+        ShardSeat {
             load: self.load.clone(),
             participants: 0,
         }

@@ -8,7 +8,7 @@ use signaling::{LeaveReason, MediaKind, ServerMessage};
 use str0m::media::KeyframeRequestKind;
 use tokio::sync::oneshot;
 
-use super::connection::{ConnectionView, StreamView};
+use super::path_view::{MediaPathView, StreamView};
 use super::producer::{ConsumerState, forwarded_quality, layers_of, rid_of};
 use super::{ParticipantKey, Room};
 
@@ -98,7 +98,7 @@ pub struct ParticipantSnapshot {
     /// Tracks it receives.
     pub consumers: Vec<ConsumerSnapshot>,
     /// Its media path: state changes, candidate pair, RTT, loss.
-    pub connection: ConnectionView,
+    pub connection: MediaPathView,
 }
 
 /// One published track.

@@ -77,7 +77,7 @@ impl Client {
     }
 }
 
-/// A room on a simulated clock, with a media thread of its own (for its placement).
+/// A room on a simulated clock, with a media thread of its own (for its seat on it).
 pub struct Harness {
     /// The room under test.
     pub room: Room,

@@ -132,7 +132,7 @@ impl Room {
                 ice_password: credentials.pass.into(),
             },
         );
-        self.placement.participant_joined();
+        self.seat.participant_joined();
         let joined = ServerMessage::Joined {
             participant_id: id.to_string(),
             room: self.id.to_string(),
@@ -229,7 +229,7 @@ impl Room {
         self.ctx.routes.remove(&p.ufrag);
         self.ctx.services.forget_resume(&p.resume_token);
         self.speakers.remove(&key);
-        self.placement.participant_left();
+        self.seat.participant_left();
         if let Some(reason) = reason {
             p.outbox.end(reason);
         }

@@ -5,7 +5,6 @@
 //! so forwarding is a plain synchronous loop with no locks.
 
 mod admin;
-mod connection;
 mod data;
 mod forwarding;
 #[cfg(test)]
@@ -15,6 +14,7 @@ mod lifecycle;
 mod negotiation;
 mod outbox;
 mod participant;
+mod path_view;
 mod producer;
 mod resume;
 #[cfg(test)]
@@ -41,7 +41,7 @@ pub use self::admin::{AdminRequest, RoomSnapshot};
 use crate::egress::Egress;
 use crate::node_services::NodeServices;
 use crate::routing::{Datagram, ParticipantKey, Routes};
-use crate::shard::{Placement, Shard};
+use crate::shard::{Shard, ShardSeat};
 use crate::stats::Stats;
 use outbox::Delivery;
 use participant::Participant;
@@ -234,7 +234,7 @@ pub(crate) struct Room {
     /// Time consumers waited for the keyframe that starts or switches a layer.
     keyframe_wait_seconds: ::metrics::Histogram,
     /// Counts the room and its participants on its shard while it is open.
-    placement: Placement,
+    seat: ShardSeat,
 }
 
 /// What woke the room task.
@@ -276,7 +276,7 @@ impl Room {
             keyframe_wait_seconds: ::metrics::histogram!(
                 crate::metric_names::KEYFRAME_WAIT_SECONDS
             ),
-            placement: shard.place_room(),
+            seat: shard.seat_room(),
         }
     }
 

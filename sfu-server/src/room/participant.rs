@@ -16,8 +16,8 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 use tracing::{Span, warn};
 
 use super::ParticipantKey;
-use super::connection::ConnectionView;
 use super::outbox::Outbox;
+use super::path_view::MediaPathView;
 use super::producer::{Consumer, ProducerKey};
 use super::rtcp_stats::FeedbackTotals;
 use crate::egress::Egress;
@@ -89,7 +89,7 @@ pub struct Participant {
     /// Since when the estimate has been too low for some consumer's cheapest layer.
     pub bwe_short_since: Option<Instant>,
     /// Its media path as operators see it.
-    pub connection: ConnectionView,
+    pub connection: MediaPathView,
     /// Cumulative RTCP feedback counts per stream, as last reported by str0m.
     pub feedback_totals: FeedbackTotals,
 }

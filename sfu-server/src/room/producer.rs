@@ -11,7 +11,7 @@ use str0m::format::PayloadParams;
 use str0m::media::{Mid, Pt};
 
 use super::ParticipantKey;
-use super::connection::StreamView;
+use super::path_view::StreamView;
 
 /// A producer's key inside the room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -37,7 +37,7 @@ pub struct PairView {
 
 /// A participant's media path.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct ConnectionView {
+pub struct MediaPathView {
     /// State changes, oldest first (at most 32: the first 16 and the latest 16).
     pub timeline: Vec<StateChange>,
     /// The selected candidate pair.
@@ -53,7 +53,7 @@ pub struct ConnectionView {
     remote_candidates: HashMap<SocketAddr, CandidateKind>,
 }
 
-impl ConnectionView {
+impl MediaPathView {
     /// Note a state change `since_join` after the join.
     pub fn record(&mut self, since_join: std::time::Duration, state: &str) {
         if self.timeline.len() >= TIMELINE_LIMIT {
