@@ -32,6 +32,7 @@ pub mod monitor;
 pub mod munger;
 pub mod publish;
 pub mod rate;
+pub mod rids;
 pub mod sdp;
 pub mod speakers;
 pub mod stun;

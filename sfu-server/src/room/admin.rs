@@ -4,12 +4,13 @@
 use std::time::Instant;
 
 use serde::Serialize;
+use sfu_core::rids::{layers_of, rid_of};
 use signaling::{LeaveReason, MediaKind, ServerMessage};
 use str0m::media::KeyframeRequestKind;
 use tokio::sync::oneshot;
 
 use super::path_view::{MediaPathView, StreamView};
-use super::producer::{ConsumerState, forwarded_quality, layers_of, rid_of};
+use super::producer::{ConsumerState, forwarded_quality};
 use super::{ParticipantKey, Room};
 
 /// An operator's request to a room task.

@@ -2,6 +2,7 @@
 
 use sfu_core::codec::is_keyframe_start;
 use sfu_core::forwarder::{Decision, DropReason, PacketInfo};
+use sfu_core::rids::{layer_of, nearest_layer, rid_of};
 use str0m::bwe::BweKind;
 use str0m::media::KeyframeRequestKind;
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
@@ -9,7 +10,7 @@ use str0m::{Event, IceConnectionState};
 use tracing::{debug, info, warn};
 
 use super::negotiation::MAX_SSRCS_PER_TRACK;
-use super::producer::{ConsumerState, ProducerKey, core_codec, layer_of, nearest_layer, rid_of};
+use super::producer::{ConsumerState, ProducerKey, core_codec};
 use super::{ParticipantKey, Room};
 use super::{participant, vp8};
 use crate::stats::{add, bump};

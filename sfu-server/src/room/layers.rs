@@ -4,13 +4,14 @@
 use std::time::{Duration, Instant};
 
 use sfu_core::layers::{LayerChoice, LayerSet, allocate, wanted_bitrate};
+use sfu_core::rids::{nearest_layer, rid_of};
 use signaling::{MediaKind, ServerMessage};
 use str0m::bwe::Bitrate;
 use str0m::media::KeyframeRequestKind;
 
 use tracing::info;
 
-use super::producer::{ConsumerState, ProducerKey, forwarded_quality, nearest_layer, rid_of};
+use super::producer::{ConsumerState, ProducerKey, forwarded_quality};
 use super::{ParticipantKey, Room};
 
 /// Bandwidth kept aside for each audio consumer when sharing a subscriber's estimate.
