@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use sfu_core::dynacast::wanted_layers;
 use sfu_core::layers::{LayerChoice, LayerSet, allocate, wanted_bitrate};
-use sfu_core::rids::{nearest_layer, rid_of};
+use sfu_core::rids::rid_of;
 use signaling::{MediaKind, ServerMessage};
 use str0m::bwe::Bitrate;
 use str0m::media::KeyframeRequestKind;
@@ -158,25 +159,14 @@ impl Room {
             if producer.rids.is_empty() {
                 continue;
             }
-            // The lowest layer sent always flows: the fallback when a subscriber's bandwidth
-            // drops.
-            let mut wanted = LayerSet::of(&[nearest_layer(0, &producer.rids)]);
-            for subscriber in &producer.subscribers {
-                let Some(consumer) = self
-                    .participants
-                    .get(subscriber)
-                    .and_then(|s| s.consumers.get(producer_key))
-                else {
-                    continue;
-                };
-                // The layer wished for, and the one still forwarded until a switch completes.
-                for layer in [consumer.max_layer, consumer.forwarder.current_layer()]
-                    .into_iter()
-                    .flatten()
-                {
-                    wanted = wanted.with(nearest_layer(layer, &producer.rids));
-                }
-            }
+            // Each consumer's wished layer, and the one still forwarded until a switch completes.
+            let consumer_layers = producer
+                .subscribers
+                .iter()
+                .filter_map(|s| self.participants.get(s)?.consumers.get(producer_key))
+                .flat_map(|c| [c.max_layer, c.forwarder.current_layer()])
+                .flatten();
+            let wanted = wanted_layers(&producer.rids, consumer_layers);
             let rids: Vec<String> = producer
                 .layer_hold
                 .update(wanted, now)
