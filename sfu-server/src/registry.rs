@@ -367,15 +367,7 @@ pub(crate) mod tests {
     pub(crate) async fn registry(config: config::Config) -> Registry {
         let routes = Routes::default();
         let stats = Arc::new(Stats::default());
-        let shards = crate::shard::start(
-            2,
-            "127.0.0.1:0".parse().expect("address"),
-            &[],
-            &crate::egress::TcpWriters::default(),
-            &routes,
-            &stats,
-        )
-        .expect("media shards");
+        let shards = crate::shard::start_on_loopback(2, &routes, &stats);
         Registry::new(Arc::new(config), shards, None, stats, routes)
     }
 

@@ -735,9 +735,7 @@ async fn reply_error(
     stats: &Stats,
     error: ProtocolError,
 ) -> Result<(), SendFailure> {
-    bump(&stats.signaling_errors);
-    ::metrics::counter!(crate::metric_names::SIGNALING_ERRORS, "code" => error.code.as_str())
-        .increment(1);
+    crate::stats::count_signaling_error(stats, error.code);
     warn!(code = error.code.as_str(), message = %error.message, "refused client message");
     let reply = ServerMessage::Error {
         code: error.code,

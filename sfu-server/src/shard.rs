@@ -193,6 +193,20 @@ where
     }
 }
 
+/// `count` media threads on loopback ports the system picks, for tests.
+#[cfg(test)]
+pub fn start_on_loopback(count: usize, routes: &Routes, stats: &Arc<Stats>) -> Vec<Shard> {
+    start(
+        count,
+        "127.0.0.1:0".parse().expect("address"),
+        &[],
+        &TcpWriters::default(),
+        routes,
+        stats,
+    )
+    .expect("media threads on loopback")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

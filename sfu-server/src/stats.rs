@@ -128,6 +128,13 @@ pub fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Count an `error` reply sent to a client: in the total and by its code.
+pub fn count_signaling_error(stats: &Stats, code: signaling::ErrorCode) {
+    bump(&stats.signaling_errors);
+    ::metrics::counter!(crate::metric_names::SIGNALING_ERRORS, "code" => code.as_str())
+        .increment(1);
+}
+
 /// Add `n` to a counter.
 pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);

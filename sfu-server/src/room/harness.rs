@@ -93,15 +93,7 @@ impl Harness {
     pub fn new(config: config::Config) -> Self {
         let routes = Routes::default();
         let stats = Arc::new(Stats::default());
-        let shards = crate::shard::start(
-            1,
-            "127.0.0.1:0".parse().expect("address"),
-            &[],
-            &crate::egress::TcpWriters::default(),
-            &routes,
-            &stats,
-        )
-        .expect("a media thread");
+        let shards = crate::shard::start_on_loopback(1, &routes, &stats);
         let sent = Arc::new(Mutex::new(Vec::new()));
         let ctx = NodeContext {
             services: NodeServices::default(),

@@ -465,34 +465,30 @@ impl Room {
             .filter(|p| p.outbox.is_backlogged() && p.disconnected_at.is_none())
             .map(|p| p.key)
             .collect();
+        let mut still_backlogged = false;
         for key in backlogged {
             if let Some(p) = self.participants.get_mut(&key) {
                 let delivery = p.outbox.flush();
                 self.delivered(key, delivery);
             }
+            still_backlogged |= self
+                .participants
+                .get(&key)
+                .is_some_and(|p| p.outbox.is_backlogged() && p.disconnected_at.is_none());
         }
-        self.outboxes_backlogged = self
-            .participants
-            .values()
-            .any(|p| p.outbox.is_backlogged() && p.disconnected_at.is_none());
+        self.outboxes_backlogged = still_backlogged;
     }
 
     /// Refuse a participant's message with an `error` reply, counted as a signaling error.
     fn reply_error(&mut self, key: ParticipantKey, code: signaling::ErrorCode, message: String) {
-        self.count_error(code);
+        crate::stats::count_signaling_error(&self.ctx.stats, code);
         self.send_to(key, ServerMessage::error(code, message));
     }
 
     /// Refuse a participant's offer, which is not answered: the `error` says so.
     fn refuse_offer(&mut self, key: ParticipantKey, code: signaling::ErrorCode, message: String) {
-        self.count_error(code);
+        crate::stats::count_signaling_error(&self.ctx.stats, code);
         self.send_to(key, ServerMessage::offer_refused(code, message));
-    }
-
-    fn count_error(&self, code: signaling::ErrorCode) {
-        crate::stats::bump(&self.ctx.stats.signaling_errors);
-        ::metrics::counter!(crate::metric_names::SIGNALING_ERRORS, "code" => code.as_str())
-            .increment(1);
     }
 
     /// Queue a message to every participant but `except`.

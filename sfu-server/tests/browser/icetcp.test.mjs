@@ -7,18 +7,14 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runInNetns } from './netns.mjs';
+import { dropUdp, runInNetns } from './netns.mjs';
 import { makeTempDir, startServer, getHealth, waitFor } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 // Requirement: a participant whose UDP is blocked still gets media, over TCP.
 it('a call flows over ICE-TCP when UDP is blocked', { timeout: 120000 }, async () => {
-  const result = await runInNetns(path.join(here, 'icetcp-call.mjs'), [
-    'nft add table inet noudp',
-    'nft add chain inet noudp in "{ type filter hook input priority 0; }"',
-    'nft add rule inet noudp in meta l4proto udp drop',
-  ]);
+  const result = await runInNetns(path.join(here, 'icetcp-call.mjs'), dropUdp('noudp'));
   assert.equal(result.error, undefined, `scenario failed: ${result.error}\n${result.log}`);
   console.log(`ice-tcp result: ${JSON.stringify({ ...result, counters: undefined })}`);
   assert.match(result.ice_tcp ?? '', /^127\.0\.0\.1:\d+$/, 'the server printed its ICE-TCP address');

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import crypto from 'node:crypto';
+import parsePrometheus from 'parse-prometheus-text-format';
 import { chromium } from 'playwright-core';
 
 export const REPO_ROOT = path.resolve(fileURLToPath(import.meta.url), '../../../..');
@@ -409,4 +410,11 @@ export function rawOffer(sections) {
 /** A complete offer SDP for one send-only Opus track (see [`rawOffer`]). */
 export function sendOnlyAudioOffer() {
   return rawOffer([{ kind: 'audio' }]);
+}
+
+/** The server's `sfu_connection_failures_total` now, by reason. */
+export async function connectionFailures(server) {
+  const families = parsePrometheus(await (await fetch(server.metricsUrl)).text());
+  return Object.fromEntries((families.find((f) => f.name === 'sfu_connection_failures_total')?.metrics ?? [])
+    .map((m) => [m.labels.reason, Number(m.value)]));
 }

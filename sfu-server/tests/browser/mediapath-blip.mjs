@@ -8,10 +8,10 @@
 import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import parsePrometheus from 'parse-prometheus-text-format';
 import {
-  makeTempDir, startServer, launchBrowser, openParticipant, closeParticipant, waitFor, sleep, getHealth,
+  connectionFailures, makeTempDir, startServer, launchBrowser, openParticipant, closeParticipant, waitFor, sleep, getHealth,
 } from './lib.mjs';
+import { dropUdp } from './netns.mjs';
 
 const CONNECT_TIMEOUT_SECS = 3;
 
@@ -27,11 +27,7 @@ try {
   B = await openParticipant(browser, server.baseUrl, { room: 'blip', name: 'B', audio: false, video: false });
   const videoOfA = async () => (await B.inboundStats()).find((s) => s.kind === 'video' && s.participantId === A.participantId);
   await waitFor(async () => (await videoOfA())?.framesDecoded > 0, 30000, 'B to decode A\'s video');
-  execSync([
-    'nft add table inet cut',
-    'nft add chain inet cut in "{ type filter hook input priority 0; }"',
-    'nft add rule inet cut in meta l4proto udp drop',
-  ].join(' && '));
+  execSync(dropUdp('cut').join(' && '));
   await waitFor(() => server.logTail(400).includes('state=Disconnected'), 40000, 'the server to see the path disconnected');
   execSync('nft delete table inet cut');
   const restoredAt = Date.now();
@@ -40,9 +36,7 @@ try {
   // Past the connect timeout, counted from the path's return, with a margin.
   await sleep(Math.max(0, CONNECT_TIMEOUT_SECS * 1000 * 3 - (Date.now() - restoredAt)));
   const leaveOf = async (p) => (await p.messages()).find((m) => m.type === 'leave') ?? null;
-  const metrics = parsePrometheus(await (await fetch(server.metricsUrl)).text());
-  const failures = Object.fromEntries((metrics.find((f) => f.name === 'sfu_connection_failures_total')?.metrics ?? [])
-    .map((m) => [m.labels.reason, Number(m.value)]));
+  const failures = await connectionFailures(server);
   const health = await getHealth(server.baseUrl);
   console.log(JSON.stringify({
     leave_a: await leaveOf(A),

@@ -8,10 +8,10 @@ import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
-import parsePrometheus from 'parse-prometheus-text-format';
 import {
-  makeTempDir, startServer, launchBrowser, openParticipant, closeParticipant, waitFor, getHealth,
+  connectionFailures, makeTempDir, startServer, launchBrowser, openParticipant, closeParticipant, waitFor, getHealth,
 } from './lib.mjs';
+import { dropUdp } from './netns.mjs';
 
 const CONNECT_TIMEOUT_SECS = 3;
 
@@ -30,11 +30,7 @@ try {
   const videoOfA = async () => (await B.inboundStats()).find((s) => s.kind === 'video' && s.participantId === A.participantId);
   await waitFor(async () => (await videoOfA())?.framesDecoded > 0, 30000, 'B to decode A\'s video');
   const cutAt = Date.now();
-  execSync([
-    'nft add table inet cut',
-    'nft add chain inet cut in "{ type filter hook input priority 0; }"',
-    'nft add rule inet cut in meta l4proto udp drop',
-  ].join(' && '));
+  execSync(dropUdp('cut').join(' && '));
   const leaveOf = async (p) => (await p.messages()).find((m) => m.type === 'leave');
   await waitFor(async () => (await leaveOf(A)) && (await leaveOf(B)), 60000, 'A and B to be told to leave');
   const removedAfterMs = Date.now() - cutAt;
@@ -43,9 +39,7 @@ try {
   await new Promise((resolve, reject) => { watcher.once('open', resolve); watcher.once('error', reject); });
   watcher.send(JSON.stringify({ type: 'join', room: 'path', name: 'C' }));
   const joined = await waitFor(() => seen.find((m) => m.type === 'joined'), 5000, 'C to join');
-  const metrics = parsePrometheus(await (await fetch(server.metricsUrl)).text());
-  const failures = Object.fromEntries((metrics.find((f) => f.name === 'sfu_connection_failures_total')?.metrics ?? [])
-    .map((m) => [m.labels.reason, Number(m.value)]));
+  const failures = await connectionFailures(server);
   const health = await getHealth(server.baseUrl);
   console.log(JSON.stringify({
     removed_after_ms: removedAfterMs,

@@ -9,8 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import parsePrometheus from 'parse-prometheus-text-format';
-import { makeTempDir, startServer, waitFor, sendOnlyAudioOffer } from './lib.mjs';
+import { connectionFailures, makeTempDir, startServer, waitFor, sendOnlyAudioOffer } from './lib.mjs';
 import { runInNetns } from './netns.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -23,12 +22,6 @@ async function rawClient(server, room, name) {
   ws.send(JSON.stringify({ type: 'join', room, name }));
   const joined = await waitFor(() => messages.find((m) => m.type === 'joined'), 5000, `${name} joined`);
   return { ws, messages, id: joined.participant_id };
-}
-
-async function failuresByReason(server) {
-  const families = parsePrometheus(await (await fetch(server.metricsUrl)).text());
-  return Object.fromEntries((families.find((f) => f.name === 'sfu_connection_failures_total')?.metrics ?? [])
-    .map((m) => [m.labels.reason, Number(m.value)]));
 }
 
 // Requirement: a participant whose ICE never connects after negotiating is removed with
@@ -51,7 +44,7 @@ it('removes a participant whose ICE never connects', { timeout: 30000 }, async (
     assert.deepEqual(leave, { type: 'leave', reason: 'timeout' });
     assert.ok(after >= 1500 && after < 8000, `removed ${after} ms after its offer (timeout 2 s)`);
     await waitFor(() => watcher.messages.some((m) => m.type === 'participant_left' && m.participant_id === silent.id), 5000, 'the room told');
-    assert.equal((await failuresByReason(server)).ice_connect_timeout, 1);
+    assert.equal((await connectionFailures(server)).ice_connect_timeout, 1);
     watcher.ws.close();
   } finally {
     await server.stop();

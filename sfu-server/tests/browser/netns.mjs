@@ -24,3 +24,12 @@ export function runInNetns(scriptPath, setup = []) {
     });
   });
 }
+
+/** The nft commands that drop every UDP packet entering the namespace, as table `table`. */
+export function dropUdp(table) {
+  return [
+    `nft add table inet ${table}`,
+    `nft add chain inet ${table} in "{ type filter hook input priority 0; }"`,
+    `nft add rule inet ${table} in meta l4proto udp drop`,
+  ];
+}
