@@ -288,7 +288,7 @@ impl Room {
                     bandwidth_estimate_bps: p.bwe_estimate,
                     published,
                     consumers,
-                    connection: p.connection.clone(),
+                    connection: p.media_path.clone(),
                 }
             })
             .collect();

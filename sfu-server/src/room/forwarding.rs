@@ -33,7 +33,7 @@ impl Room {
             Event::MediaEgressStats(stats) => self.egress_stats(key, stats),
             Event::PeerStats(stats) => {
                 if let Some(p) = self.participants.get_mut(&key) {
-                    p.connection.on_peer_stats(&stats);
+                    p.media_path.on_peer_stats(&stats);
                 }
             }
             Event::MediaIngressStats(stats) => self.ingress_stats(key, stats),
@@ -59,7 +59,7 @@ impl Room {
                     }
                     p.connected = true;
                     p.connected_once = true;
-                    p.connection.record(since_join, "dtls_connected");
+                    p.media_path.record(since_join, "dtls_connected");
                     p.connect_deadline = None;
                     let _g = p.span.enter();
                     info!("peer connection connected (ICE + DTLS)");
@@ -88,7 +88,7 @@ impl Room {
         let _g = p.span.enter();
         info!(?state, "ICE connection state changed");
         let name = format!("ice_{state:?}").to_lowercase();
-        p.connection
+        p.media_path
             .record(self.now.saturating_duration_since(p.joined_at), &name);
         match state {
             IceConnectionState::Disconnected => {

@@ -127,7 +127,7 @@ pub struct ResumeRequest {
     pub new_resume_token: String,
     /// Where the room sends its messages from now on.
     pub out: mpsc::Sender<Outbound>,
-    /// Its participant id and the new session number, or why it cannot be resumed.
+    /// Its participant id and the number of its new signaling connection, or why it cannot be resumed.
     pub reply: oneshot::Sender<Result<(String, u64), ProtocolError>>,
 }
 
@@ -136,13 +136,13 @@ pub struct ResumeRequest {
 pub enum RoomCommand {
     /// A new participant.
     Join(JoinRequest),
-    /// A client message of a joined participant's session (number); ignored when a resume
-    /// has replaced that session.
+    /// A client message of a joined participant's signaling connection (number); ignored
+    /// when a resume has replaced that connection.
     Signal(ParticipantKey, u64, signaling::ClientMessage),
     /// Session (number) of the participant left (`leave`) or was ended; ignored when the
-    /// participant has been resumed by a newer session since.
+    /// participant has been resumed by a newer connection since.
     Leave(ParticipantKey, u64),
-    /// The signaling connection of this session (number) dropped without `leave`.
+    /// This signaling connection (number) of the participant dropped without `leave`.
     Disconnected(ParticipantKey, u64),
     /// A client takes back its participant.
     Resume(ResumeRequest),
@@ -213,6 +213,9 @@ pub(crate) struct Room {
     /// Subscribers written to since their last drain: drained once the queued datagrams and
     /// events are handled, so a burst goes out together.
     to_drain: Vec<ParticipantKey>,
+    /// Subscribers given new consumers in the current step: offered once it is done, so
+    /// tracks published together are offered together.
+    offers_due: Vec<ParticipantKey>,
     /// When layers, dynacast and speakers are next reviewed.
     next_tick: Instant,
     /// Active speaker ranking from audio levels.
@@ -264,6 +267,7 @@ impl Room {
             events: VecDeque::new(),
             to_remove: Vec::new(),
             to_drain: Vec::new(),
+            offers_due: Vec::new(),
             now,
             next_tick: now + TICK,
             speakers: SpeakerRanking::new(SPEAKERS_INTERVAL),
@@ -332,13 +336,13 @@ impl Room {
     fn handle_command(&mut self, command: RoomCommand) {
         match command {
             RoomCommand::Join(request) => self.join(request),
-            RoomCommand::Signal(key, session, message) => {
-                if self.is_current_session(key, session) {
+            RoomCommand::Signal(key, connection, message) => {
+                if self.is_current_connection(key, connection) {
                     self.signal(key, message);
                 }
             }
-            RoomCommand::Leave(key, session) => self.leave(key, session),
-            RoomCommand::Disconnected(key, session) => self.disconnected(key, session),
+            RoomCommand::Leave(key, connection) => self.leave(key, connection),
+            RoomCommand::Disconnected(key, connection) => self.disconnected(key, connection),
             RoomCommand::Resume(request) => self.resume(request),
             RoomCommand::Admin(request) => self.admin(request),
             #[cfg(test)]
@@ -352,6 +356,10 @@ impl Room {
         loop {
             if let Some((key, event)) = self.events.pop_front() {
                 self.handle_event(key, event);
+                continue;
+            }
+            if let Some(key) = self.offers_due.pop() {
+                self.maybe_offer(key);
                 continue;
             }
             if let Some(key) = self.to_drain.pop() {

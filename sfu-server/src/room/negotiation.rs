@@ -419,7 +419,7 @@ impl Room {
                 reported_lost: 0,
             },
         );
-        self.maybe_offer(subscriber);
+        self.offers_due.push(subscriber);
     }
 
     /// Stop `subscriber`'s consumer of `producer` (its m-line is stopped in the next offer).
@@ -516,11 +516,11 @@ impl Room {
         }
         let _g = p.span.enter();
         info!(old = %p.ufrag, new = %ufrag, "ICE restart: routing by the new ufrag");
-        p.connection.record(
+        p.media_path.record(
             self.now.saturating_duration_since(p.joined_at),
             "ice_restart",
         );
-        p.connection.forget_remote_candidates();
+        p.media_path.forget_remote_candidates();
         if let Some((_, mut route)) = self.ctx.routes.remove(&p.ufrag) {
             route.ice_password = credentials.pass.into();
             self.ctx.routes.insert(ufrag.clone(), route);

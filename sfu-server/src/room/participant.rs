@@ -62,8 +62,8 @@ pub struct Participant {
     pub resume_token: String,
     /// Since when its signaling connection has been gone (it may still `resume`).
     pub disconnected_at: Option<Instant>,
-    /// Number of its current signaling session (0, then one more per resume).
-    pub session: u64,
+    /// Number of its current signaling connection (0, then one more per resume).
+    pub connection: u64,
     /// The server's last offer, sent again when it resumes with the offer unanswered.
     pub last_offer: Option<signaling::ServerMessage>,
     /// Whether ICE and DTLS completed at least once.
@@ -89,7 +89,7 @@ pub struct Participant {
     /// Since when the estimate has been too low for some consumer's cheapest layer.
     pub bwe_short_since: Option<Instant>,
     /// Its media path as operators see it.
-    pub connection: MediaPathView,
+    pub media_path: MediaPathView,
     /// Cumulative RTCP feedback counts per stream, as last reported by str0m.
     pub feedback_totals: FeedbackTotals,
 }
@@ -201,7 +201,7 @@ pub fn drain(
             Err(e) => {
                 let _g = p.span.enter();
                 warn!(error = %e, "peer connection failed");
-                p.connection.record(
+                p.media_path.record(
                     now.saturating_duration_since(p.joined_at),
                     "peer_connection_failed",
                 );

@@ -8,30 +8,30 @@ use tracing::info;
 use super::{ParticipantKey, ResumeRequest, Room};
 
 impl Room {
-    /// Whether `session` is the participant's current signaling session: what an older
+    /// Whether `connection` is the participant's current signaling connection: what an older
     /// one, replaced by a resume, still sends or reports is ignored.
-    pub(super) fn is_current_session(&self, key: ParticipantKey, session: u64) -> bool {
+    pub(super) fn is_current_connection(&self, key: ParticipantKey, connection: u64) -> bool {
         self.participants
             .get(&key)
-            .is_some_and(|p| p.session == session)
+            .is_some_and(|p| p.connection == connection)
     }
 
-    /// Session `session` of the participant left, or the server ended it. A session that a
+    /// Connection `connection` of the participant left, or the server ended it. A session that a
     /// resume replaced ends without taking the participant with it.
-    pub(super) fn leave(&mut self, key: ParticipantKey, session: u64) {
-        if self.is_current_session(key, session) {
+    pub(super) fn leave(&mut self, key: ParticipantKey, connection: u64) {
+        if self.is_current_connection(key, connection) {
             self.to_remove.push((key, None));
         }
     }
 
-    /// Session `session` of the participant lost its connection without `leave`.
-    pub(super) fn disconnected(&mut self, key: ParticipantKey, session: u64) {
+    /// Connection `connection` of the participant lost its connection without `leave`.
+    pub(super) fn disconnected(&mut self, key: ParticipantKey, connection: u64) {
         if self.ctx.config.resume_grace_secs == 0 {
             self.to_remove.push((key, None));
             return;
         }
-        if !self.is_current_session(key, session) {
-            return; // Gone, or an older session ending after the participant resumed.
+        if !self.is_current_connection(key, connection) {
+            return; // Gone, or an older connection ending after the participant resumed.
         }
         let Some(p) = self.participants.get_mut(&key) else {
             return;
@@ -93,7 +93,7 @@ impl Room {
         // client opened the new one first): it is told, and is no longer the participant's.
         p.outbox.replace(out);
         p.disconnected_at = None;
-        p.session += 1;
+        p.connection += 1;
         // A resume token takes the participant back once: whoever saw it cannot use it again.
         let old_token = p.resume_token.clone();
         self.ctx.services.forget_resume(&p.resume_token);
@@ -103,7 +103,7 @@ impl Room {
         p.resume_token = new_resume_token;
         {
             let _g = p.span.enter();
-            info!(session = p.session, "signaling connection resumed");
+            info!(connection = p.connection, "signaling connection resumed");
         }
         let joined = ServerMessage::Joined {
             participant_id: p.id.to_string(),
@@ -117,7 +117,7 @@ impl Room {
         if let Some(offer) = p.last_offer.clone().filter(|_| p.pending_offer.is_some()) {
             p.outbox.send(offer);
         }
-        if reply.send(Ok((p.id.to_string(), p.session))).is_err() {
+        if reply.send(Ok((p.id.to_string(), p.connection))).is_err() {
             // Its session stopped waiting meanwhile and never learnt the new token: the old
             // one stays the way back.
             self.ctx.services.forget_resume(&p.resume_token);

@@ -63,7 +63,7 @@ impl Room {
         match Candidate::from_sdp_string(line) {
             Ok(candidate)
                 if !p
-                    .connection
+                    .media_path
                     .has_room_for_candidate(candidate.addr(), MAX_REMOTE_CANDIDATES) =>
             {
                 drop(_g);
@@ -75,7 +75,7 @@ impl Room {
             }
             Ok(candidate) => {
                 debug!(%candidate, "remote candidate added");
-                p.connection
+                p.media_path
                     .remote_candidate(candidate.addr(), candidate.kind());
                 p.rtc.add_remote_candidate(candidate);
                 drop(_g);

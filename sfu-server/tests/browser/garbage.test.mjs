@@ -1,5 +1,7 @@
-// Robustness: malformed signaling and random UDP datagrams get errors or are dropped,
-// while a running two-party call in real Chromium is not disturbed and the server stays up.
+// Robustness: oversized frames, a refused first message and random UDP datagrams get errors or
+// are dropped, while a running two-party call in real Chromium is not disturbed and the server
+// stays up. (Malformed messages, binary frames and candidate limits are Rust tests: session and
+// room harness.)
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,8 +12,6 @@ import {
   makeTempDir, startServer, launchBrowser, closeBrowser, openParticipant, closeParticipant, getHealth,
   waitFor, withDiagnostics, expectMediaFrom, sleep,
 } from './lib.mjs';
-
-const ERROR_CODES = ['bad_request', 'unauthorized', 'forbidden', 'not_found', 'room_full', 'rate_limited', 'too_large', 'internal'];
 
 describe('garbage input next to a running call', () => {
   let server;
@@ -90,21 +90,7 @@ describe('garbage input next to a running call', () => {
     await nextMessage(raw, from, (m) => m.type === 'pong' && m.ts === ts, `pong ${ts} on the same socket`);
   }
 
-  // Requirement: malformed JSON gets error bad_request and the connection stays open.
-  check('bad JSON gets bad_request and the socket stays open', async () => {
-    const raw = await joinRaw('garbage');
-    const err = await sendExpectingError(raw, '{"type": "ping", oops', 'bad JSON');
-    assert.equal(err.code, 'bad_request', JSON.stringify(err));
-    await expectStillOpen(raw);
-  });
 
-  // Requirement: an unknown message type gets error bad_request and the connection stays open.
-  check('unknown type gets bad_request and the socket stays open', async () => {
-    const raw = await joinRaw('garbage');
-    const err = await sendExpectingError(raw, JSON.stringify({ type: 'frobnicate', x: 1 }), 'unknown type');
-    assert.equal(err.code, 'bad_request', JSON.stringify(err));
-    await expectStillOpen(raw);
-  });
 
   // Requirement: a frame over the 64 KiB limit gets error too_large and the connection stays open.
   check('a 1 MB text frame gets too_large and the socket stays open', async () => {
@@ -115,35 +101,7 @@ describe('garbage input next to a running call', () => {
     await expectStillOpen(raw);
   });
 
-  // Requirement: binary frames are an error.
-  check('a binary frame gets an error reply', async () => {
-    const raw = await joinRaw('garbage');
-    const err = await sendExpectingError(raw, Buffer.from([0x7b, 0x00, 0xff, 0x10, 0x42]), 'binary frame');
-    assert.ok(ERROR_CODES.includes(err.code), `unexpected error code in ${JSON.stringify(err)}`);
-  });
 
-  // Requirement: remote candidates beyond 64 distinct addresses per participant are refused
-  // with too_large (a client cannot grow the server's candidate lists without end), and the
-  // connection stays open.
-  check('candidates beyond the per-participant limit get too_large', async () => {
-    const raw = await joinRaw('garbage-candidates');
-    const candidate = (port) => JSON.stringify({
-      type: 'candidate',
-      candidate: { candidate: `candidate:1 1 udp 2122260223 10.9.8.7 ${port} typ host`, sdpMid: '0' },
-    });
-    // Under the default 50 messages a second, so none is dropped by the rate limit.
-    for (let port = 20000; port < 20040; port++) raw.ws.send(candidate(port));
-    await sleep(1100);
-    for (let port = 20040; port < 20064; port++) raw.ws.send(candidate(port));
-    await sleep(1100);
-    assert.deepEqual(raw.messages.filter((m) => m.type === 'error'), [], 'errors within the limit');
-    raw.ws.send(candidate(20000)); // an address already known is no new entry
-    const err = await sendExpectingError(raw, candidate(20064), 'the 65th candidate address');
-    assert.equal(err.code, 'too_large', JSON.stringify(err));
-    assert.match(err.message, /64 remote candidates/);
-    assert.equal(raw.messages.filter((m) => m.type === 'error').length, 1, JSON.stringify(raw.messages));
-    await expectStillOpen(raw);
-  });
 
   // Requirement: the first message must be join; anything else gets bad_request and the socket is closed.
   check('offer before join gets bad_request and the socket is closed', async () => {

@@ -3,6 +3,10 @@
 //! the UDP loop would hand them over, what the room transmits is captured and delivered
 //! back, and the clock is the test's.
 
+mod input_tests;
+mod negotiation_tests;
+mod resume_tests;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -61,7 +65,7 @@ pub struct Client {
     pub rtc: Rtc,
     addr: SocketAddr,
     out: mpsc::Receiver<Outbound>,
-    session: u64,
+    connection: u64,
     /// Every message the room sent its current session, in order.
     pub messages: Vec<ServerMessage>,
     pending: Option<SdpPendingOffer>,
@@ -124,6 +128,12 @@ impl Harness {
 
     /// A participant named `name` joins (auto-subscribing); its `joined` is in its messages.
     pub fn join(&mut self, name: &str) -> Client {
+        self.join_with(name, true)
+    }
+
+    /// A participant named `name` joins, subscribing to every track or only to those it
+    /// asks for.
+    pub fn join_with(&mut self, name: &str, auto_subscribe: bool) -> Client {
         let (out, out_rx) = mpsc::channel(512);
         let (reply, mut answer) = oneshot::channel();
         self.room.now = self.now;
@@ -131,7 +141,7 @@ impl Harness {
             name: name.into(),
             grants: Default::default(),
             identity: None,
-            auto_subscribe: true,
+            auto_subscribe,
             out,
             resume_token: format!("resume-{name}"),
             reply,
@@ -150,7 +160,7 @@ impl Harness {
             rtc,
             addr,
             out: out_rx,
-            session: 0,
+            connection: 0,
             messages: Vec::new(),
             pending: None,
         };
@@ -160,8 +170,15 @@ impl Harness {
 
     /// `client` offers to send one track of `kind`.
     pub fn offer_track(&mut self, client: &mut Client, kind: MediaKind) {
+        self.offer_tracks(client, &[kind]);
+    }
+
+    /// `client` offers to send one track of each of `kinds`, in one offer.
+    pub fn offer_tracks(&mut self, client: &mut Client, kinds: &[MediaKind]) {
         let mut change = client.rtc.sdp_api();
-        change.add_media(kind, Direction::SendOnly, None, None, None);
+        for kind in kinds {
+            change.add_media(*kind, Direction::SendOnly, None, None, None);
+        }
         let (offer, pending) = change.apply().expect("an offer");
         client.pending = Some(pending);
         self.signal(
@@ -176,7 +193,7 @@ impl Harness {
     pub fn signal(&mut self, client: &mut Client, message: ClientMessage) {
         self.room.now = self.now;
         self.room
-            .handle_command(RoomCommand::Signal(client.key, client.session, message));
+            .handle_command(RoomCommand::Signal(client.key, client.connection, message));
         self.room.settle();
         self.collect(client);
     }
@@ -185,7 +202,7 @@ impl Harness {
     pub fn disconnect(&mut self, client: &Client) {
         self.room.now = self.now;
         self.room
-            .handle_command(RoomCommand::Disconnected(client.key, client.session));
+            .handle_command(RoomCommand::Disconnected(client.key, client.connection));
         self.room.settle();
     }
 
@@ -210,9 +227,9 @@ impl Harness {
             }));
         self.room.settle();
         let result = answer.try_recv().expect("the room answered");
-        if let Ok((_, session)) = &result {
+        if let Ok((_, connection)) = &result {
             client.out = out_rx;
-            client.session = *session;
+            client.connection = *connection;
             client.messages.clear();
             self.collect(client);
         }
@@ -319,212 +336,5 @@ impl Harness {
                 .expect("a datagram");
             let _ = client.rtc.handle_input(Input::Receive(now, receive));
         }
-    }
-}
-
-mod tests {
-    use super::*;
-    use signaling::ErrorCode;
-
-    #[tokio::test]
-    async fn a_publisher_and_a_subscriber_connect_and_negotiate() {
-        // Requirement: the room answers a client's offer with the track ids it publishes,
-        // offers them to the other participant, takes its answer, and both media paths
-        // connect (ICE and DTLS through the room's own handling of datagrams; DTLS takes
-        // 2 to 8 s of simulated time, by its retransmissions).
-        let mut h = Harness::new(config::Config::default());
-        let mut a = h.join("a");
-        assert!(matches!(a.messages[0], ServerMessage::Joined { .. }));
-        h.offer_track(&mut a, MediaKind::Audio);
-        let ServerMessage::Answer { tracks, .. } = a.received("answer")[0].clone() else {
-            panic!("an answer");
-        };
-        assert_eq!(tracks.len(), 1, "one track published");
-        let mut b = h.join("b");
-        h.run_for(Duration::from_secs(3), &mut [&mut a, &mut b]);
-        let ServerMessage::Offer {
-            tracks: offered, ..
-        } = b.received("offer")[0]
-        else {
-            panic!("b is offered a's track");
-        };
-        assert_eq!(
-            offered.values().collect::<Vec<_>>(),
-            tracks.values().collect::<Vec<_>>()
-        );
-        h.answer_offer(&mut b);
-        let started = h.now;
-        while !(a.rtc.is_connected()
-            && b.rtc.is_connected()
-            && h.room.participants.values().all(|p| p.connected))
-        {
-            assert!(
-                h.now - started < Duration::from_secs(30),
-                "not connected in 30 s of simulated time: {:?}",
-                h.room
-                    .participants
-                    .values()
-                    .map(|p| &p.connection.timeline)
-                    .collect::<Vec<_>>()
-            );
-            h.run_for(Duration::from_millis(100), &mut [&mut a, &mut b]);
-        }
-    }
-
-    #[tokio::test]
-    async fn the_server_offers_two_seconds_after_a_join_that_brings_no_offer() {
-        // Requirement: after `joined` the server waits for the client's own first offer and
-        // offers on its own only 2 s after a join that brought none (simulated time).
-        let mut h = Harness::new(config::Config::default());
-        let mut a = h.join("a");
-        h.offer_track(&mut a, MediaKind::Audio);
-        let mut b = h.join("b");
-        h.run_for(Duration::from_millis(1900), &mut [&mut a, &mut b]);
-        assert!(b.received("offer").is_empty(), "no server offer before 2 s");
-        h.run_for(Duration::from_millis(200), &mut [&mut a, &mut b]);
-        assert_eq!(b.received("offer").len(), 1, "the server offers at 2 s");
-    }
-
-    #[tokio::test]
-    async fn a_refused_answer_is_told_and_the_tracks_are_offered_again() {
-        // Requirement: an answer the server refuses (here its own offer sent back: both
-        // sides ICE-lite) gets `bad_request`, and the same tracks are offered again a second
-        // later, not at once and not only at the room's next change.
-        let mut h = Harness::new(config::Config::default());
-        let mut a = h.join("a");
-        h.offer_track(&mut a, MediaKind::Audio);
-        let mut b = h.join("b");
-        h.run_for(Duration::from_millis(2100), &mut [&mut a, &mut b]);
-        let first = b.received("offer").len();
-        assert_eq!(first, 1);
-        let ServerMessage::Offer { sdp, .. } = b.received("offer")[0].clone() else {
-            unreachable!("an offer");
-        };
-        h.signal(&mut b, ClientMessage::Answer { sdp });
-        let refused = b.received("error");
-        assert!(
-            matches!(refused.last(), Some(ServerMessage::Error { code: ErrorCode::BadRequest, message, .. }) if message.contains("answer not acceptable")),
-            "{refused:?}"
-        );
-        h.run_for(Duration::from_millis(500), &mut [&mut a, &mut b]);
-        assert_eq!(b.received("offer").len(), 1, "not offered again at once");
-        h.run_for(Duration::from_millis(700), &mut [&mut a, &mut b]);
-        let offers = b.received("offer");
-        assert_eq!(offers.len(), 2, "offered again after a second");
-        let tracks = |m: &ServerMessage| match m {
-            ServerMessage::Offer { tracks, .. } => {
-                let mut ids: Vec<String> = tracks.values().cloned().collect();
-                ids.sort();
-                ids
-            }
-            _ => Vec::new(),
-        };
-        assert_eq!(tracks(offers[1]), tracks(offers[0]), "the same tracks");
-        assert!(!tracks(offers[0]).is_empty());
-    }
-
-    #[tokio::test]
-    async fn offers_beyond_the_budget_are_refused_as_offers() {
-        // Requirement: offers beyond max_offers_per_second get `rate_limited` naming the
-        // refused offer; the budget refills with (simulated) time.
-        let config = config::Config {
-            max_offers_per_second: 2,
-            ..config::Config::default()
-        };
-        let mut h = Harness::new(config);
-        let mut a = h.join("a");
-        for _ in 0..3 {
-            h.offer_track(&mut a, MediaKind::Audio);
-        }
-        assert_eq!(a.received("answer").len(), 2);
-        let refused = a.received("error");
-        assert!(
-            matches!(
-                refused[..],
-                [ServerMessage::Error {
-                    code: ErrorCode::RateLimited,
-                    refused: Some(signaling::Refused::Offer),
-                    ..
-                }]
-            ),
-            "{refused:?}"
-        );
-        h.run_for(Duration::from_secs(1), &mut [&mut a]);
-        h.offer_track(&mut a, MediaKind::Audio);
-        assert_eq!(a.received("answer").len(), 3, "the budget refilled");
-    }
-
-    #[tokio::test]
-    async fn a_resumed_participant_gets_a_new_token_and_the_old_one_is_gone() {
-        // Requirement: a participant whose connection dropped is taken back by `resume`
-        // with its token, on a new session; `joined` carries a new token, and the old one
-        // no longer takes anyone back.
-        let mut h = Harness::new(config::Config::default());
-        let mut a = h.join("a");
-        h.disconnect(&a);
-        let resumed = h.resume(&mut a, "resume-a", "second-token");
-        assert_eq!(resumed.map(|(_, session)| session), Ok(1));
-        let ServerMessage::Joined { resume_token, .. } = a.received("joined")[0].clone() else {
-            unreachable!("joined")
-        };
-        assert_eq!(resume_token.as_deref(), Some("second-token"));
-        let services = &h.room.ctx.services;
-        assert!(services.resume_target("resume-a").is_none());
-        assert!(services.resume_target("second-token").is_some());
-        let replayed = h.resume(&mut a, "resume-a", "third-token");
-        assert!(
-            matches!(&replayed, Err(e) if e.code == ErrorCode::NotFound),
-            "{replayed:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_participant_not_resumed_within_the_grace_is_removed() {
-        // Requirement: a dropped participant keeps its place for resume_grace_secs
-        // (simulated), then is removed; the others are told it left.
-        let config = config::Config {
-            resume_grace_secs: 5,
-            ..config::Config::default()
-        };
-        let mut h = Harness::new(config);
-        let mut a = h.join("a");
-        let mut b = h.join("b");
-        h.disconnect(&a);
-        h.run_for(Duration::from_millis(4900), &mut [&mut b]);
-        assert_eq!(h.room.participants.len(), 2, "still resumable");
-        h.run_for(Duration::from_millis(200), &mut [&mut b]);
-        assert_eq!(h.room.participants.len(), 1, "removed after the grace");
-        assert_eq!(b.received("participant_left").len(), 1);
-        assert!(h.resume(&mut a, "resume-a", "late").is_err());
-    }
-
-    #[tokio::test]
-    async fn garbage_datagrams_are_refused_and_counted() {
-        // Requirement: datagrams a participant's WebRTC stack cannot take are dropped and
-        // counted; the participant stays.
-        let mut h = Harness::new(config::Config::default());
-        let a = h.join("a");
-        for data in [
-            vec![0u8; 0],
-            vec![0xff; 40],
-            b"\x80\x00garbage-rtp-ish".to_vec(),
-        ] {
-            h.room.handle_datagram(Datagram {
-                participant: a.key,
-                source: a.addr,
-                local: None,
-                data,
-                proto: Protocol::Udp,
-                at: h.now,
-            });
-        }
-        let rejected = h
-            .room
-            .ctx
-            .stats
-            .udp_rejected
-            .load(std::sync::atomic::Ordering::Relaxed);
-        assert_eq!(rejected, 3);
-        assert_eq!(h.room.participants.len(), 1);
     }
 }
