@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
-use sfu_core::ids::RoomId;
+use sfu_core::ids::{ParticipantId, RoomId};
 
 use crate::kicked::KickedIdentities;
-use crate::routing::ParticipantKey;
 
 /// The node-wide directory rooms write to and sessions read from.
 #[derive(Clone)]
@@ -18,7 +17,7 @@ pub struct NodeServices {
 }
 
 struct Inner {
-    resumable: DashMap<String, (RoomId, ParticipantKey)>,
+    resumable: DashMap<String, (RoomId, ParticipantId)>,
     kicked: KickedIdentities,
     next_number: AtomicU64,
 }
@@ -42,14 +41,14 @@ impl NodeServices {
     }
 
     /// `token` takes back `participant` of `room` from now on.
-    pub fn remember_resume(&self, token: &str, room: RoomId, participant: ParticipantKey) {
+    pub fn remember_resume(&self, token: &str, room: RoomId, participant: ParticipantId) {
         self.inner
             .resumable
             .insert(token.to_owned(), (room, participant));
     }
 
     /// The room and participant a resume token takes back, if it is still valid.
-    pub fn resume_target(&self, token: &str) -> Option<(RoomId, ParticipantKey)> {
+    pub fn resume_target(&self, token: &str) -> Option<(RoomId, ParticipantId)> {
         self.inner.resumable.get(token).map(|e| e.value().clone())
     }
 
@@ -59,7 +58,7 @@ impl NodeServices {
     }
 
     /// These participants are gone (their room crashed): their tokens no longer work.
-    pub fn forget_resumes_of(&self, participants: &[ParticipantKey]) {
+    pub fn forget_resumes_of(&self, participants: &[ParticipantId]) {
         self.inner
             .resumable
             .retain(|_, (_, participant)| !participants.contains(participant));

@@ -146,13 +146,16 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::routing::ParticipantKey;
     use crate::udp::tests::{TEST_ICE_PASSWORD, binding_request, test_route};
+    use sfu_core::ids::ParticipantId;
 
     fn routes_of(ufrag: &str) -> Routes {
         let routes: Routes = Arc::default();
         let (datagrams, _) = mpsc::channel(1);
-        routes.insert(ufrag.to_owned(), test_route(datagrams, ParticipantKey(1)));
+        routes.insert(
+            ufrag.to_owned(),
+            test_route(datagrams, ParticipantId::new(1)),
+        );
         routes
     }
 
@@ -217,7 +220,7 @@ mod tests {
         let (attacker, _) = mpsc::channel(1);
         routes.insert(
             "attacker".to_owned(),
-            test_route(attacker, ParticipantKey(2)),
+            test_route(attacker, ParticipantId::new(2)),
         );
         let mut peers = PeerAddresses::default();
         let now = Instant::now();
@@ -233,7 +236,7 @@ mod tests {
                 .route(&binding_request("victim"), client, now, &routes)
                 .is_some()
         );
-        assert_eq!(owner(&mut peers), Some(ParticipantKey(1)));
+        assert_eq!(owner(&mut peers), Some(ParticipantId::new(1)));
         for forged in [
             crate::stun_auth::binding_request("attacker", None),
             crate::stun_auth::binding_request("attacker", Some("a guessed password")),
@@ -244,7 +247,7 @@ mod tests {
             );
             assert_eq!(
                 owner(&mut peers),
-                Some(ParticipantKey(1)),
+                Some(ParticipantId::new(1)),
                 "the address stays the client's"
             );
         }
@@ -259,6 +262,6 @@ mod tests {
                 .is_some(),
             "a check that verifies moves the address (an ICE restart, a new network)"
         );
-        assert_eq!(owner(&mut peers), Some(ParticipantKey(2)));
+        assert_eq!(owner(&mut peers), Some(ParticipantId::new(2)));
     }
 }

@@ -361,7 +361,7 @@ impl NodeLoad for Registry {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::routing::ParticipantKey;
+    use sfu_core::ids::ParticipantId;
 
     /// A registry with two media threads on loopback.
     pub(crate) async fn registry(config: config::Config) -> Registry {
@@ -441,7 +441,7 @@ pub(crate) mod tests {
         r: &Registry,
         id: &RoomId,
         name: &str,
-    ) -> (RoomHandle, ParticipantKey, mpsc::Receiver<room::Outbound>) {
+    ) -> (RoomHandle, ParticipantId, mpsc::Receiver<room::Outbound>) {
         let handle = r.room(id).expect("room");
         let (out, out_rx) = mpsc::channel(64);
         let (reply, answer) = oneshot::channel();
@@ -501,7 +501,7 @@ pub(crate) mod tests {
             r.services().resume_target("token-bob").is_some(),
             "bob's is kept"
         );
-        let routes: Vec<ParticipantKey> = r
+        let routes: Vec<ParticipantId> = r
             .inner
             .routes
             .iter()

@@ -1,4 +1,4 @@
-//! How a datagram finds its participant: the participant key, the datagram as the socket
+//! How a datagram finds its participant: the participant it is for, the datagram as the socket
 //! loops hand it to a room, and the routing table from server ICE ufrag to participant.
 //! Sockets, shards, rooms and the registry all share these; this module imports none of them.
 
@@ -7,18 +7,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dashmap::DashMap;
+use sfu_core::ids::ParticipantId;
 use str0m::net::Protocol;
 use tokio::sync::mpsc;
-
-/// A participant's key inside its room (never reused in a process).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ParticipantKey(pub u64);
 
 /// A datagram routed to a participant of a room.
 #[derive(Debug)]
 pub struct Datagram {
     /// The participant it is for.
-    pub participant: ParticipantKey,
+    pub participant: ParticipantId,
     /// Who sent it.
     pub source: SocketAddr,
     /// The local address it was sent to, where the socket reports it.
@@ -37,7 +34,7 @@ pub struct Route {
     /// The room task's datagram queue.
     pub datagrams: mpsc::Sender<Datagram>,
     /// The participant inside that room.
-    pub participant: ParticipantKey,
+    pub participant: ParticipantId,
     /// The server's ICE password of this ufrag: a STUN check that names the ufrag binds its
     /// source to the participant only when its MESSAGE-INTEGRITY verifies with it.
     pub ice_password: Arc<str>,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use sfu_core::ids::ParticipantId;
 use sfu_core::{datagram, stun};
 use str0m::net::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::{debug, info};
 
 use crate::egress::TcpWriters;
-use crate::routing::{Datagram, ParticipantKey, Route, Routes};
+use crate::routing::{Datagram, Route, Routes};
 use crate::stats::{Stats, add, bump};
 use crate::stun_auth;
 
@@ -87,11 +88,11 @@ struct Connection {
 
 /// Live routed connections per participant.
 #[derive(Clone, Default)]
-struct PerParticipant(Arc<DashMap<ParticipantKey, usize>>);
+struct PerParticipant(Arc<DashMap<ParticipantId, usize>>);
 
 impl PerParticipant {
     /// Count one more connection of `participant`, unless it holds [`MAX_PER_PARTICIPANT`].
-    fn admit(&self, participant: ParticipantKey) -> Option<ParticipantSlot> {
+    fn admit(&self, participant: ParticipantId) -> Option<ParticipantSlot> {
         let mut count = self.0.entry(participant).or_insert(0);
         if *count >= MAX_PER_PARTICIPANT {
             return None;
@@ -107,7 +108,7 @@ impl PerParticipant {
 /// One counted connection of a participant, uncounted when dropped.
 struct ParticipantSlot {
     counts: PerParticipant,
-    participant: ParticipantKey,
+    participant: ParticipantId,
 }
 
 impl Drop for ParticipantSlot {
@@ -286,7 +287,7 @@ mod tests {
             let (datagrams, room) = mpsc::channel(64);
             routes.insert(
                 "srvufrag".to_owned(),
-                test_route(datagrams, ParticipantKey(1)),
+                test_route(datagrams, ParticipantId::new(1)),
             );
             let (writers, stats) = (TcpWriters::default(), Arc::new(Stats::default()));
             tokio::spawn(accept_loop(
@@ -403,8 +404,10 @@ mod tests {
         assert_eq!(stats.tcp_refused.load(Ordering::Relaxed), 1);
 
         let (other_tx, mut other_rx) = mpsc::channel(4);
-        node.routes
-            .insert("other".to_owned(), test_route(other_tx, ParticipantKey(2)));
+        node.routes.insert(
+            "other".to_owned(),
+            test_route(other_tx, ParticipantId::new(2)),
+        );
         let mut client = connect_with_check(addr).await;
         routed(&mut room_rx).await;
         send_frame(&mut client, &binding_request("other")).await;

@@ -184,8 +184,9 @@ pub(crate) mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::routing::{ParticipantKey, Route};
+    use crate::routing::Route;
     use crate::udp_batch::UdpBatch;
+    use sfu_core::ids::ParticipantId;
 
     /// The server ICE password of every test route.
     pub(crate) const TEST_ICE_PASSWORD: &str = "test-server-ice-password";
@@ -199,7 +200,7 @@ pub(crate) mod tests {
     /// A route to `participant` whose ufrag has [`TEST_ICE_PASSWORD`].
     pub(crate) fn test_route(
         datagrams: mpsc::Sender<crate::routing::Datagram>,
-        participant: ParticipantKey,
+        participant: ParticipantId,
     ) -> Route {
         Route {
             datagrams,
@@ -229,7 +230,7 @@ pub(crate) mod tests {
         let (room_tx, mut room_rx) = mpsc::channel(16);
         routes.insert(
             "srvufrag".to_owned(),
-            test_route(room_tx, ParticipantKey(1)),
+            test_route(room_tx, ParticipantId::new(1)),
         );
         let stats = Arc::new(Stats::default());
         tokio::spawn(receive_loop(Arc::new(socket), routes, stats.clone()));

@@ -4,14 +4,15 @@
 use std::time::Instant;
 
 use serde::Serialize;
+use sfu_core::ids::ParticipantId;
 use sfu_core::rids::{layers_of, rid_of};
 use signaling::{LeaveReason, MediaKind, ServerMessage};
 use str0m::media::KeyframeRequestKind;
 use tokio::sync::oneshot;
 
+use super::Room;
 use super::path_view::{MediaPathView, StreamView};
 use super::producer::{ConsumerState, forwarded_quality};
-use super::{ParticipantKey, Room};
 
 /// An operator's request to a room task.
 #[derive(Debug)]
@@ -164,11 +165,10 @@ impl Room {
                 participant_id,
                 reply,
             } => {
-                let key = self
-                    .participants
-                    .iter()
-                    .find(|(_, p)| p.id.as_str() == participant_id)
-                    .map(|(k, _)| *k);
+                let key = participant_id
+                    .parse::<ParticipantId>()
+                    .ok()
+                    .filter(|id| self.participants.contains_key(id));
                 if let Some(key) = key {
                     self.to_remove.push((key, Some(LeaveReason::Kicked)));
                     // Kept out until the token it joined with expires.
@@ -195,7 +195,7 @@ impl Room {
                 let _ = reply.send(self.admin_mute(&track_id, muted));
             }
             AdminRequest::Close { reason, reply } => {
-                let keys: Vec<ParticipantKey> = self.participants.keys().copied().collect();
+                let keys: Vec<ParticipantId> = self.participants.keys().copied().collect();
                 self.to_remove
                     .extend(keys.into_iter().map(|k| (k, Some(reason))));
                 let _ = reply.send(());

@@ -1,11 +1,12 @@
 //! Data channel relay: text on `reliable`/`lossy` goes to every other participant's channel of the same label.
 
 use serde::Serialize;
+use sfu_core::ids::ParticipantId;
 use str0m::channel::{ChannelData, ChannelId};
 use tracing::{debug, info};
 
+use super::Room;
 use super::participant;
-use super::{ParticipantKey, Room};
 use crate::limits::{self, Limit};
 use crate::stats::bump;
 
@@ -19,7 +20,7 @@ struct Relayed<'a> {
 }
 
 impl Room {
-    pub(super) fn channel_open(&mut self, key: ParticipantKey, id: ChannelId, label: String) {
+    pub(super) fn channel_open(&mut self, key: ParticipantId, id: ChannelId, label: String) {
         if let Some(p) = self.participants.get_mut(&key) {
             let _g = p.span.enter();
             info!(%label, "data channel open");
@@ -27,7 +28,7 @@ impl Room {
         }
     }
 
-    pub(super) fn relay_data(&mut self, key: ParticipantKey, data: ChannelData) {
+    pub(super) fn relay_data(&mut self, key: ParticipantId, data: ChannelData) {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
@@ -66,7 +67,7 @@ impl Room {
             }
         };
         let relayed = Relayed {
-            from: p.id.as_str(),
+            from: &p.id.to_string(),
             data: text,
         };
         let Ok(json) = serde_json::to_string(&relayed) else {

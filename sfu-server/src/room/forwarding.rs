@@ -2,6 +2,7 @@
 
 use sfu_core::codec::is_keyframe_start;
 use sfu_core::forwarder::{Decision, DropReason, PacketInfo};
+use sfu_core::ids::{ParticipantId, ProducerId};
 use sfu_core::rids::{layer_of, nearest_layer, rid_of};
 use str0m::bwe::BweKind;
 use str0m::media::KeyframeRequestKind;
@@ -9,14 +10,14 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState};
 use tracing::{debug, info, warn};
 
+use super::Room;
 use super::negotiation::MAX_SSRCS_PER_TRACK;
-use super::producer::{ConsumerState, ProducerKey, core_codec};
-use super::{ParticipantKey, Room};
+use super::producer::{ConsumerState, core_codec};
 use super::{participant, vp8};
 use crate::stats::{add, bump};
 
 impl Room {
-    pub(super) fn handle_event(&mut self, key: ParticipantKey, event: Event) {
+    pub(super) fn handle_event(&mut self, key: ParticipantId, event: Event) {
         match event {
             Event::RtpPacket(packet) => self.forward_rtp(key, packet),
             Event::KeyframeRequest(request) => {
@@ -80,7 +81,7 @@ impl Room {
         }
     }
 
-    fn ice_state(&mut self, key: ParticipantKey, state: IceConnectionState) {
+    fn ice_state(&mut self, key: ParticipantId, state: IceConnectionState) {
         let timeout = std::time::Duration::from_secs(self.ctx.config.ice_connect_timeout_secs);
         let Some(p) = self.participants.get_mut(&key) else {
             return;
@@ -107,9 +108,9 @@ impl Room {
     /// Find which producer and layer an incoming packet belongs to (cached per SSRC).
     fn resolve_source(
         &mut self,
-        key: ParticipantKey,
+        key: ParticipantId,
         packet: &RtpPacket,
-    ) -> Option<(ProducerKey, u8)> {
+    ) -> Option<(ProducerId, u8)> {
         let p = self.participants.get_mut(&key)?;
         let ssrc = packet.header.ssrc;
         if let Some(found) = p.rx_by_ssrc.get(&ssrc) {
@@ -138,7 +139,7 @@ impl Room {
     }
 
     /// Fan one incoming packet out to every consumer of its producer.
-    fn forward_rtp(&mut self, key: ParticipantKey, packet: RtpPacket) {
+    fn forward_rtp(&mut self, key: ParticipantId, packet: RtpPacket) {
         let Some((producer_key, layer)) = self.resolve_source(key, &packet) else {
             bump(&self.ctx.stats.rtp_not_forwarded);
             return;
@@ -267,7 +268,7 @@ impl Room {
     }
 
     /// Keep the producer's codec and payload parameters in step with what its packets carry.
-    fn update_codec(&mut self, key: ParticipantKey, producer_key: ProducerKey, packet: &RtpPacket) {
+    fn update_codec(&mut self, key: ParticipantId, producer_key: ProducerId, packet: &RtpPacket) {
         let pt = packet.header.payload_type;
         let Some(producer) = self.producers.get_mut(&producer_key) else {
             return;
@@ -296,7 +297,7 @@ impl Room {
     /// of request goes to the publisher of the layer it receives.
     fn subscriber_keyframe_request(
         &mut self,
-        key: ParticipantKey,
+        key: ParticipantId,
         mid: str0m::media::Mid,
         kind: KeyframeRequestKind,
     ) {
@@ -329,7 +330,7 @@ impl Room {
     /// publisher did not negotiate FIR for its codec.
     pub(super) fn request_keyframe(
         &mut self,
-        producer_key: ProducerKey,
+        producer_key: ProducerId,
         layer: u8,
         kind: KeyframeRequestKind,
     ) {

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use sfu_core::dynacast::wanted_layers;
+use sfu_core::ids::{ParticipantId, ProducerId};
 use sfu_core::layers::{LayerChoice, LayerSet, allocate, wanted_bitrate};
 use sfu_core::rids::rid_of;
 use signaling::{MediaKind, ServerMessage};
@@ -12,8 +13,8 @@ use str0m::media::KeyframeRequestKind;
 
 use tracing::info;
 
-use super::producer::{ConsumerState, ProducerKey, forwarded_quality};
-use super::{ParticipantKey, Room};
+use super::Room;
+use super::producer::{ConsumerState, forwarded_quality};
 
 /// Bandwidth kept aside for each audio consumer when sharing a subscriber's estimate.
 const AUDIO_RESERVE_BPS: u64 = 64_000;
@@ -27,11 +28,11 @@ impl Room {
     ///
     /// Order when bandwidth is short: the most recently created consumer first
     /// (a track the subscriber just asked for or that just appeared), then older ones.
-    pub(super) fn allocate_layers(&mut self, key: ParticipantKey, now: Instant) {
+    pub(super) fn allocate_layers(&mut self, key: ParticipantId, now: Instant) {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        let mut video: Vec<(ProducerKey, u64)> = Vec::new();
+        let mut video: Vec<(ProducerId, u64)> = Vec::new();
         let mut audio_consumers = 0u64;
         for (pk, c) in p.consumers.iter_mut() {
             if !matches!(c.state, ConsumerState::Active(_)) {
@@ -123,7 +124,7 @@ impl Room {
     }
 
     /// Tell the subscriber about every simulcast consumer whose forwarded layer changed.
-    pub(super) fn report_quality(&mut self, key: ParticipantKey) {
+    pub(super) fn report_quality(&mut self, key: ParticipantId) {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };

@@ -14,7 +14,7 @@ use tracing::{debug, info, info_span, warn};
 
 use super::outbox::Outbox;
 use super::participant::{self, Participant};
-use super::{Datagram, JoinRequest, ParticipantKey, Room};
+use super::{Datagram, JoinRequest, Room};
 use crate::routing::Route;
 use crate::stats::bump;
 
@@ -40,11 +40,11 @@ impl Room {
         let auto_subscribe = auto_subscribe && grants.can_subscribe;
         // One participant per identity: a second join with it replaces the first.
         if let Some(identity) = &identity {
-            let earlier: Vec<ParticipantKey> = self
+            let earlier: Vec<ParticipantId> = self
                 .participants
                 .values()
                 .filter(|p| p.identity.as_ref().is_some_and(|i| i.sub == identity.sub))
-                .map(|p| p.key)
+                .map(|p| p.id)
                 .collect();
             for key in earlier {
                 self.remove_participant(key, Some(LeaveReason::Replaced));
@@ -74,15 +74,14 @@ impl Room {
                 return;
             }
         };
-        let key = ParticipantKey(self.ctx.services.next_number());
-        let id = ParticipantId::from_sequence(key.0);
+        let key = ParticipantId::new(self.ctx.services.next_number());
+        let id = key;
         let credentials = rtc.direct_api().local_ice_credentials();
         let ufrag = credentials.ufrag;
         let span = info_span!("participant", room = %self.id, participant = %id);
         let participants = self.participant_infos_except(key);
         let mut p = Participant {
-            key,
-            id: id.clone(),
+            id,
             name: name.clone(),
             span,
             rtc,
@@ -170,7 +169,7 @@ impl Room {
     }
 
     /// Everyone but `except`, as the protocol describes participants.
-    pub(super) fn participant_infos_except(&self, except: ParticipantKey) -> Vec<ParticipantInfo> {
+    pub(super) fn participant_infos_except(&self, except: ParticipantId) -> Vec<ParticipantInfo> {
         self.participants
             .iter()
             .filter(|(k, _)| **k != except)
@@ -218,7 +217,7 @@ impl Room {
     }
 
     /// Remove a participant with everything it published and received; tell the others.
-    pub(super) fn remove_participant(&mut self, key: ParticipantKey, reason: Option<LeaveReason>) {
+    pub(super) fn remove_participant(&mut self, key: ParticipantId, reason: Option<LeaveReason>) {
         let Some(mut p) = self.participants.remove(&key) else {
             return;
         };
@@ -298,7 +297,7 @@ impl Room {
             self.now,
         );
         if !p.rtc.is_alive() {
-            self.to_remove.push((p.key, Some(LeaveReason::Timeout)));
+            self.to_remove.push((p.id, Some(LeaveReason::Timeout)));
         }
     }
 
@@ -320,7 +319,7 @@ impl Room {
 
     pub(super) fn handle_timeouts(&mut self, now: Instant) {
         let grace = self.resume_grace();
-        let keys: Vec<ParticipantKey> = self.participants.keys().copied().collect();
+        let keys: Vec<ParticipantId> = self.participants.keys().copied().collect();
         for key in keys {
             let Some(p) = self.participants.get_mut(&key) else {
                 continue;

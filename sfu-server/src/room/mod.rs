@@ -27,7 +27,8 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use sfu_core::ids::RoomId;
+use sfu_core::ids::{ParticipantId, ProducerId, RoomId};
+
 use sfu_core::speakers::SpeakerRanking;
 use signaling::{LeaveReason, ProtocolError, ServerMessage};
 use str0m::Event;
@@ -40,12 +41,12 @@ pub use self::admin::ParticipantSnapshot;
 pub use self::admin::{AdminRequest, RoomSnapshot};
 use crate::egress::Egress;
 use crate::node_services::NodeServices;
-use crate::routing::{Datagram, ParticipantKey, Routes};
+use crate::routing::{Datagram, Routes};
 use crate::shard::{Shard, ShardSeat};
 use crate::stats::Stats;
 use outbox::Delivery;
 use participant::Participant;
-use producer::{Producer, ProducerKey};
+use producer::Producer;
 
 /// Datagrams queued toward one room before new ones are dropped (and counted).
 const DATAGRAM_QUEUE: usize = 4096;
@@ -104,7 +105,7 @@ pub struct JoinRequest {
     /// The secret for `resume`, told in `joined`.
     pub resume_token: String,
     /// The participant's key and id, or why it was refused.
-    pub reply: oneshot::Sender<Result<(ParticipantKey, String), ProtocolError>>,
+    pub reply: oneshot::Sender<Result<(ParticipantId, String), ProtocolError>>,
 }
 
 /// Who a join token says a participant is, and until when it may be.
@@ -120,7 +121,7 @@ pub struct Identity {
 #[derive(Debug)]
 pub struct ResumeRequest {
     /// The participant.
-    pub key: ParticipantKey,
+    pub key: ParticipantId,
     /// The secret its `joined` carried.
     pub resume_token: String,
     /// The secret that replaces it (a resume token works once).
@@ -138,12 +139,12 @@ pub enum RoomCommand {
     Join(JoinRequest),
     /// A client message of a joined participant's signaling connection (number); ignored
     /// when a resume has replaced that connection.
-    Signal(ParticipantKey, u64, signaling::ClientMessage),
+    Signal(ParticipantId, u64, signaling::ClientMessage),
     /// Session (number) of the participant left (`leave`) or was ended; ignored when the
     /// participant has been resumed by a newer connection since.
-    Leave(ParticipantKey, u64),
+    Leave(ParticipantId, u64),
     /// This signaling connection (number) of the participant dropped without `leave`.
-    Disconnected(ParticipantKey, u64),
+    Disconnected(ParticipantId, u64),
     /// A client takes back its participant.
     Resume(ResumeRequest),
     /// An operator's request (admin API, dashboard, metrics).
@@ -204,22 +205,22 @@ pub(crate) struct Room {
     ctx: NodeContext,
     candidate_addrs: Vec<(Protocol, SocketAddr)>,
     datagram_tx: mpsc::Sender<Datagram>,
-    participants: HashMap<ParticipantKey, Participant>,
-    producers: HashMap<ProducerKey, Producer>,
+    participants: HashMap<ParticipantId, Participant>,
+    producers: HashMap<ProducerId, Producer>,
     /// Events drained from participants' `Rtc`s, handled in order.
-    events: VecDeque<(ParticipantKey, Event)>,
+    events: VecDeque<(ParticipantId, Event)>,
     /// Participants to remove once the current step is done, with the reason told to them.
-    to_remove: Vec<(ParticipantKey, Option<LeaveReason>)>,
+    to_remove: Vec<(ParticipantId, Option<LeaveReason>)>,
     /// Subscribers written to since their last drain: drained once the queued datagrams and
     /// events are handled, so a burst goes out together.
-    to_drain: Vec<ParticipantKey>,
+    to_drain: Vec<ParticipantId>,
     /// Subscribers given new consumers in the current step: offered once it is done, so
     /// tracks published together are offered together.
-    offers_due: Vec<ParticipantKey>,
+    offers_due: Vec<ParticipantId>,
     /// When layers, dynacast and speakers are next reviewed.
     next_tick: Instant,
     /// Active speaker ranking from audio levels.
-    speakers: SpeakerRanking<ParticipantKey>,
+    speakers: SpeakerRanking<ParticipantId>,
     /// When the room opened.
     opened_at: Instant,
     /// RTP packets forwarded in this room.
@@ -399,7 +400,7 @@ impl Room {
 
     /// Periodic review: every subscriber's layers, dynacast, active speakers.
     fn tick(&mut self, now: Instant) {
-        let keys: Vec<ParticipantKey> = self.participants.keys().copied().collect();
+        let keys: Vec<ParticipantId> = self.participants.keys().copied().collect();
         for key in keys {
             self.allocate_layers(key, now);
         }
@@ -431,7 +432,7 @@ impl Room {
     /// Queue a message to one participant. What its session cannot take yet waits in its
     /// outbox, coalesced; only a session that takes nothing at all is removed (told
     /// `timeout`; its session counts it when its blocked send times out).
-    fn send_to(&mut self, key: ParticipantKey, message: ServerMessage) {
+    fn send_to(&mut self, key: ParticipantId, message: ServerMessage) {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
@@ -445,7 +446,7 @@ impl Room {
     }
 
     /// Act on what became of a message toward participant `key`.
-    fn delivered(&mut self, key: ParticipantKey, delivery: Delivery) {
+    fn delivered(&mut self, key: ParticipantId, delivery: Delivery) {
         match delivery {
             Delivery::Queued => {}
             Delivery::Overflow => {
@@ -467,11 +468,11 @@ impl Room {
         if !self.outboxes_backlogged {
             return;
         }
-        let backlogged: Vec<ParticipantKey> = self
+        let backlogged: Vec<ParticipantId> = self
             .participants
             .values()
             .filter(|p| p.outbox.is_backlogged() && p.disconnected_at.is_none())
-            .map(|p| p.key)
+            .map(|p| p.id)
             .collect();
         let mut still_backlogged = false;
         for key in backlogged {
@@ -488,24 +489,24 @@ impl Room {
     }
 
     /// Refuse a participant's message with an `error` reply, counted as a signaling error.
-    fn reply_error(&mut self, key: ParticipantKey, code: signaling::ErrorCode, message: String) {
+    fn reply_error(&mut self, key: ParticipantId, code: signaling::ErrorCode, message: String) {
         crate::stats::count_signaling_error(&self.ctx.stats, code);
         self.send_to(key, ServerMessage::error(code, message));
     }
 
     /// Refuse a participant's offer, which is not answered: the `error` says so.
-    fn refuse_offer(&mut self, key: ParticipantKey, code: signaling::ErrorCode, message: String) {
+    fn refuse_offer(&mut self, key: ParticipantId, code: signaling::ErrorCode, message: String) {
         crate::stats::count_signaling_error(&self.ctx.stats, code);
         self.send_to(key, ServerMessage::offer_refused(code, message));
     }
 
     /// Queue a message to every participant but `except`.
-    fn broadcast(&mut self, except: ParticipantKey, message: &ServerMessage) {
+    fn broadcast(&mut self, except: ParticipantId, message: &ServerMessage) {
         self.broadcast_except(Some(except), message);
     }
 
-    fn broadcast_except(&mut self, except: Option<ParticipantKey>, message: &ServerMessage) {
-        let keys: Vec<ParticipantKey> = self
+    fn broadcast_except(&mut self, except: Option<ParticipantId>, message: &ServerMessage) {
+        let keys: Vec<ParticipantId> = self
             .participants
             .keys()
             .copied()

@@ -9,15 +9,16 @@
 use std::time::Duration;
 
 use sfu_core::forwarder::Forwarder;
+use sfu_core::ids::{ParticipantId, ProducerId};
 use sfu_core::publish::{OfferRefusal, OfferedLine, PublishRules, check_offer};
 use signaling::{ErrorCode, MediaKind, ServerMessage, TrackMap};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, Mid};
 use tracing::{info, warn};
 
+use super::Room;
 use super::participant;
-use super::producer::{Consumer, ConsumerState, ProducerKey};
-use super::{ParticipantKey, Room};
+use super::producer::{Consumer, ConsumerState};
 use crate::limits::{self, Limit};
 
 /// Most simulcast layers (rids) one published track may have: q, h and f.
@@ -30,7 +31,7 @@ const OFFER_AGAIN_AFTER_REFUSED_ANSWER: Duration = Duration::from_secs(1);
 
 impl Room {
     /// The client's offer: accept it, (un)publish what changed, answer with the track ids.
-    pub(super) fn client_offer(&mut self, key: ParticipantKey, sdp: String) {
+    pub(super) fn client_offer(&mut self, key: ParticipantId, sdp: String) {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
@@ -149,7 +150,7 @@ impl Room {
     }
 
     /// The client's answer to the server's outstanding offer.
-    pub(super) fn client_answer(&mut self, key: ParticipantKey, sdp: String) {
+    pub(super) fn client_answer(&mut self, key: ParticipantId, sdp: String) {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
@@ -198,7 +199,7 @@ impl Room {
                 other => other,
             };
         }
-        let add_again: Vec<(ProducerKey, Option<u8>)> = p
+        let add_again: Vec<(ProducerId, Option<u8>)> = p
             .consumers
             .iter()
             .filter(|(_, c)| matches!(c.state, ConsumerState::Removing(_)))
@@ -249,7 +250,7 @@ impl Room {
     /// Offer the participant the tracks it should now receive, if anything changed and no
     /// offer is outstanding. The offer holds no more new tracks than keep it answerable
     /// under `max_sdp_bytes`; the others are not offered, and the participant is told.
-    pub(super) fn maybe_offer(&mut self, key: ParticipantKey) {
+    pub(super) fn maybe_offer(&mut self, key: ParticipantId) {
         let budget = self.ctx.config.max_sdp_bytes * 3 / 4;
         let Some(p) = self.participants.get_mut(&key) else {
             return;
@@ -257,7 +258,7 @@ impl Room {
         if p.pending_offer.is_some() || p.offer_after.is_some() {
             return;
         }
-        let mut adding: Vec<(u64, ProducerKey)> = p
+        let mut adding: Vec<(u64, ProducerId)> = p
             .consumers
             .iter()
             .filter(|(_, c)| c.state == ConsumerState::ToAdd)
@@ -301,7 +302,7 @@ impl Room {
             p.last_offer = Some(message.clone());
             self.send_to(key, message);
         }
-        let left_out: Vec<ProducerKey> = adding[allowed..].iter().map(|(_, k)| *k).collect();
+        let left_out: Vec<ProducerId> = adding[allowed..].iter().map(|(_, k)| *k).collect();
         if !left_out.is_empty() {
             self.leave_out_of_offer(key, &left_out);
         }
@@ -310,7 +311,7 @@ impl Room {
     /// Build the server's offer: every stop due, and the additions of `adding`.
     fn build_offer(
         p: &mut participant::Participant,
-        adding: &[(u64, ProducerKey)],
+        adding: &[(u64, ProducerId)],
     ) -> Option<(SdpOffer, str0m::change::SdpPendingOffer)> {
         let mut change = p.rtc.sdp_api();
         for (producer_key, consumer) in p.consumers.iter_mut() {
@@ -344,7 +345,7 @@ impl Room {
 
     /// Consumers that did not fit in the server's offer are dropped, and the subscriber is
     /// told which tracks it does not receive (it may unsubscribe others and subscribe again).
-    fn leave_out_of_offer(&mut self, key: ParticipantKey, left_out: &[ProducerKey]) {
+    fn leave_out_of_offer(&mut self, key: ParticipantId, left_out: &[ProducerId]) {
         limits::hit(Limit::ServerOfferSize);
         let mut tracks = Vec::new();
         for producer_key in left_out {
@@ -376,7 +377,7 @@ impl Room {
     }
 
     /// Give `subscriber` a consumer of `producer` (offered at the next opportunity).
-    pub(super) fn add_consumer(&mut self, subscriber: ParticipantKey, producer_key: ProducerKey) {
+    pub(super) fn add_consumer(&mut self, subscriber: ParticipantId, producer_key: ProducerId) {
         let Some(producer) = self.producers.get_mut(&producer_key) else {
             return;
         };
@@ -403,8 +404,8 @@ impl Room {
         p.consumers.insert(
             producer_key,
             Consumer {
-                track_id: producer.id.clone(),
-                publisher_id: producer.owner_id.clone(),
+                track_id: producer.id,
+                publisher_id: producer.owner,
                 kind: producer.kind,
                 state: ConsumerState::ToAdd,
                 remove_after_answer: false,
@@ -423,11 +424,7 @@ impl Room {
     }
 
     /// Stop `subscriber`'s consumer of `producer` (its m-line is stopped in the next offer).
-    pub(super) fn remove_consumer(
-        &mut self,
-        subscriber: ParticipantKey,
-        producer_key: ProducerKey,
-    ) {
+    pub(super) fn remove_consumer(&mut self, subscriber: ParticipantId, producer_key: ProducerId) {
         if let Some(producer) = self.producers.get_mut(&producer_key) {
             producer.subscribers.retain(|k| *k != subscriber);
         }
@@ -441,7 +438,7 @@ impl Room {
     }
 
     /// Match the participant's published tracks to the m-lines of its latest offer.
-    fn sync_published(&mut self, key: ParticipantKey, sdp: &str) {
+    fn sync_published(&mut self, key: ParticipantId, sdp: &str) {
         let Some(p) = self.participants.get(&key) else {
             return;
         };
@@ -505,7 +502,7 @@ impl Room {
 
     /// After an ICE restart the client checks the new server ufrag, often from new addresses:
     /// route datagrams by it from now on. The old ufrag is forgotten.
-    fn follow_ice_restart(&mut self, key: ParticipantKey) {
+    fn follow_ice_restart(&mut self, key: ParticipantId) {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };

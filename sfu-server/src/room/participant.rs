@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use sfu_core::ids::ParticipantId;
+use sfu_core::ids::{ParticipantId, ProducerId};
 use str0m::bwe::Bitrate;
 use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
@@ -15,19 +15,16 @@ use str0m::rtp::Ssrc;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tracing::{Span, warn};
 
-use super::ParticipantKey;
 use super::outbox::Outbox;
 use super::path_view::MediaPathView;
-use super::producer::{Consumer, ProducerKey};
+use super::producer::Consumer;
 use super::rtcp_stats::FeedbackTotals;
 use crate::egress::Egress;
 use crate::stats::Stats;
 
 /// One peer connection in the room.
 pub struct Participant {
-    /// Key inside the room.
-    pub key: ParticipantKey,
-    /// Protocol id.
+    /// Its id, in the room and on the wire.
     pub id: ParticipantId,
     /// Display name.
     pub name: String,
@@ -71,11 +68,11 @@ pub struct Participant {
     /// When it joined.
     pub joined_at: Instant,
     /// Published tracks by m-line.
-    pub published: HashMap<Mid, ProducerKey>,
+    pub published: HashMap<Mid, ProducerId>,
     /// Incoming SSRC → (producer, layer), resolved on first packet.
-    pub rx_by_ssrc: HashMap<Ssrc, (ProducerKey, u8)>,
+    pub rx_by_ssrc: HashMap<Ssrc, (ProducerId, u8)>,
     /// Consumers by producer.
-    pub consumers: HashMap<ProducerKey, Consumer>,
+    pub consumers: HashMap<ProducerId, Consumer>,
     /// Open data channels and their labels.
     pub channels: HashMap<ChannelId, String>,
     /// Its budget of data channel messages relayed per second.
@@ -105,7 +102,7 @@ impl Participant {
     }
 
     /// The consumer sending on `mid`, if any.
-    pub fn consumer_by_mid(&self, mid: Mid) -> Option<ProducerKey> {
+    pub fn consumer_by_mid(&self, mid: Mid) -> Option<ProducerId> {
         self.consumers
             .iter()
             .find(|(_, c)| c.mid() == Some(mid))
@@ -180,7 +177,7 @@ pub fn drain(
     p: &mut Participant,
     media: &mut dyn Egress,
     stats: &Stats,
-    events: &mut std::collections::VecDeque<(ParticipantKey, Event)>,
+    events: &mut std::collections::VecDeque<(ParticipantId, Event)>,
     now: Instant,
 ) {
     let mut due_left = DUE_TIMEOUTS_PER_DRAIN;
@@ -197,7 +194,7 @@ pub fn drain(
             Ok(Output::Transmit(t)) => {
                 media.transmit(t.proto, t.source, t.destination, &t.contents, stats)
             }
-            Ok(Output::Event(event)) => events.push_back((p.key, event)),
+            Ok(Output::Event(event)) => events.push_back((p.id, event)),
             Err(e) => {
                 let _g = p.span.enter();
                 warn!(error = %e, "peer connection failed");

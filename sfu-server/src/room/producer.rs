@@ -4,27 +4,21 @@ use sfu_core::codec::Codec;
 use sfu_core::dynacast::LayerHold;
 use sfu_core::forwarder::Forwarder;
 use sfu_core::ids::{ParticipantId, ProducerId};
+
 use sfu_core::monitor::LayerMonitor;
 use sfu_core::throttle::KeyframeThrottle;
 use signaling::{ForwardedQuality, MediaKind, Quality, Track};
 use str0m::format::PayloadParams;
 use str0m::media::{Mid, Pt};
 
-use super::ParticipantKey;
 use super::path_view::StreamView;
-
-/// A producer's key inside the room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ProducerKey(pub u64);
 
 /// An incoming track and who receives it.
 pub struct Producer {
     /// The protocol's track id.
     pub id: ProducerId,
     /// The publishing participant.
-    pub owner: ParticipantKey,
-    /// Its participant id.
-    pub owner_id: ParticipantId,
+    pub owner: ParticipantId,
     /// The m-line it arrives on in the publisher's peer connection.
     pub mid: Mid,
     /// Audio or video.
@@ -46,7 +40,7 @@ pub struct Producer {
     /// Keyframe requests toward the publisher.
     pub throttle: KeyframeThrottle,
     /// Participants holding a consumer of it.
-    pub subscribers: Vec<ParticipantKey>,
+    pub subscribers: Vec<ParticipantId>,
     /// Which layers arrive, and their bitrates.
     pub monitor: LayerMonitor,
     /// The rids last asked of the publisher (dynacast); `None` until first decided.
@@ -65,7 +59,7 @@ impl Producer {
     pub fn track(&self) -> Track {
         Track {
             id: self.id.to_string(),
-            participant_id: self.owner_id.to_string(),
+            participant_id: self.owner.to_string(),
             kind: self.kind,
             muted: self.is_muted(),
             simulcast: self.rids.clone(),

@@ -2,15 +2,16 @@
 //! WebSocket dropped without `leave` keeps its peer connection (media keeps flowing) for
 //! `resume_grace_secs`, and a new connection presenting its `resume_token` takes it back.
 
+use sfu_core::ids::ParticipantId;
 use signaling::{ErrorCode, ProtocolError, ServerMessage};
 use tracing::info;
 
-use super::{ParticipantKey, ResumeRequest, Room};
+use super::{ResumeRequest, Room};
 
 impl Room {
     /// Whether `connection` is the participant's current signaling connection: what an older
     /// one, replaced by a resume, still sends or reports is ignored.
-    pub(super) fn is_current_connection(&self, key: ParticipantKey, connection: u64) -> bool {
+    pub(super) fn is_current_connection(&self, key: ParticipantId, connection: u64) -> bool {
         self.participants
             .get(&key)
             .is_some_and(|p| p.connection == connection)
@@ -18,14 +19,14 @@ impl Room {
 
     /// Connection `connection` of the participant left, or the server ended it. A session that a
     /// resume replaced ends without taking the participant with it.
-    pub(super) fn leave(&mut self, key: ParticipantKey, connection: u64) {
+    pub(super) fn leave(&mut self, key: ParticipantId, connection: u64) {
         if self.is_current_connection(key, connection) {
             self.to_remove.push((key, None));
         }
     }
 
     /// Connection `connection` of the participant lost its connection without `leave`.
-    pub(super) fn disconnected(&mut self, key: ParticipantKey, connection: u64) {
+    pub(super) fn disconnected(&mut self, key: ParticipantId, connection: u64) {
         if self.ctx.config.resume_grace_secs == 0 {
             self.to_remove.push((key, None));
             return;

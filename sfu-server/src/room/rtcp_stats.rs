@@ -5,10 +5,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use sfu_core::ids::ParticipantId;
 use str0m::media::{Mid, Rid};
 use str0m::stats::{MediaEgressStats, MediaIngressStats};
 
-use super::{ParticipantKey, Room};
+use super::Room;
 
 /// Which way the feedback went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,7 +25,7 @@ pub type FeedbackTotals =
     std::collections::HashMap<(Mid, Option<Rid>, FeedbackDirection), [u64; 3]>;
 
 impl Room {
-    pub(super) fn egress_stats(&mut self, key: ParticipantKey, stats: MediaEgressStats) {
+    pub(super) fn egress_stats(&mut self, key: ParticipantId, stats: MediaEgressStats) {
         if let Some(p) = self.participants.get_mut(&key) {
             let consumer = p.consumer_by_mid(stats.mid);
             if let Some(c) = consumer.and_then(|pk| p.consumers.get_mut(&pk)) {
@@ -55,7 +56,7 @@ impl Room {
         );
     }
 
-    pub(super) fn ingress_stats(&mut self, key: ParticipantKey, stats: MediaIngressStats) {
+    pub(super) fn ingress_stats(&mut self, key: ParticipantId, stats: MediaIngressStats) {
         let totals = [stats.nacks, stats.plis, stats.firs];
         let node = self.ctx.stats.clone();
         let counters = [
@@ -73,7 +74,7 @@ impl Room {
 
     fn add_feedback(
         &mut self,
-        key: ParticipantKey,
+        key: ParticipantId,
         stream: (Mid, Option<Rid>, FeedbackDirection),
         totals: [u64; 3],
         counters: [&AtomicU64; 3],

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sfu_core::dynacast::LayerHold;
-use sfu_core::ids::ProducerId;
+use sfu_core::ids::{ParticipantId, ProducerId};
 use sfu_core::monitor::LayerMonitor;
 use sfu_core::throttle::KeyframeThrottle;
 use signaling::{ClientMessage, ErrorCode, MediaKind, Quality, ServerMessage};
@@ -11,8 +11,8 @@ use str0m::Candidate;
 use str0m::media::Mid;
 use tracing::{debug, info};
 
-use super::producer::{Producer, ProducerKey, core_codec, max_layer_for};
-use super::{ParticipantKey, Room};
+use super::Room;
+use super::producer::{Producer, core_codec, max_layer_for};
 
 /// Distinct remote candidate addresses one participant may signal: a browser signals a
 /// handful per ICE session; unbounded, they would grow the room's and str0m's lists forever.
@@ -25,7 +25,7 @@ const LAYER_INACTIVE_AFTER: Duration = Duration::from_millis(1000);
 
 impl Room {
     /// Handle one message of a joined participant.
-    pub(super) fn signal(&mut self, key: ParticipantKey, message: ClientMessage) {
+    pub(super) fn signal(&mut self, key: ParticipantId, message: ClientMessage) {
         match message {
             ClientMessage::Offer { sdp } => self.client_offer(key, sdp),
             ClientMessage::Answer { sdp } => self.client_answer(key, sdp),
@@ -48,7 +48,7 @@ impl Room {
 
     fn client_candidate(
         &mut self,
-        key: ParticipantKey,
+        key: ParticipantId,
         candidate: Option<signaling::IceCandidateInit>,
     ) {
         let Some(p) = self.participants.get_mut(&key) else {
@@ -95,14 +95,14 @@ impl Room {
         }
     }
 
-    pub(super) fn producer_by_track(&self, track_id: &str) -> Option<ProducerKey> {
-        self.producers
-            .iter()
-            .find(|(_, p)| p.id.as_str() == track_id)
-            .map(|(k, _)| *k)
+    /// The producer a client's `track_id` names: none for an id of no track of this room,
+    /// or one that is not spelt as the server spells ids.
+    pub(super) fn producer_by_track(&self, track_id: &str) -> Option<ProducerId> {
+        let id = track_id.parse().ok()?;
+        self.producers.contains_key(&id).then_some(id)
     }
 
-    fn subscribe(&mut self, key: ParticipantKey, track_id: &str, quality: Quality, paused: bool) {
+    fn subscribe(&mut self, key: ParticipantId, track_id: &str, quality: Quality, paused: bool) {
         if self
             .participants
             .get(&key)
@@ -146,7 +146,7 @@ impl Room {
         self.allocate_layers(key, self.now);
     }
 
-    fn unsubscribe(&mut self, key: ParticipantKey, track_id: &str) {
+    fn unsubscribe(&mut self, key: ParticipantId, track_id: &str) {
         let producer = self.producer_by_track(track_id);
         let subscribed = producer.is_some_and(|pk| {
             self.participants
@@ -163,7 +163,7 @@ impl Room {
         }
     }
 
-    fn mute(&mut self, key: ParticipantKey, track_id: &str, muted: bool) {
+    fn mute(&mut self, key: ParticipantId, track_id: &str, muted: bool) {
         let Some(pk) = self.producer_by_track(track_id) else {
             self.reply_error(
                 key,
@@ -201,7 +201,7 @@ impl Room {
     }
 
     /// A new m-line the participant sends on becomes a producer, announced and auto-subscribed.
-    pub(super) fn publish(&mut self, key: ParticipantKey, mid: Mid) {
+    pub(super) fn publish(&mut self, key: ParticipantId, mid: Mid) {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
@@ -232,13 +232,12 @@ impl Room {
             }
             None => (sfu_core::codec::Codec::Vp8, "VP8".into(), 90_000),
         };
-        let producer_key = ProducerKey(self.ctx.services.next_number());
-        let id = ProducerId::from_sequence(producer_key.0);
+        let producer_key = ProducerId::new(self.ctx.services.next_number());
+        let id = producer_key;
         let interval = Duration::from_millis(self.ctx.config.keyframe_request_interval_ms);
         let producer = Producer {
-            id: id.clone(),
+            id,
             owner: key,
-            owner_id: p.id.clone(),
             mid,
             kind,
             codec,
@@ -262,11 +261,11 @@ impl Room {
         let track = producer.track();
         self.producers.insert(producer_key, producer);
         self.broadcast(key, &ServerMessage::TrackPublished { track });
-        let auto: Vec<ParticipantKey> = self
+        let auto: Vec<ParticipantId> = self
             .participants
             .values()
-            .filter(|s| s.key != key && s.auto_subscribe)
-            .map(|s| s.key)
+            .filter(|s| s.id != key && s.auto_subscribe)
+            .map(|s| s.id)
             .collect();
         for subscriber in auto {
             self.add_consumer(subscriber, producer_key);
@@ -274,7 +273,7 @@ impl Room {
     }
 
     /// A producer is gone: stop every consumer of it and tell the room.
-    pub(super) fn unpublish(&mut self, producer_key: ProducerKey) {
+    pub(super) fn unpublish(&mut self, producer_key: ProducerId) {
         let Some(producer) = self.producers.remove(&producer_key) else {
             return;
         };

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sfu_core::ids::RoomId;
+use sfu_core::ids::{ParticipantId, RoomId};
 use signaling::token::{self as auth, Grants};
 use signaling::{ErrorCode, ProtocolError};
 use tokio::sync::{mpsc, oneshot};
@@ -12,7 +12,6 @@ use tracing::warn;
 use crate::cluster::Placement;
 use crate::registry::Registry;
 use crate::room::{Identity, JoinRequest, Outbound, ResumeRequest, RoomCommand};
-use crate::routing::ParticipantKey;
 use crate::stats::bump;
 
 /// How long a room may take to take and answer a join.
@@ -23,7 +22,7 @@ const JOIN_ATTEMPTS: usize = 3;
 /// A session that got into a room: the participant, its room's queue, and which signaling
 /// connection of the participant it is.
 pub(super) struct Joined {
-    pub(super) key: ParticipantKey,
+    pub(super) key: ParticipantId,
     pub(super) participant_id: String,
     pub(super) commands: mpsc::Sender<RoomCommand>,
     /// Which signaling connection of the participant this is (0 for the join, one more per

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sfu_core::ids::ParticipantId;
 use signaling::{ClientMessage, ServerMessage};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, MediaKind};
@@ -21,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{JoinRequest, NodeContext, Outbound, Room, RoomCommand};
 use crate::egress::Egress;
 use crate::node_services::NodeServices;
-use crate::routing::{Datagram, ParticipantKey, Routes};
+use crate::routing::{Datagram, Routes};
 use crate::shard::Shard;
 use crate::stats::Stats;
 
@@ -60,7 +61,7 @@ impl Egress for Capture {
 /// One participant as the test plays it: its key, its str0m peer, and what its session got.
 pub struct Client {
     /// Its key in the room.
-    pub key: ParticipantKey,
+    pub key: ParticipantId,
     /// Its WebRTC peer.
     pub rtc: Rtc,
     addr: SocketAddr,
