@@ -2,7 +2,9 @@
 //! forward it (and with which outgoing numbers) or drop it, and why.
 //!
 //! "Decide first, then send": [`Forwarder::decide`] returns a plain
-//! [`Decision`]; the caller does the I/O.
+//! [`Decision`]; the caller does the I/O. The decision also says what changed: the packet
+//! that starts a layer, or the layer whose keyframe a dropped packet waits for, so the
+//! caller never compares forwarder state before and after.
 
 use std::time::Instant;
 
@@ -29,8 +31,8 @@ pub struct PacketInfo {
 /// Why a packet was not forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
-    /// Video not started yet, or switching: waiting for a keyframe of the target layer.
-    WaitingForKeyframe,
+    /// Video not started yet, or switching: waiting for a keyframe of this (target) layer.
+    WaitingForKeyframe(u8),
     /// The packet's layer is not the one forwarded to this consumer.
     OtherLayer,
     /// The consumer is paused.
@@ -39,11 +41,23 @@ pub enum DropReason {
     Stale,
 }
 
+/// A packet to send, as it goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarded {
+    /// Its outgoing sequence number and timestamp.
+    pub munged: Munged,
+    /// Its outgoing VP8 descriptor counters (VP8 tracks only).
+    pub vp8: Option<Vp8Fields>,
+    /// The layer it starts, when it is the first packet forwarded since the consumer
+    /// started, resumed or switched layers.
+    pub starts_layer: Option<u8>,
+}
+
 /// What to do with one packet for one consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// Send it with these outgoing numbers (and VP8 descriptor counters, for VP8).
-    Forward(Munged, Option<Vp8Fields>),
+    /// Send it.
+    Forward(Forwarded),
     /// Do not send it.
     Drop(DropReason),
 }
@@ -106,7 +120,8 @@ impl Forwarder {
             return Decision::Drop(DropReason::Paused);
         };
         let starts_target = packet.layer == target && self.current != Some(target);
-        if starts_target && (packet.keyframe_start || !self.video) {
+        let starts_layer = starts_target && (packet.keyframe_start || !self.video);
+        if starts_layer {
             let advance = self.timestamp_advance(packet.arrival);
             self.munger
                 .switch_source(packet.seq, packet.timestamp, advance);
@@ -116,7 +131,7 @@ impl Forwarder {
             self.current = Some(target);
         } else if self.current != Some(packet.layer) {
             let reason = if self.current.is_none() || packet.layer == target {
-                DropReason::WaitingForKeyframe
+                DropReason::WaitingForKeyframe(target)
             } else {
                 DropReason::OtherLayer
             };
@@ -125,7 +140,11 @@ impl Forwarder {
         match self.munger.rewrite(packet.seq, packet.timestamp) {
             Some(munged) => {
                 self.last_forward = Some(packet.arrival);
-                Decision::Forward(munged, packet.vp8.map(|f| self.vp8.rewrite(f)))
+                Decision::Forward(Forwarded {
+                    munged,
+                    vp8: packet.vp8.map(|f| self.vp8.rewrite(f)),
+                    starts_layer: starts_layer.then_some(target),
+                })
             }
             None => Decision::Drop(DropReason::Stale),
         }
@@ -181,13 +200,28 @@ mod tests {
     }
 
     fn fwd(seq: u64, timestamp: u32) -> Decision {
-        Decision::Forward(Munged { seq, timestamp }, None)
+        Decision::Forward(Forwarded {
+            munged: Munged { seq, timestamp },
+            vp8: None,
+            starts_layer: None,
+        })
+    }
+
+    /// A forwarded packet that starts `layer`.
+    fn start(seq: u64, timestamp: u32, layer: u8) -> Decision {
+        Decision::Forward(Forwarded {
+            munged: Munged { seq, timestamp },
+            vp8: None,
+            starts_layer: Some(layer),
+        })
     }
 
     /// The VP8 counters a forwarded packet carries.
     fn vp8_out(decision: Decision) -> Option<(u16, u8)> {
         match decision {
-            Decision::Forward(_, Some(f)) => Some((f.picture_id?, f.tl0_pic_idx?)),
+            Decision::Forward(Forwarded { vp8: Some(f), .. }) => {
+                Some((f.picture_id?, f.tl0_pic_idx?))
+            }
             _ => None,
         }
     }
@@ -225,9 +259,9 @@ mod tests {
         let cases = [
             (
                 b.pkt(0, 10, 0, false, 0),
-                Decision::Drop(DropReason::WaitingForKeyframe),
+                Decision::Drop(DropReason::WaitingForKeyframe(0)),
             ),
-            (b.pkt(0, 11, 3000, true, 33), fwd(11, 3000)),
+            (b.pkt(0, 11, 3000, true, 33), start(11, 3000, 0)),
             (b.pkt(0, 12, 3000, false, 34), fwd(12, 3000)),
             (
                 b.pkt(0, 10, 0, false, 35),
@@ -247,7 +281,7 @@ mod tests {
         let b = Builder::new();
         let mut f = Forwarder::new(false, 48_000);
         assert_eq!(f.awaited_keyframe_layer(), None);
-        assert_eq!(f.decide(&b.pkt(0, 7, 960, false, 0)), fwd(7, 960));
+        assert_eq!(f.decide(&b.pkt(0, 7, 960, false, 0)), start(7, 960, 0));
         assert_eq!(f.decide(&b.pkt(0, 8, 1920, false, 20)), fwd(8, 1920));
     }
 
@@ -263,14 +297,14 @@ mod tests {
             (b.pkt(0, 101, 12_000, false, 33), fwd(101, 12_000)),
             (
                 b.pkt(2, 500, 777_000, false, 34),
-                Decision::Drop(DropReason::WaitingForKeyframe),
+                Decision::Drop(DropReason::WaitingForKeyframe(2)),
             ),
             (
                 b.pkt(1, 300, 555_000, true, 35),
                 Decision::Drop(DropReason::OtherLayer),
             ),
             // 100 ms after the last forwarded packet: 9000 ticks at 90 kHz.
-            (b.pkt(2, 501, 780_000, true, 133), fwd(102, 21_000)),
+            (b.pkt(2, 501, 780_000, true, 133), start(102, 21_000, 2)),
             (
                 b.pkt(0, 102, 15_000, false, 134),
                 Decision::Drop(DropReason::OtherLayer),
@@ -298,8 +332,11 @@ mod tests {
         f.set_target(Some(0));
         assert_eq!(
             f.decide(&b.pkt(0, 3, 6000, false, 66)),
-            Decision::Drop(DropReason::WaitingForKeyframe)
+            Decision::Drop(DropReason::WaitingForKeyframe(0))
         );
-        assert_eq!(f.decide(&b.pkt(0, 4, 9000, true, 1000)), fwd(2, 90_000));
+        assert_eq!(
+            f.decide(&b.pkt(0, 4, 9000, true, 1000)),
+            start(2, 90_000, 0)
+        );
     }
 }

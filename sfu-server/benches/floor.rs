@@ -392,8 +392,8 @@ fn fanout<S: SrtpSession>(bencher: Bencher, subscribers: usize) {
             let info = packet_info(seq, now);
             seq += 1;
             for (forwarder, session) in &mut egress {
-                if let Decision::Forward(munged, _) = forwarder.decide(&info) {
-                    plain[2..4].copy_from_slice(&(munged.seq as u16).to_be_bytes());
+                if let Decision::Forward(forwarded) = forwarder.decide(&info) {
+                    plain[2..4].copy_from_slice(&(forwarded.munged.seq as u16).to_be_bytes());
                     session.seal(&plain, &mut out);
                     let _ = socket.send_to(&out, destination);
                 }

@@ -1,7 +1,7 @@
 //! Events from participants' `Rtc`s: media fan-out, keyframe requests, connection state.
 
 use sfu_core::codec::is_keyframe_start;
-use sfu_core::forwarder::{Decision, DropReason, PacketInfo};
+use sfu_core::forwarder::{Decision, DropReason, Forwarded, PacketInfo};
 use sfu_core::ids::{ParticipantId, ProducerId};
 use sfu_core::rids::{layer_of, nearest_layer, rid_of};
 use str0m::bwe::BweKind;
@@ -184,21 +184,26 @@ impl Room {
             let ConsumerState::Active(mid) = consumer.state else {
                 continue;
             };
-            let layer_before = consumer.forwarder.current_layer();
-            let decision = consumer.forwarder.decide(&info);
-            if consumer.forwarder.current_layer() != layer_before {
-                switched.push(*subscriber);
-                bump(&self.ctx.stats.layer_switches);
-                if let Some(since) = consumer.keyframe_awaited_since.take() {
-                    self.keyframe_wait_seconds
-                        .record(info.arrival.saturating_duration_since(since).as_secs_f64());
+            let (munged, vp8_out) = match consumer.forwarder.decide(&info) {
+                Decision::Forward(Forwarded {
+                    munged,
+                    vp8,
+                    starts_layer,
+                }) => {
+                    if starts_layer.is_some() {
+                        switched.push(*subscriber);
+                        bump(&self.ctx.stats.layer_switches);
+                        if let Some(since) = consumer.keyframe_awaited_since.take() {
+                            self.keyframe_wait_seconds.record(
+                                info.arrival.saturating_duration_since(since).as_secs_f64(),
+                            );
+                        }
+                    }
+                    (munged, vp8)
                 }
-            }
-            let (munged, vp8_out) = match decision {
-                Decision::Forward(munged, vp8_out) => (munged, vp8_out),
                 Decision::Drop(reason) => {
-                    if reason == DropReason::WaitingForKeyframe {
-                        keyframe_wanted = consumer.forwarder.awaited_keyframe_layer();
+                    if let DropReason::WaitingForKeyframe(layer) = reason {
+                        keyframe_wanted = Some(layer);
                         consumer.keyframe_awaited_since.get_or_insert(info.arrival);
                     }
                     bump(&self.ctx.stats.rtp_not_forwarded);
