@@ -30,6 +30,7 @@ pub mod ids;
 pub mod layers;
 pub mod monitor;
 pub mod munger;
+pub mod negotiation;
 pub mod publish;
 pub mod rate;
 pub mod rids;

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::Room;
 use super::path_view::{MediaPathView, StreamView};
-use super::producer::{ConsumerState, forwarded_quality};
+use super::producer::forwarded_quality;
 
 /// An operator's request to a room task.
 #[derive(Debug)]
@@ -274,7 +274,7 @@ impl Room {
                         publisher_id: c.publisher_id.to_string(),
                         kind: c.kind,
                         simulcast: self.producers.get(pk).is_some_and(|pr| !pr.rids.is_empty()),
-                        active: matches!(c.state, ConsumerState::Active(_)),
+                        active: c.negotiation.active_mid().is_some(),
                         wanted_layer: c.max_layer,
                         forwarded: forwarded_quality(c.forwarder.current_layer()),
                         stream: c.egress.clone(),

@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 
 use super::Room;
 use super::negotiation::MAX_SSRCS_PER_TRACK;
-use super::producer::{ConsumerState, core_codec};
+use super::producer::core_codec;
 use super::{participant, vp8};
 use crate::stats::{add, bump};
 
@@ -181,7 +181,7 @@ impl Room {
             let Some(consumer) = s.consumers.get_mut(&producer_key) else {
                 continue;
             };
-            let ConsumerState::Active(mid) = consumer.state else {
+            let Some(mid) = consumer.negotiation.active_mid() else {
                 continue;
             };
             let (munged, vp8_out) = match consumer.forwarder.decide(&info) {

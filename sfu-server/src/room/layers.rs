@@ -14,7 +14,7 @@ use str0m::media::KeyframeRequestKind;
 use tracing::info;
 
 use super::Room;
-use super::producer::{ConsumerState, forwarded_quality};
+use super::producer::forwarded_quality;
 
 /// Bandwidth kept aside for each audio consumer when sharing a subscriber's estimate.
 const AUDIO_RESERVE_BPS: u64 = 64_000;
@@ -35,7 +35,7 @@ impl Room {
         let mut video: Vec<(ProducerId, u64)> = Vec::new();
         let mut audio_consumers = 0u64;
         for (pk, c) in p.consumers.iter_mut() {
-            if !matches!(c.state, ConsumerState::Active(_)) {
+            if c.negotiation.active_mid().is_none() {
                 continue;
             }
             match c.kind {
@@ -131,7 +131,7 @@ impl Room {
         let mut changes = Vec::new();
         for (pk, c) in p.consumers.iter_mut() {
             let simulcast = self.producers.get(pk).is_some_and(|pr| !pr.rids.is_empty());
-            if !simulcast || !matches!(c.state, ConsumerState::Active(_)) {
+            if !simulcast || c.negotiation.active_mid().is_none() {
                 continue;
             }
             let quality = forwarded_quality(c.forwarder.current_layer());

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use sfu_core::forwarder::Forwarder;
 use sfu_core::ids::{ParticipantId, ProducerId};
+use sfu_core::negotiation::{ConsumerNegotiation, Outcome};
 use sfu_core::publish::{OfferRefusal, OfferedLine, PublishRules, check_offer};
 use signaling::{ErrorCode, MediaKind, ServerMessage, TrackMap};
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -18,7 +19,7 @@ use tracing::{info, warn};
 
 use super::Room;
 use super::participant;
-use super::producer::{Consumer, ConsumerState};
+use super::producer::Consumer;
 use crate::limits::{self, Limit};
 
 /// Most simulcast layers (rids) one published track may have: q, h and f.
@@ -190,24 +191,15 @@ impl Room {
             return;
         }
         info!("client answer accepted");
-        for consumer in p.consumers.values_mut() {
-            consumer.state = match consumer.state {
-                ConsumerState::Offered(mid) if consumer.remove_after_answer => {
-                    ConsumerState::ToRemove(mid)
-                }
-                ConsumerState::Offered(mid) => ConsumerState::Active(mid),
-                other => other,
-            };
-        }
-        let add_again: Vec<(ProducerId, Option<u8>)> = p
-            .consumers
-            .iter()
-            .filter(|(_, c)| matches!(c.state, ConsumerState::Removing(_)))
-            .filter(|(_, c)| c.add_again_after_answer)
-            .map(|(k, c)| (*k, c.max_layer))
-            .collect();
-        p.consumers
-            .retain(|_, c| !matches!(c.state, ConsumerState::Removing(_)));
+        let mut add_again: Vec<(ProducerId, Option<u8>)> = Vec::new();
+        p.consumers.retain(|k, c| match c.negotiation.answered() {
+            Outcome::Keep => true,
+            Outcome::Drop => false,
+            Outcome::AddAgain => {
+                add_again.push((*k, c.max_layer));
+                false
+            }
+        });
         participant::drain(
             p,
             self.ctx.media.as_mut(),
@@ -231,20 +223,8 @@ impl Room {
 
     /// After a failed negotiation, offered consumers go back to wanting an offer.
     fn rollback_offered(p: &mut participant::Participant) {
-        for consumer in p.consumers.values_mut() {
-            consumer.state = match consumer.state {
-                ConsumerState::Offered(_) => ConsumerState::ToAdd,
-                // The stop never applied: a consumer subscribed to again just carries on.
-                ConsumerState::Removing(mid) if consumer.add_again_after_answer => {
-                    consumer.add_again_after_answer = false;
-                    ConsumerState::Active(mid)
-                }
-                ConsumerState::Removing(mid) => ConsumerState::ToRemove(mid),
-                other => other,
-            };
-        }
         p.consumers
-            .retain(|_, c| !(c.state == ConsumerState::ToAdd && c.remove_after_answer));
+            .retain(|_, c| c.negotiation.rolled_back() != Outcome::Drop);
     }
 
     /// Offer the participant the tracks it should now receive, if anything changed and no
@@ -261,7 +241,7 @@ impl Room {
         let mut adding: Vec<(u64, ProducerId)> = p
             .consumers
             .iter()
-            .filter(|(_, c)| c.state == ConsumerState::ToAdd)
+            .filter(|(_, c)| c.negotiation.wants_adding())
             .map(|(k, c)| (c.created, *k))
             .collect();
         adding.sort_unstable_by_key(|(created, _)| *created);
@@ -284,7 +264,7 @@ impl Room {
             let tracks: TrackMap = p
                 .consumers
                 .values()
-                .filter(|c| c.is_sending())
+                .filter(|c| c.negotiation.is_sending())
                 .filter_map(|c| Some((c.mid()?.to_string(), c.track_id.to_string())))
                 .collect();
             {
@@ -315,26 +295,24 @@ impl Room {
     ) -> Option<(SdpOffer, str0m::change::SdpPendingOffer)> {
         let mut change = p.rtc.sdp_api();
         for (producer_key, consumer) in p.consumers.iter_mut() {
-            match consumer.state {
-                ConsumerState::ToAdd if adding.iter().any(|(_, k)| k == producer_key) => {
-                    let kind = match consumer.kind {
-                        MediaKind::Audio => str0m::media::MediaKind::Audio,
-                        MediaKind::Video => str0m::media::MediaKind::Video,
-                    };
-                    let mid = change.add_media(
-                        kind,
-                        Direction::SendOnly,
-                        Some(consumer.publisher_id.to_string()),
-                        Some(consumer.track_id.to_string()),
-                        None,
-                    );
-                    consumer.state = ConsumerState::Offered(mid);
-                }
-                ConsumerState::ToRemove(mid) => {
-                    change.stop_media(mid);
-                    consumer.state = ConsumerState::Removing(mid);
-                }
-                _ => {}
+            if let Some(mid) = consumer.negotiation.stop_due() {
+                change.stop_media(mid);
+                consumer.negotiation.stop_offered();
+            } else if consumer.negotiation.wants_adding()
+                && adding.iter().any(|(_, k)| k == producer_key)
+            {
+                let kind = match consumer.kind {
+                    MediaKind::Audio => str0m::media::MediaKind::Audio,
+                    MediaKind::Video => str0m::media::MediaKind::Video,
+                };
+                let mid = change.add_media(
+                    kind,
+                    Direction::SendOnly,
+                    Some(consumer.publisher_id.to_string()),
+                    Some(consumer.track_id.to_string()),
+                    None,
+                );
+                consumer.negotiation.offered_on(mid);
             }
         }
         if !change.has_changes() {
@@ -392,12 +370,7 @@ impl Room {
             producer.subscribers.push(subscriber);
         }
         if let Some(existing) = p.consumers.get_mut(&producer_key) {
-            existing.remove_after_answer = false;
-            match existing.state {
-                ConsumerState::ToRemove(mid) => existing.state = ConsumerState::Active(mid),
-                ConsumerState::Removing(_) => existing.add_again_after_answer = true,
-                ConsumerState::ToAdd | ConsumerState::Offered(_) | ConsumerState::Active(_) => {}
-            }
+            existing.negotiation.subscribe_again();
             return;
         }
         let video = producer.kind == MediaKind::Video;
@@ -407,9 +380,7 @@ impl Room {
                 track_id: producer.id,
                 publisher_id: producer.owner,
                 kind: producer.kind,
-                state: ConsumerState::ToAdd,
-                remove_after_answer: false,
-                add_again_after_answer: false,
+                negotiation: ConsumerNegotiation::default(),
                 forwarder: Forwarder::new(video, producer.clock_rate),
                 pt_map: None,
                 max_layer: Some(2),
@@ -431,7 +402,10 @@ impl Room {
         let Some(p) = self.participants.get_mut(&subscriber) else {
             return;
         };
-        if p.consumers.get_mut(&producer_key).is_some_and(|c| c.stop()) {
+        if p.consumers
+            .get_mut(&producer_key)
+            .is_some_and(|c| c.negotiation.unsubscribe() == Outcome::Drop)
+        {
             p.consumers.remove(&producer_key);
         }
         self.maybe_offer(subscriber);

@@ -6,6 +6,7 @@ use sfu_core::forwarder::Forwarder;
 use sfu_core::ids::{ParticipantId, ProducerId};
 
 use sfu_core::monitor::LayerMonitor;
+use sfu_core::negotiation::ConsumerNegotiation;
 use sfu_core::throttle::KeyframeThrottle;
 use signaling::{ForwardedQuality, MediaKind, Quality, Track};
 use str0m::format::PayloadParams;
@@ -68,21 +69,6 @@ impl Producer {
     }
 }
 
-/// Where a consumer's m-line is in the subscriber's negotiation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConsumerState {
-    /// Wanted, not offered yet.
-    ToAdd,
-    /// In the server's outstanding offer.
-    Offered(Mid),
-    /// Negotiated: packets flow.
-    Active(Mid),
-    /// To be stopped in the next offer.
-    ToRemove(Mid),
-    /// Stopped in the outstanding offer; gone once answered.
-    Removing(Mid),
-}
-
 /// One subscriber's copy of one producer.
 pub struct Consumer {
     /// Its track id (for the offer's `tracks` map).
@@ -91,13 +77,8 @@ pub struct Consumer {
     pub publisher_id: ParticipantId,
     /// Audio or video.
     pub kind: MediaKind,
-    /// Negotiation state.
-    pub state: ConsumerState,
-    /// Stop it once the outstanding offer is answered.
-    pub remove_after_answer: bool,
-    /// Subscribed to again while the outstanding offer stops its m-line: a new consumer
-    /// takes its place once that offer is answered.
-    pub add_again_after_answer: bool,
+    /// Where its m-line is in the subscriber's negotiation.
+    pub negotiation: ConsumerNegotiation<Mid>,
     /// Forward-or-drop decisions and number rewriting.
     pub forwarder: Forwarder,
     /// Publisher payload type → this subscriber's payload type, for the last codec seen.
@@ -119,41 +100,7 @@ pub struct Consumer {
 impl Consumer {
     /// The m-line carrying it, once offered.
     pub fn mid(&self) -> Option<Mid> {
-        match self.state {
-            ConsumerState::ToAdd => None,
-            ConsumerState::Offered(m)
-            | ConsumerState::Active(m)
-            | ConsumerState::ToRemove(m)
-            | ConsumerState::Removing(m) => Some(m),
-        }
-    }
-
-    /// Mark it for removal. Returns true when it was never offered and can simply be dropped.
-    pub fn stop(&mut self) -> bool {
-        match self.state {
-            ConsumerState::ToAdd => true,
-            ConsumerState::Offered(_) => {
-                self.remove_after_answer = true;
-                false
-            }
-            ConsumerState::Active(mid) => {
-                self.state = ConsumerState::ToRemove(mid);
-                false
-            }
-            ConsumerState::ToRemove(_) => false,
-            ConsumerState::Removing(_) => {
-                self.add_again_after_answer = false;
-                false
-            }
-        }
-    }
-
-    /// Whether its m-line is (or is about to be) sending.
-    pub fn is_sending(&self) -> bool {
-        matches!(
-            self.state,
-            ConsumerState::Offered(_) | ConsumerState::Active(_)
-        )
+        self.negotiation.mid()
     }
 }
 

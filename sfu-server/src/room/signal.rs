@@ -5,6 +5,7 @@ use std::time::Duration;
 use sfu_core::dynacast::LayerHold;
 use sfu_core::ids::{ParticipantId, ProducerId};
 use sfu_core::monitor::LayerMonitor;
+use sfu_core::negotiation::Outcome;
 use sfu_core::throttle::KeyframeThrottle;
 use signaling::{ClientMessage, ErrorCode, MediaKind, Quality, ServerMessage};
 use str0m::Candidate;
@@ -285,7 +286,9 @@ impl Room {
         }
         for subscriber in &producer.subscribers {
             if let Some(p) = self.participants.get_mut(subscriber)
-                && p.consumers.get_mut(&producer_key).is_some_and(|c| c.stop())
+                && p.consumers
+                    .get_mut(&producer_key)
+                    .is_some_and(|c| c.negotiation.unsubscribe() == Outcome::Drop)
             {
                 p.consumers.remove(&producer_key);
             }
