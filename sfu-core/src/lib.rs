@@ -22,6 +22,7 @@
 //! - [`stun`]: reading the ICE username fragment that routes a datagram.
 //! - [`datagram`]: structural checks (RFC 7983 kind, header lengths) of media-port datagrams.
 
+pub mod bandwidth;
 pub mod codec;
 pub mod datagram;
 pub mod dynacast;

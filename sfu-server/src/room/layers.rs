@@ -1,11 +1,12 @@
-//! Choosing each consumer's layer (LayerSelector + bandwidth sharing), reporting
-//! `quality` changes, and dynacast (`layers` toward publishers).
+//! Choosing each consumer's layer (sfu_core's layer choice, bandwidth sharing and pause
+//! grace), reporting `quality` changes, and dynacast (`layers` toward publishers).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use sfu_core::bandwidth::{probe_target, video_budget};
 use sfu_core::dynacast::wanted_layers;
 use sfu_core::ids::{ParticipantId, ProducerId};
-use sfu_core::layers::{LayerChoice, LayerSet, allocate, wanted_bitrate};
+use sfu_core::layers::{LayerChoice, LayerSet};
 use sfu_core::rids::rid_of;
 use signaling::{MediaKind, ServerMessage};
 use str0m::bwe::Bitrate;
@@ -15,13 +16,6 @@ use tracing::info;
 
 use super::Room;
 use super::producer::forwarded_quality;
-
-/// Bandwidth kept aside for each audio consumer when sharing a subscriber's estimate.
-const AUDIO_RESERVE_BPS: u64 = 64_000;
-/// The least a subscriber with video is probed for, bits per second.
-const MIN_VIDEO_PROBE_TARGET_BPS: u64 = 2_500_000;
-/// How long the estimate must stay below a consumer's cheapest layer before it is paused.
-const PAUSE_AFTER: Duration = Duration::from_secs(3);
 
 impl Room {
     /// Re-choose the layer of every consumer of one subscriber.
@@ -69,40 +63,16 @@ impl Room {
             })
             .collect();
         // str0m's first probes go to 3x and 6x the initial estimate, capped at twice the
-        // desired rate, and happen once: they must not be spent on an audio-only target or
-        // on layers whose rate is not measured yet.
-        let desired = if choices.is_empty() {
-            0
-        } else {
-            (wanted_bitrate(&choices) + audio_consumers * AUDIO_RESERVE_BPS)
-                .max(MIN_VIDEO_PROBE_TARGET_BPS)
-        };
+        // desired rate, and happen once: they must not be spent on an audio-only target.
+        let desired = probe_target(&choices, audio_consumers);
         if desired != p.bwe_desired {
             p.bwe_desired = desired;
             p.rtc
                 .bwe()
                 .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
         }
-        let budget = p
-            .bwe_estimate
-            .map(|b| b.saturating_sub(audio_consumers * AUDIO_RESERVE_BPS));
-        let mut picks = allocate(budget, &choices);
-        // Pause for bandwidth only when the shortage lasts: a dip of the estimate
-        // (at start-up, or while probing) keeps the cheapest layer flowing.
-        let starved = picks
-            .iter()
-            .zip(&choices)
-            .any(|(pick, c)| pick.is_none() && c.select(None).is_some());
-        if !starved {
-            p.bwe_short_since = None;
-        } else if now.saturating_duration_since(*p.bwe_short_since.get_or_insert(now)) < PAUSE_AFTER
-        {
-            for (pick, c) in picks.iter_mut().zip(&choices) {
-                if pick.is_none() {
-                    *pick = c.lowest();
-                }
-            }
-        }
+        let budget = video_budget(p.bwe_estimate, audio_consumers);
+        let picks = p.pause_grace.picks(budget, &choices, now);
         let mut keyframes = Vec::new();
         for ((pk, _), pick) in video.iter().zip(picks) {
             let Some(c) = p.consumers.get_mut(pk) else {

@@ -116,7 +116,7 @@ impl Room {
             offer_rate: sfu_core::rate::TokenBucket::new(self.ctx.config.max_offers_per_second),
             bwe_estimate: None,
             bwe_desired: 0,
-            bwe_short_since: None,
+            pause_grace: Default::default(),
             feedback_totals: Default::default(),
         };
         {

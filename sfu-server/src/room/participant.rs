@@ -83,8 +83,8 @@ pub struct Participant {
     pub bwe_estimate: Option<u64>,
     /// What the estimator was last told to probe for, bits per second.
     pub bwe_desired: u64,
-    /// Since when the estimate has been too low for some consumer's cheapest layer.
-    pub bwe_short_since: Option<Instant>,
+    /// The grace a bandwidth shortage gets before it pauses a consumer.
+    pub pause_grace: sfu_core::bandwidth::PauseGrace,
     /// Its media path as operators see it.
     pub media_path: MediaPathView,
     /// Cumulative RTCP feedback counts per stream, as last reported by str0m.
