@@ -88,7 +88,7 @@ impl Egress for MediaOut {
                     .get(&destination)
                     .is_some_and(|writer| writer.try_send(contents.to_vec()).is_ok());
                 if !sent {
-                    bump(&stats.udp_send_dropped);
+                    bump(&stats.tcp_send_dropped);
                 }
             }
         }

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
+use str0m::net::Protocol;
 
 /// Declares the counters: the shared [`Stats`], its plain [`StatsSnapshot`], and
 /// [`COUNTERS`] (each name with its description, from the doc comment).
@@ -57,6 +58,18 @@ counters! {
     udp_rejected,
     /// Datagrams that could not be sent (socket buffer full).
     udp_send_dropped,
+    /// Frames read from ICE-TCP connections.
+    tcp_received,
+    /// Bytes of the frames read from ICE-TCP connections.
+    tcp_received_bytes,
+    /// ICE-TCP frames dropped as malformed (RFC 7983 kind or header lengths).
+    tcp_malformed,
+    /// ICE-TCP frames dropped: a STUN check that does not verify, or a room too busy to take them.
+    tcp_dropped,
+    /// ICE-TCP frames a participant's WebRTC stack refused (bad DTLS/SRTP/RTP/RTCP).
+    tcp_rejected,
+    /// ICE-TCP frames that could not be sent (the connection's queue full or gone, or over 65,535 bytes).
+    tcp_send_dropped,
     /// ICE-TCP connections closed without being routed: no STUN check for a known
     /// ufrag as their first frame within 10 s, too many waiting for theirs, or their
     /// participant already holding its limit of connections.
@@ -121,6 +134,26 @@ counters! {
     plis_to_publishers,
     /// FIRs sent to publishers.
     firs_to_publishers,
+}
+
+impl Stats {
+    /// The count of packets dropped before reaching a participant, for the transport
+    /// they came over.
+    pub fn dropped(&self, proto: Protocol) -> &AtomicU64 {
+        match proto {
+            Protocol::Udp => &self.udp_dropped,
+            _ => &self.tcp_dropped,
+        }
+    }
+
+    /// The count of packets a participant's WebRTC stack refused, for the transport they
+    /// came over.
+    pub fn rejected(&self, proto: Protocol) -> &AtomicU64 {
+        match proto {
+            Protocol::Udp => &self.udp_rejected,
+            _ => &self.tcp_rejected,
+        }
+    }
 }
 
 /// Add one to a counter.

@@ -150,8 +150,8 @@ impl Connection {
         let mut write_half = tokio::spawn(write_frames(writer, rx, self.stats.clone()));
         let mut next = Some(first);
         while let Some(frame) = next {
-            add(&self.stats.udp_received_bytes, frame.len() as u64);
-            bump(&self.stats.udp_received);
+            add(&self.stats.tcp_received_bytes, frame.len() as u64);
+            bump(&self.stats.tcp_received);
             if !self.deliver(frame, &mut ufrag, &mut route) {
                 break;
             }
@@ -175,7 +175,7 @@ impl Connection {
     /// Hand one frame to the connection's room; false once its participant or room is gone.
     fn deliver(&self, frame: Vec<u8>, ufrag: &mut String, route: &mut Route) -> bool {
         if datagram::classify(&frame).is_err() {
-            bump(&self.stats.udp_malformed);
+            bump(&self.stats.tcp_malformed);
             return true;
         }
         // An ICE restart moves the participant to a new ufrag on the same connection; a
@@ -188,7 +188,7 @@ impl Connection {
                     *route = moved;
                 }
                 _ => {
-                    bump(&self.stats.udp_dropped);
+                    bump(&self.stats.tcp_dropped);
                     return self.routes.contains_key(ufrag.as_str());
                 }
             }
@@ -206,7 +206,7 @@ impl Connection {
         match route.datagrams.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                bump(&self.stats.udp_dropped);
+                bump(&self.stats.tcp_dropped);
                 true
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -223,7 +223,7 @@ async fn write_frames(
     while let Some(frame) = frames.recv().await {
         let Ok(len) = u16::try_from(frame.len()) else {
             // RFC 4571 frames carry at most 65,535 bytes.
-            bump(&stats.udp_send_dropped);
+            bump(&stats.tcp_send_dropped);
             continue;
         };
         let written = tokio::time::timeout(WRITE_TIMEOUT, async {

@@ -260,15 +260,15 @@ impl Room {
 
     pub(super) fn handle_datagram(&mut self, datagram: Datagram) {
         let Some(destination) = self.local_address_for(&datagram) else {
-            bump(&self.ctx.stats.udp_dropped);
+            bump(self.ctx.stats.dropped(datagram.proto));
             return;
         };
         let Some(p) = self.participants.get_mut(&datagram.participant) else {
-            bump(&self.ctx.stats.udp_dropped);
+            bump(self.ctx.stats.dropped(datagram.proto));
             return;
         };
         let Ok(contents) = datagram.data.as_slice().try_into() else {
-            bump(&self.ctx.stats.udp_rejected);
+            bump(self.ctx.stats.rejected(datagram.proto));
             return;
         };
         let input = Input::Receive(
@@ -281,13 +281,13 @@ impl Room {
             },
         );
         if !p.rtc.accepts(&input) {
-            bump(&self.ctx.stats.udp_rejected);
+            bump(self.ctx.stats.rejected(datagram.proto));
             return;
         }
         if let Err(e) = p.rtc.handle_input(input) {
             let _g = p.span.enter();
             debug!(error = %e, "datagram refused");
-            bump(&self.ctx.stats.udp_rejected);
+            bump(self.ctx.stats.rejected(datagram.proto));
         }
         participant::drain(
             p,

@@ -25,6 +25,9 @@ it('a call flows over ICE-TCP when UDP is blocked', { timeout: 120000 }, async (
   assert.match(result.b_pair, /^tcp\//, `B's selected pair: ${result.b_pair}`);
   assert.equal(result.counters.tcp_refused, 0);
   assert.ok(result.counters.rtp_forwarded > 0, 'the server forwarded media');
+  // ICE-TCP ingress is counted as such (METRICS.md), not as UDP datagrams.
+  assert.ok(result.counters.tcp_received > 100, `tcp_received ${result.counters.tcp_received}`);
+  assert.ok(result.counters.tcp_received_bytes > result.counters.tcp_received);
 });
 
 // Requirement: a TCP connection whose first frame is not a STUN check for a known participant
