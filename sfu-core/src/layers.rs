@@ -1,4 +1,4 @@
-//! The LayerSelector: which simulcast layer a consumer should receive.
+//! Layer choice: which simulcast layer a consumer should receive.
 //!
 //! Inputs are plain values: the subscriber's wish (the highest layer it wants,
 //! or nothing when paused), the layers the publisher is sending right now, what

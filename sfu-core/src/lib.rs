@@ -3,18 +3,22 @@
 //! Nothing here does I/O or reads a clock: every function that needs time takes
 //! `now` as an argument, so each decision is unit tested without a network.
 //!
-//! - [`ids`]: newtype ids for rooms, participants, producers and consumers.
+//! - [`ids`]: one id type per room, participant and producer (`PA_7`, `TR_3` on the wire).
 //! - [`codec`]: reading the few facts the SFU needs from VP8/H264 payloads (keyframes).
 //! - [`munger`]: the [`RtpMunger`](munger::RtpMunger) that gives a subscriber one gap-free
 //!   sequence/timestamp space across source switches.
 //! - [`vp8_munger`]: continuous VP8 PictureID / TL0PICIDX across source switches.
 //! - [`forwarder`]: the per-consumer [`Forwarder`](forwarder::Forwarder) that decides, packet by
 //!   packet, forward (with rewritten numbers) or drop.
-//! - [`layers`]: the LayerSelector (which simulcast layer a consumer gets) and bandwidth
-//!   sharing across one subscriber's consumers.
+//! - [`layers`]: layer choice ([`LayerChoice`](layers::LayerChoice): which simulcast layer a
+//!   consumer gets) and bandwidth sharing across one subscriber's consumers.
+//! - [`bandwidth`]: one subscriber's bandwidth over time: probe target, video budget and
+//!   the grace before a shortage pauses a consumer.
+//! - [`negotiation`]: where a consumer's m-line is in its subscriber's offer/answer.
 //! - [`sdp`]: the one fact read from offer SDP text itself (the BUNDLE group).
 //! - [`publish`]: whether an offer may publish what it sends, within grants and caps.
-//! - [`dynacast`]: debouncing which simulcast layers a publisher is asked to send.
+//! - [`rids`]: the simulcast rid (`q`/`h`/`f`) of each layer, and back.
+//! - [`dynacast`]: which simulcast layers a publisher is asked to send, debounced.
 //! - [`monitor`]: which layers of a producer are arriving, and their bitrates.
 //! - [`speakers`]: active speaker ranking from audio levels.
 //! - [`rate`]: a token bucket for per-connection message rates.

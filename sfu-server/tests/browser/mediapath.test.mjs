@@ -55,14 +55,14 @@ it('removes a participant whose ICE never connects', { timeout: 30000 }, async (
 // after the timeout with `leave` `timeout` (a participant joining then sees neither), counted
 // as media_path_lost.
 it('removes participants whose media path dies', { timeout: 120000 }, async () => {
-  const result = await runInNetns(path.join(here, 'mediapath-call.mjs'));
+  const result = await runInNetns(path.join(here, 'mediapath-call.mjs'), [], ['cut']);
   assert.equal(result.error, undefined, `scenario failed: ${result.error}\n${result.log}`);
   console.log(`media path cut: ${JSON.stringify(result)}`);
   assert.deepEqual(result.leave_a, { type: 'leave', reason: 'timeout' });
   assert.deepEqual(result.leave_b, { type: 'leave', reason: 'timeout' });
   assert.deepEqual(result.c_sees, [], 'a participant joining after their removal sees neither');
   assert.equal(result.failures.media_path_lost, 2, JSON.stringify(result.failures));
-  assert.equal(result.participants_left, 1, 'only the watcher is left');
+  assert.equal(result.participants, 1, 'only the watcher is left');
   // ICE notices the dead path when no consent check has come for 15 s; the participant is
   // removed ice_connect_timeout_secs (3 s) later.
   assert.ok(result.removed_after_ms >= 3000 && result.removed_after_ms <= 25000,
@@ -73,7 +73,7 @@ it('removes participants whose media path dies', { timeout: 120000 }, async () =
 // comes back, keeps both participants: the connect timeout stops once ICE is connected
 // again, so nobody is told to leave and nothing is counted as a failure.
 it('keeps participants whose media path comes back', { timeout: 120000 }, async () => {
-  const result = await runInNetns(path.join(here, 'mediapath-blip.mjs'));
+  const result = await runInNetns(path.join(here, 'mediapath-call.mjs'), [], ['blip']);
   assert.equal(result.error, undefined, `scenario failed: ${result.error}\n${result.log}`);
   console.log(`media path blip: ${JSON.stringify(result)}`);
   assert.equal(result.leave_a, null, 'A stays');

@@ -5,11 +5,12 @@
 import { spawn } from 'node:child_process';
 
 /**
- * Runs `node scriptPath` in a fresh network namespace, after bringing its loopback up and
- * running the shell commands `setup` (e.g. nft rules); resolves to the last JSON line printed.
+ * Runs `node scriptPath ...args` in a fresh network namespace, after bringing its loopback up
+ * and running the shell commands `setup` (e.g. nft rules); resolves to the last JSON line printed.
  */
-export function runInNetns(scriptPath, setup = []) {
-  const script = ['set -e', 'ip link set lo up', ...setup, `exec node ${JSON.stringify(scriptPath)}`].join('; ');
+export function runInNetns(scriptPath, setup = [], args = []) {
+  const command = [scriptPath, ...args].map((a) => JSON.stringify(a)).join(' ');
+  const script = ['set -e', 'ip link set lo up', ...setup, `exec node ${command}`].join('; ');
   return new Promise((resolve, reject) => {
     const child = spawn('unshare', ['--net', '--', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
     let out = '';

@@ -3,32 +3,36 @@
 use super::*;
 
 #[tokio::test]
-async fn garbage_datagrams_are_refused_and_counted() {
+async fn garbage_datagrams_are_refused_and_counted_by_transport() {
     // Requirement: datagrams a participant's WebRTC stack cannot take are dropped and
-    // counted; the participant stays.
+    // counted; so are ICE-TCP frames for a room with no ICE-TCP address, as ICE-TCP, not
+    // UDP. The participant stays.
     let mut h = Harness::new(config::Config::default());
     let a = h.join("a");
-    for data in [
+    let garbage = [
         vec![0u8; 0],
         vec![0xff; 40],
         b"\x80\x00garbage-rtp-ish".to_vec(),
-    ] {
+    ];
+    for (proto, data) in garbage
+        .iter()
+        .map(|d| (Protocol::Udp, d))
+        .chain(garbage[1..].iter().map(|d| (Protocol::Tcp, d)))
+    {
         h.room.handle_datagram(Datagram {
             participant: a.key,
             source: a.addr,
             local: None,
-            data,
-            proto: Protocol::Udp,
+            data: data.clone(),
+            proto,
             at: h.now,
         });
     }
-    let rejected = h
-        .room
-        .ctx
-        .stats
-        .udp_rejected
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(rejected, 3);
+    let stats = &h.room.ctx.stats;
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(count(&stats.udp_rejected), 3);
+    assert_eq!(count(&stats.tcp_dropped), 2);
+    assert_eq!(count(&stats.udp_dropped), 0);
     assert_eq!(h.room.participants.len(), 1);
 }
 
