@@ -142,13 +142,7 @@ pub(super) async fn enter_by_resume(
     {
         RoomAnswer::Answered(answer) => answer?,
         RoomAnswer::Gone => return Err(gone()),
-        RoomAnswer::TimedOut => {
-            return Err(ProtocolError {
-                code: ErrorCode::RateLimited,
-                message: "the room did not answer in time; try again shortly".into(),
-                refused: None,
-            });
-        }
+        RoomAnswer::TimedOut => return Err(room_too_slow()),
     };
     Ok(Entry::Here(
         room_id,
@@ -166,6 +160,15 @@ struct Admission {
     name: String,
     grants: Grants,
     identity: Option<Identity>,
+}
+
+/// The refusal of a join or resume its room did not answer within the timeout.
+fn room_too_slow() -> ProtocolError {
+    ProtocolError {
+        code: ErrorCode::RateLimited,
+        message: "the room did not answer in time; try again shortly".into(),
+        refused: None,
+    }
 }
 
 /// The refusal of a join or resume while the server stops.
@@ -304,13 +307,7 @@ async fn join(
             RoomAnswer::Answered(answer) => answer,
             // The room task ended meanwhile (or before our join was handled); a new one is made.
             RoomAnswer::Gone => continue,
-            RoomAnswer::TimedOut => {
-                return Err(ProtocolError {
-                    code: ErrorCode::RateLimited,
-                    message: "the room did not answer in time; try again shortly".into(),
-                    refused: None,
-                });
-            }
+            RoomAnswer::TimedOut => return Err(room_too_slow()),
         };
         let (key, participant_id) = answer?;
         return Ok(Joined {

@@ -102,14 +102,7 @@ async fn track_ids_that_name_no_track_get_not_found() {
         number.to_owned(),
     ];
     for id in &wrong {
-        h.signal(
-            &mut b,
-            ClientMessage::Subscribe {
-                track_id: id.clone(),
-                quality: Default::default(),
-                paused: false,
-            },
-        );
+        h.signal(&mut b, subscribe(id.clone()));
         h.signal(
             &mut b,
             ClientMessage::Unsubscribe {
@@ -133,13 +126,6 @@ async fn track_ids_that_name_no_track_get_not_found() {
         "{refused:?}"
     );
     assert_eq!(h.room.participants.len(), 2);
-    h.signal(
-        &mut b,
-        ClientMessage::Subscribe {
-            track_id: published,
-            quality: Default::default(),
-            paused: false,
-        },
-    );
+    h.signal(&mut b, subscribe(published));
     assert_eq!(errors(&b).len(), 3 * wrong.len(), "the right id works");
 }

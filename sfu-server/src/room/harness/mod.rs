@@ -26,6 +26,15 @@ use crate::routing::{Datagram, Routes};
 use crate::shard::Shard;
 use crate::stats::Stats;
 
+/// A client's `subscribe` to `track_id` at the default quality.
+pub fn subscribe(track_id: impl Into<String>) -> ClientMessage {
+    ClientMessage::Subscribe {
+        track_id: track_id.into(),
+        quality: Default::default(),
+        paused: false,
+    }
+}
+
 /// Simulated time one step moves the clock by.
 const STEP: Duration = Duration::from_millis(10);
 

@@ -217,14 +217,7 @@ async fn a_participant_without_auto_subscribe_is_offered_only_what_it_subscribes
     h.run_for(Duration::from_secs(3), &mut [&mut a, &mut c]);
     assert!(c.received("offer").is_empty(), "offered before subscribing");
     let wanted = published[0].clone();
-    h.signal(
-        &mut c,
-        ClientMessage::Subscribe {
-            track_id: wanted.clone(),
-            quality: Default::default(),
-            paused: false,
-        },
-    );
+    h.signal(&mut c, subscribe(wanted.clone()));
     h.run_for(Duration::from_millis(100), &mut [&mut a, &mut c]);
     let offers = c.received("offer");
     assert_eq!(offers.len(), 1);
