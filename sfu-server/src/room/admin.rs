@@ -5,14 +5,13 @@ use std::time::Instant;
 
 use serde::Serialize;
 use sfu_core::ids::ParticipantId;
-use sfu_core::rids::{layers_of, rid_of};
 use signaling::{LeaveReason, MediaKind, ServerMessage};
 use str0m::media::KeyframeRequestKind;
 use tokio::sync::oneshot;
 
 use super::Room;
 use super::path_view::{MediaPathView, StreamView};
-use super::producer::forwarded_quality;
+use super::producer::MuteChange;
 
 /// An operator's request to a room task.
 #[derive(Debug)]
@@ -210,21 +209,16 @@ impl Room {
         let Some(producer) = self.producers.get_mut(&pk) else {
             return false;
         };
-        if producer.admin_muted == muted {
-            return true;
-        }
-        let was = producer.is_muted();
-        producer.admin_muted = muted;
-        let now = producer.is_muted();
-        let video = producer.kind == MediaKind::Video;
-        let layers = layers_of(&producer.rids);
-        if was != now {
+        let change = producer.set_admin_muted(muted);
+        let video = producer.kind() == MediaKind::Video;
+        let layers = producer.layers();
+        if let MuteChange::Visible(now) = change {
             self.broadcast_all(&ServerMessage::TrackMuted {
                 track_id: track_id.to_owned(),
                 muted: now,
             });
         }
-        if video && !muted {
+        if change != MuteChange::Unchanged && video && !muted {
             // Subscribers' decoders missed frames while it was held back.
             for layer in layers {
                 self.request_keyframe(pk, layer, KeyframeRequestKind::Fir);
@@ -243,18 +237,19 @@ impl Room {
                     .values()
                     .filter_map(|pk| self.producers.get(pk))
                     .map(|producer| {
-                        let active = producer.monitor.active(now);
-                        let bitrates = producer.monitor.bitrates();
+                        let active = producer.active_layers(now);
+                        let bitrates = producer.bitrates();
                         TrackSnapshot {
-                            id: producer.id.to_string(),
-                            kind: producer.kind,
-                            codec: producer.codec_name.clone(),
+                            id: producer.id().to_string(),
+                            kind: producer.kind(),
+                            codec: producer.codec_name().to_owned(),
                             muted: producer.is_muted(),
-                            admin_muted: producer.admin_muted,
-                            layers: layers_of(&producer.rids)
+                            admin_muted: producer.is_admin_muted(),
+                            layers: producer
+                                .layers()
                                 .into_iter()
                                 .map(|layer| LayerSnapshot {
-                                    rid: rid_of(layer, &producer.rids).map(str::to_owned),
+                                    rid: producer.rid_of(layer).map(str::to_owned),
                                     active: active.contains(layer),
                                     bitrate_bps: bitrates
                                         .get(usize::from(layer))
@@ -262,7 +257,7 @@ impl Room {
                                         .unwrap_or(0),
                                 })
                                 .collect(),
-                            subscribers: producer.subscribers.len(),
+                            subscribers: producer.subscribers().len(),
                         }
                     })
                     .collect();
@@ -270,14 +265,14 @@ impl Room {
                     .consumers
                     .iter()
                     .map(|(pk, c)| ConsumerSnapshot {
-                        track_id: c.track_id.to_string(),
-                        publisher_id: c.publisher_id.to_string(),
-                        kind: c.kind,
-                        simulcast: self.producers.get(pk).is_some_and(|pr| !pr.rids.is_empty()),
-                        active: c.negotiation.active_mid().is_some(),
-                        wanted_layer: c.max_layer,
-                        forwarded: forwarded_quality(c.forwarder.current_layer()),
-                        stream: c.egress.clone(),
+                        track_id: c.track_id().to_string(),
+                        publisher_id: c.publisher_id().to_string(),
+                        kind: c.kind(),
+                        simulcast: self.producers.get(pk).is_some_and(|pr| pr.is_simulcast()),
+                        active: c.active_mid().is_some(),
+                        wanted_layer: c.max_layer(),
+                        forwarded: c.forwarded_quality(),
+                        stream: c.egress().clone(),
                     })
                     .collect();
                 ParticipantSnapshot {

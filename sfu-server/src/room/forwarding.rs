@@ -1,9 +1,8 @@
 //! Events from participants' `Rtc`s: media fan-out, keyframe requests, connection state.
 
 use sfu_core::codec::is_keyframe_start;
-use sfu_core::forwarder::{Decision, DropReason, Forwarded, PacketInfo};
+use sfu_core::forwarder::{DropReason, PacketInfo};
 use sfu_core::ids::{ParticipantId, ProducerId};
-use sfu_core::rids::{layer_of, nearest_layer, rid_of};
 use str0m::bwe::BweKind;
 use str0m::media::KeyframeRequestKind;
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
@@ -11,8 +10,8 @@ use str0m::{Event, IceConnectionState};
 use tracing::{debug, info, warn};
 
 use super::Room;
+use super::consumer::Delivery;
 use super::negotiation::MAX_SSRCS_PER_TRACK;
-use super::producer::core_codec;
 use super::{participant, vp8};
 use crate::stats::{add, bump};
 
@@ -133,7 +132,7 @@ impl Room {
             return None;
         }
         let producer = self.producers.get(&producer_key)?;
-        let layer = layer_of(rid.as_deref(), &producer.rids);
+        let layer = producer.layer_of(rid.as_deref());
         p.rx_by_ssrc.insert(ssrc, (producer_key, layer));
         Some((producer_key, layer))
     }
@@ -148,80 +147,68 @@ impl Room {
         let Some(producer) = self.producers.get_mut(&producer_key) else {
             return;
         };
-        producer
-            .monitor
-            .on_packet(layer, packet.payload.len(), packet.timestamp);
-        if producer.admin_muted {
+        producer.on_packet(layer, packet.payload.len(), packet.timestamp);
+        if producer.is_admin_muted() {
             bump(&self.ctx.stats.rtp_not_forwarded);
             return;
         }
         if let Some(level) = packet.header.ext_vals.audio_level {
             self.speakers
-                .observe(&producer.owner, level, packet.timestamp);
+                .observe(&producer.owner(), level, packet.timestamp);
         }
-        let vp8_in = vp8::read(producer.codec, &packet.payload);
+        let vp8_in = vp8::read(producer.codec(), &packet.payload);
         let info = PacketInfo {
             layer,
             seq: *packet.seq_no,
             timestamp: packet.header.timestamp,
-            keyframe_start: is_keyframe_start(producer.codec, &packet.payload),
+            keyframe_start: is_keyframe_start(producer.codec(), &packet.payload),
             arrival: packet.timestamp,
             vp8: vp8_in.map(|(_, fields)| fields),
         };
         let ext = forwarded_extensions(&packet.header.ext_vals);
         let in_pt = packet.header.payload_type;
-        let video = producer.codec.is_video();
+        let video = producer.codec().is_video();
         let mut keyframe_wanted = None;
         let mut switched = Vec::new();
         let mut forwarded = 0u64;
-        for subscriber in &producer.subscribers {
+        for subscriber in producer.subscribers() {
             let Some(s) = self.participants.get_mut(subscriber) else {
                 continue;
             };
             let Some(consumer) = s.consumers.get_mut(&producer_key) else {
                 continue;
             };
-            let Some(mid) = consumer.negotiation.active_mid() else {
+            let Some(mid) = consumer.active_mid() else {
                 continue;
             };
-            let (munged, vp8_out) = match consumer.forwarder.decide(&info) {
-                Decision::Forward(Forwarded {
-                    munged,
-                    vp8,
-                    starts_layer,
-                }) => {
-                    if starts_layer.is_some() {
+            let (munged, vp8_out) = match consumer.decide(&info) {
+                Delivery::Forward {
+                    forwarded,
+                    keyframe_waited,
+                } => {
+                    if forwarded.starts_layer.is_some() {
                         switched.push(*subscriber);
                         bump(&self.ctx.stats.layer_switches);
-                        if let Some(since) = consumer.keyframe_awaited_since.take() {
-                            self.keyframe_wait_seconds.record(
-                                info.arrival.saturating_duration_since(since).as_secs_f64(),
-                            );
-                        }
                     }
-                    (munged, vp8)
+                    if let Some(waited) = keyframe_waited {
+                        self.keyframe_wait_seconds.record(waited.as_secs_f64());
+                    }
+                    (forwarded.munged, forwarded.vp8)
                 }
-                Decision::Drop(reason) => {
+                Delivery::Drop(reason) => {
                     if let DropReason::WaitingForKeyframe(layer) = reason {
                         keyframe_wanted = Some(layer);
-                        consumer.keyframe_awaited_since.get_or_insert(info.arrival);
                     }
                     bump(&self.ctx.stats.rtp_not_forwarded);
                     continue;
                 }
             };
-            let out_pt = match consumer.pt_map {
-                Some((from, to)) if from == in_pt => Some(to),
-                _ => {
-                    let mapped = producer
-                        .params
-                        .as_ref()
-                        .and_then(|(_, params)| s.rtc.codec_config().match_params(*params))
-                        .map(|params| params.pt());
-                    consumer.pt_map = mapped.map(|to| (in_pt, to));
-                    mapped
-                }
-            };
+            let out_pt = consumer.out_pt(in_pt, || {
+                producer
+                    .params()
+                    .and_then(|(_, params)| s.rtc.codec_config().match_params(*params))
+                    .map(|params| params.pt())
+            });
             let Some(out_pt) = out_pt else {
                 bump(&self.ctx.stats.rtp_not_forwarded);
                 continue;
@@ -278,11 +265,7 @@ impl Room {
         let Some(producer) = self.producers.get_mut(&producer_key) else {
             return;
         };
-        if producer
-            .params
-            .as_ref()
-            .is_some_and(|(known, _)| *known == pt)
-        {
+        if producer.knows_payload_type(pt) {
             return;
         }
         let Some(p) = self.participants.get(&key) else {
@@ -291,11 +274,7 @@ impl Room {
         let Some(params) = p.rtc.codec_config().find(|params| params.pt() == pt) else {
             return;
         };
-        let spec = params.spec();
-        producer.codec = core_codec(spec.codec);
-        producer.codec_name = spec.codec.to_string();
-        producer.clock_rate = spec.clock_rate.get();
-        producer.params = Some((pt, *params));
+        producer.set_payload(pt, *params);
     }
 
     /// A subscriber asked for a keyframe (PLI/FIR) on one of its consumers: the same kind
@@ -315,15 +294,11 @@ impl Room {
         let lowest = self
             .producers
             .get(&producer_key)
-            .map_or(0, |producer| nearest_layer(0, &producer.rids));
+            .map_or(0, |producer| producer.lowest_layer());
         let layer = p
             .consumers
             .get(&producer_key)
-            .and_then(|c| {
-                c.forwarder
-                    .current_layer()
-                    .or(c.forwarder.awaited_keyframe_layer())
-            })
+            .and_then(|c| c.keyframe_layer())
             .unwrap_or(lowest);
         self.request_keyframe(producer_key, layer, kind);
     }
@@ -342,26 +317,16 @@ impl Room {
         let Some(producer) = self.producers.get_mut(&producer_key) else {
             return;
         };
-        let fir_negotiated = producer
-            .params
-            .as_ref()
-            .is_some_and(|(_, params)| params.fb_fir());
-        let kind = match kind {
-            KeyframeRequestKind::Fir if fir_negotiated => KeyframeRequestKind::Fir,
-            _ => KeyframeRequestKind::Pli,
-        };
-        if !producer.throttle.try_request(layer, self.now) {
+        let Ok(ask) = producer.keyframe_request(layer, kind, self.now) else {
             bump(&self.ctx.stats.keyframe_requests_throttled);
             return;
-        }
-        let rid = rid_of(layer, &producer.rids).map(str0m::media::Rid::from);
-        let mid = producer.mid;
-        let Some(p) = self.participants.get_mut(&producer.owner) else {
+        };
+        let Some(p) = self.participants.get_mut(&producer.owner()) else {
             return;
         };
-        let requested = match p.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+        let requested = match p.rtc.direct_api().stream_rx_by_mid(ask.mid, ask.rid) {
             Some(stream) => {
-                stream.request_keyframe(kind);
+                stream.request_keyframe(ask.kind);
                 true
             }
             None => false,
@@ -377,7 +342,7 @@ impl Room {
             );
         } else {
             let _g = p.span.enter();
-            warn!(%mid, layer, "no incoming stream to request a keyframe from yet");
+            warn!(mid = %ask.mid, layer, "no incoming stream to request a keyframe from yet");
         }
     }
 }

@@ -4,10 +4,8 @@
 use std::time::Instant;
 
 use sfu_core::bandwidth::{probe_target, video_budget};
-use sfu_core::dynacast::wanted_layers;
 use sfu_core::ids::{ParticipantId, ProducerId};
-use sfu_core::layers::{LayerChoice, LayerSet};
-use sfu_core::rids::rid_of;
+use sfu_core::layers::LayerChoice;
 use signaling::{MediaKind, ServerMessage};
 use str0m::bwe::Bitrate;
 use str0m::media::KeyframeRequestKind;
@@ -15,7 +13,6 @@ use str0m::media::KeyframeRequestKind;
 use tracing::info;
 
 use super::Room;
-use super::producer::forwarded_quality;
 
 impl Room {
     /// Re-choose the layer of every consumer of one subscriber.
@@ -29,18 +26,15 @@ impl Room {
         let mut video: Vec<(ProducerId, u64)> = Vec::new();
         let mut audio_consumers = 0u64;
         for (pk, c) in p.consumers.iter_mut() {
-            if c.negotiation.active_mid().is_none() {
+            if c.active_mid().is_none() {
                 continue;
             }
-            match c.kind {
+            match c.kind() {
                 MediaKind::Audio => {
                     audio_consumers += 1;
-                    let target = c.max_layer.map(|_| 0);
-                    if c.forwarder.target() != target {
-                        c.forwarder.set_target(target);
-                    }
+                    c.set_target(c.max_layer().map(|_| 0));
                 }
-                MediaKind::Video => video.push((*pk, c.created)),
+                MediaKind::Video => video.push((*pk, c.created())),
             }
         }
         video.sort_by_key(|(_, created)| std::cmp::Reverse(*created));
@@ -48,18 +42,7 @@ impl Room {
             .iter()
             .filter_map(|(pk, _)| {
                 let producer = self.producers.get(pk)?;
-                let consumer = p.consumers.get(pk)?;
-                let active = if producer.rids.is_empty() {
-                    LayerSet::of(&[0])
-                } else {
-                    producer.monitor.active(now)
-                };
-                Some(LayerChoice {
-                    max_layer: consumer.max_layer,
-                    active,
-                    bitrates: producer.monitor.bitrates(),
-                    current: consumer.forwarder.current_layer(),
-                })
+                Some(p.consumers.get(pk)?.layer_choice(producer, now))
             })
             .collect();
         // str0m's first probes go to 3x and 6x the initial estimate, capped at twice the
@@ -78,12 +61,12 @@ impl Room {
             let Some(c) = p.consumers.get_mut(pk) else {
                 continue;
             };
-            if c.forwarder.target() != pick {
+            let from = c.target();
+            if c.set_target(pick) {
                 let _g = p.span.enter();
-                info!(track = %c.track_id, from = ?c.forwarder.target(), to = ?pick, budget = ?budget, "consumer layer target changed");
-                c.forwarder.set_target(pick);
+                info!(track = %c.track_id(), ?from, to = ?pick, budget = ?budget, "consumer layer target changed");
             }
-            if let Some(layer) = c.forwarder.awaited_keyframe_layer() {
+            if let Some(layer) = c.awaited_keyframe_layer() {
                 keyframes.push((*pk, layer));
             }
         }
@@ -100,15 +83,13 @@ impl Room {
         };
         let mut changes = Vec::new();
         for (pk, c) in p.consumers.iter_mut() {
-            let simulcast = self.producers.get(pk).is_some_and(|pr| !pr.rids.is_empty());
-            if !simulcast || c.negotiation.active_mid().is_none() {
+            let simulcast = self.producers.get(pk).is_some_and(|pr| pr.is_simulcast());
+            if !simulcast || c.active_mid().is_none() {
                 continue;
             }
-            let quality = forwarded_quality(c.forwarder.current_layer());
-            if c.reported != Some(quality) {
-                c.reported = Some(quality);
+            if let Some(quality) = c.quality_to_report() {
                 changes.push(ServerMessage::Quality {
-                    track_id: c.track_id.to_string(),
+                    track_id: c.track_id().to_string(),
                     quality,
                 });
             }
@@ -127,29 +108,17 @@ impl Room {
     pub(super) fn update_dynacast(&mut self, now: Instant) {
         let mut requests = Vec::new();
         for (producer_key, producer) in self.producers.iter_mut() {
-            if producer.rids.is_empty() {
-                continue;
-            }
-            // Each consumer's wished layer, and the one still forwarded until a switch completes.
-            let consumer_layers = producer
-                .subscribers
+            let consumer_layers: Vec<u8> = producer
+                .subscribers()
                 .iter()
                 .filter_map(|s| self.participants.get(s)?.consumers.get(producer_key))
-                .flat_map(|c| [c.max_layer, c.forwarder.current_layer()])
-                .flatten();
-            let wanted = wanted_layers(&producer.rids, consumer_layers);
-            let rids: Vec<String> = producer
-                .layer_hold
-                .update(wanted, now)
-                .iter()
-                .filter_map(|l| rid_of(l, &producer.rids).map(str::to_owned))
+                .flat_map(|c| c.wanted_layers())
                 .collect();
-            if producer.requested_rids.as_ref() != Some(&rids) {
-                producer.requested_rids = Some(rids.clone());
+            if let Some(rids) = producer.dynacast(consumer_layers, now) {
                 requests.push((
-                    producer.owner,
+                    producer.owner(),
                     ServerMessage::Layers {
-                        track_id: producer.id.to_string(),
+                        track_id: producer.id().to_string(),
                         rids,
                     },
                 ));

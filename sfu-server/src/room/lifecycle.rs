@@ -234,7 +234,7 @@ impl Room {
         }
         for producer in p.consumers.keys() {
             if let Some(producer) = self.producers.get_mut(producer) {
-                producer.subscribers.retain(|k| *k != key);
+                producer.remove_subscriber(key);
             }
         }
         let published: Vec<_> = p.published.values().copied().collect();

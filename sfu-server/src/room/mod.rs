@@ -5,6 +5,7 @@
 //! so forwarding is a plain synchronous loop with no locks.
 
 mod admin;
+mod consumer;
 mod data;
 mod forwarding;
 #[cfg(test)]

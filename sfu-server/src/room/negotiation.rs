@@ -8,9 +8,8 @@
 
 use std::time::Duration;
 
-use sfu_core::forwarder::Forwarder;
 use sfu_core::ids::{ParticipantId, ProducerId};
-use sfu_core::negotiation::{ConsumerNegotiation, Outcome};
+use sfu_core::negotiation::Outcome;
 use sfu_core::publish::{OfferRefusal, OfferedLine, PublishRules, check_offer};
 use signaling::{ErrorCode, MediaKind, ServerMessage, TrackMap};
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -18,8 +17,8 @@ use str0m::media::{Direction, Mid};
 use tracing::{info, warn};
 
 use super::Room;
+use super::consumer::Consumer;
 use super::participant;
-use super::producer::Consumer;
 use crate::limits::{self, Limit};
 
 /// Most simulcast layers (rids) one published track may have: q, h and f.
@@ -75,7 +74,11 @@ impl Room {
             may_publish: p.grants.can_publish,
             max_tracks: self.ctx.config.max_tracks_per_participant,
             max_room_tracks: self.ctx.config.max_tracks_per_room,
-            others_tracks: self.producers.values().filter(|pr| pr.owner != key).count(),
+            others_tracks: self
+                .producers
+                .values()
+                .filter(|pr| pr.owner() != key)
+                .count(),
             max_layers: MAX_SIMULCAST_LAYERS,
             max_ssrcs: MAX_SSRCS_PER_TRACK,
         };
@@ -137,7 +140,9 @@ impl Room {
         let tracks: TrackMap = p
             .published
             .iter()
-            .filter_map(|(mid, pk)| Some((mid.to_string(), self.producers.get(pk)?.id.to_string())))
+            .filter_map(|(mid, pk)| {
+                Some((mid.to_string(), self.producers.get(pk)?.id().to_string()))
+            })
             .collect();
         info!(tracks = ?tracks, "answering client offer");
         self.send_to(
@@ -192,14 +197,15 @@ impl Room {
         }
         info!("client answer accepted");
         let mut add_again: Vec<(ProducerId, Option<u8>)> = Vec::new();
-        p.consumers.retain(|k, c| match c.negotiation.answered() {
-            Outcome::Keep => true,
-            Outcome::Drop => false,
-            Outcome::AddAgain => {
-                add_again.push((*k, c.max_layer));
-                false
-            }
-        });
+        p.consumers
+            .retain(|k, c| match c.negotiation_mut().answered() {
+                Outcome::Keep => true,
+                Outcome::Drop => false,
+                Outcome::AddAgain => {
+                    add_again.push((*k, c.max_layer()));
+                    false
+                }
+            });
         participant::drain(
             p,
             self.ctx.media.as_mut(),
@@ -214,7 +220,7 @@ impl Room {
                 .get_mut(&key)
                 .and_then(|p| p.consumers.get_mut(&producer_key))
             {
-                consumer.max_layer = max_layer;
+                consumer.set_max_layer(max_layer);
             }
         }
         self.allocate_layers(key, self.now);
@@ -224,7 +230,7 @@ impl Room {
     /// After a failed negotiation, offered consumers go back to wanting an offer.
     fn rollback_offered(p: &mut participant::Participant) {
         p.consumers
-            .retain(|_, c| c.negotiation.rolled_back() != Outcome::Drop);
+            .retain(|_, c| c.negotiation_mut().rolled_back() != Outcome::Drop);
     }
 
     /// Offer the participant the tracks it should now receive, if anything changed and no
@@ -241,8 +247,8 @@ impl Room {
         let mut adding: Vec<(u64, ProducerId)> = p
             .consumers
             .iter()
-            .filter(|(_, c)| c.negotiation.wants_adding())
-            .map(|(k, c)| (c.created, *k))
+            .filter(|(_, c)| c.negotiation().wants_adding())
+            .map(|(k, c)| (c.created(), *k))
             .collect();
         adding.sort_unstable_by_key(|(created, _)| *created);
         let mut allowed = adding.len();
@@ -264,8 +270,8 @@ impl Room {
             let tracks: TrackMap = p
                 .consumers
                 .values()
-                .filter(|c| c.negotiation.is_sending())
-                .filter_map(|c| Some((c.mid()?.to_string(), c.track_id.to_string())))
+                .filter(|c| c.negotiation().is_sending())
+                .filter_map(|c| Some((c.mid()?.to_string(), c.track_id().to_string())))
                 .collect();
             {
                 let _g = p.span.enter();
@@ -295,24 +301,24 @@ impl Room {
     ) -> Option<(SdpOffer, str0m::change::SdpPendingOffer)> {
         let mut change = p.rtc.sdp_api();
         for (producer_key, consumer) in p.consumers.iter_mut() {
-            if let Some(mid) = consumer.negotiation.stop_due() {
+            if let Some(mid) = consumer.negotiation().stop_due() {
                 change.stop_media(mid);
-                consumer.negotiation.stop_offered();
-            } else if consumer.negotiation.wants_adding()
+                consumer.negotiation_mut().stop_offered();
+            } else if consumer.negotiation().wants_adding()
                 && adding.iter().any(|(_, k)| k == producer_key)
             {
-                let kind = match consumer.kind {
+                let kind = match consumer.kind() {
                     MediaKind::Audio => str0m::media::MediaKind::Audio,
                     MediaKind::Video => str0m::media::MediaKind::Video,
                 };
                 let mid = change.add_media(
                     kind,
                     Direction::SendOnly,
-                    Some(consumer.publisher_id.to_string()),
-                    Some(consumer.track_id.to_string()),
+                    Some(consumer.publisher_id().to_string()),
+                    Some(consumer.track_id().to_string()),
                     None,
                 );
-                consumer.negotiation.offered_on(mid);
+                consumer.negotiation_mut().offered_on(mid);
             }
         }
         if !change.has_changes() {
@@ -328,8 +334,8 @@ impl Room {
         let mut tracks = Vec::new();
         for producer_key in left_out {
             if let Some(producer) = self.producers.get_mut(producer_key) {
-                producer.subscribers.retain(|k| *k != key);
-                tracks.push(producer.id.to_string());
+                producer.remove_subscriber(key);
+                tracks.push(producer.id().to_string());
             }
             if let Some(p) = self.participants.get_mut(&key) {
                 p.consumers.remove(producer_key);
@@ -359,52 +365,35 @@ impl Room {
         let Some(producer) = self.producers.get_mut(&producer_key) else {
             return;
         };
-        if producer.owner == subscriber {
+        if producer.owner() == subscriber {
             return;
         }
         let Some(p) = self.participants.get_mut(&subscriber) else {
             return;
         };
         // An unsubscribe took it out of the producer's fan-out, whatever became of the consumer.
-        if !producer.subscribers.contains(&subscriber) {
-            producer.subscribers.push(subscriber);
-        }
+        producer.add_subscriber(subscriber);
         if let Some(existing) = p.consumers.get_mut(&producer_key) {
-            existing.negotiation.subscribe_again();
+            existing.negotiation_mut().subscribe_again();
             return;
         }
-        let video = producer.kind == MediaKind::Video;
-        p.consumers.insert(
-            producer_key,
-            Consumer {
-                track_id: producer.id,
-                publisher_id: producer.owner,
-                kind: producer.kind,
-                negotiation: ConsumerNegotiation::default(),
-                forwarder: Forwarder::new(video, producer.clock_rate),
-                pt_map: None,
-                max_layer: Some(2),
-                reported: None,
-                created: self.ctx.services.next_number(),
-                keyframe_awaited_since: None,
-                egress: Default::default(),
-                reported_lost: 0,
-            },
-        );
+        let created = self.ctx.services.next_number();
+        p.consumers
+            .insert(producer_key, Consumer::new(producer, created));
         self.offers_due.push(subscriber);
     }
 
     /// Stop `subscriber`'s consumer of `producer` (its m-line is stopped in the next offer).
     pub(super) fn remove_consumer(&mut self, subscriber: ParticipantId, producer_key: ProducerId) {
         if let Some(producer) = self.producers.get_mut(&producer_key) {
-            producer.subscribers.retain(|k| *k != subscriber);
+            producer.remove_subscriber(subscriber);
         }
         let Some(p) = self.participants.get_mut(&subscriber) else {
             return;
         };
         if p.consumers
             .get_mut(&producer_key)
-            .is_some_and(|c| c.negotiation.unsubscribe() == Outcome::Drop)
+            .is_some_and(|c| c.negotiation_mut().unsubscribe() == Outcome::Drop)
         {
             p.consumers.remove(&producer_key);
         }

@@ -15,9 +15,9 @@ use str0m::rtp::Ssrc;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tracing::{Span, warn};
 
+use super::consumer::Consumer;
 use super::outbox::Outbox;
 use super::path_view::MediaPathView;
-use super::producer::Consumer;
 use super::rtcp_stats::FeedbackTotals;
 use crate::egress::Egress;
 use crate::stats::Stats;

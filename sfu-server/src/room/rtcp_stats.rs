@@ -29,16 +29,13 @@ impl Room {
         if let Some(p) = self.participants.get_mut(&key) {
             let consumer = p.consumer_by_mid(stats.mid);
             if let Some(c) = consumer.and_then(|pk| p.consumers.get_mut(&pk)) {
-                c.egress.on_egress_stats(&stats);
                 // Receiver reports count a packet as lost only if it never arrived, even
                 // after retransmission: the losses NACK could not repair, as seen downstream.
-                if let Some(lost) = stats.remote.as_ref().map(|r| r.packets_lost) {
-                    let before = std::mem::replace(&mut c.reported_lost, lost);
-                    self.ctx
-                        .stats
-                        .packets_lost_at_subscribers
-                        .fetch_add(lost.saturating_sub(before), Ordering::Relaxed);
-                }
+                let lost = c.on_egress_stats(&stats);
+                self.ctx
+                    .stats
+                    .packets_lost_at_subscribers
+                    .fetch_add(lost, Ordering::Relaxed);
             }
         }
         let totals = [stats.nacks, stats.plis, stats.firs];

@@ -2,27 +2,19 @@
 
 use std::time::Duration;
 
-use sfu_core::dynacast::LayerHold;
 use sfu_core::ids::{ParticipantId, ProducerId};
-use sfu_core::monitor::LayerMonitor;
 use sfu_core::negotiation::Outcome;
-use sfu_core::throttle::KeyframeThrottle;
 use signaling::{ClientMessage, ErrorCode, MediaKind, Quality, ServerMessage};
 use str0m::Candidate;
 use str0m::media::Mid;
 use tracing::{debug, info};
 
 use super::Room;
-use super::producer::{Producer, core_codec, max_layer_for};
+use super::producer::{MuteChange, Producer};
 
 /// Distinct remote candidate addresses one participant may signal: a browser signals a
 /// handful per ICE session; unbounded, they would grow the room's and str0m's lists forever.
 const MAX_REMOTE_CANDIDATES: usize = 64;
-
-/// A simulcast layer nobody wants is paused at the publisher after this long.
-const DYNACAST_PAUSE_AFTER: Duration = Duration::from_secs(5);
-/// A simulcast layer with no packet for this long is no longer chosen.
-const LAYER_INACTIVE_AFTER: Duration = Duration::from_millis(1000);
 
 impl Room {
     /// Handle one message of a joined participant.
@@ -127,7 +119,7 @@ impl Room {
         if self
             .producers
             .get(&producer)
-            .is_some_and(|p| p.owner == key)
+            .is_some_and(|p| p.owner() == key)
         {
             self.reply_error(
                 key,
@@ -142,7 +134,7 @@ impl Room {
             .get_mut(&key)
             .and_then(|p| p.consumers.get_mut(&producer))
         {
-            consumer.max_layer = (!paused).then(|| max_layer_for(quality));
+            consumer.wish(quality, paused);
         }
         self.allocate_layers(key, self.now);
     }
@@ -176,7 +168,7 @@ impl Room {
         let Some(producer) = self.producers.get_mut(&pk) else {
             return;
         };
-        if producer.owner != key {
+        if producer.owner() != key {
             self.reply_error(
                 key,
                 ErrorCode::Forbidden,
@@ -184,13 +176,7 @@ impl Room {
             );
             return;
         }
-        if producer.muted == muted {
-            return;
-        }
-        let was = producer.is_muted();
-        producer.muted = muted;
-        let now = producer.is_muted();
-        if was != now {
+        if let MuteChange::Visible(now) = producer.set_publisher_muted(muted) {
             self.broadcast(
                 key,
                 &ServerMessage::TrackMuted {
@@ -222,45 +208,16 @@ impl Room {
             .first()
             .and_then(|pt| p.rtc.codec_config().find(|params| params.pt() == *pt))
             .map(|params| params.spec());
-        let (codec, codec_name, clock_rate) = match negotiated {
-            Some(spec) => (
-                core_codec(spec.codec),
-                spec.codec.to_string(),
-                spec.clock_rate.get(),
-            ),
-            None if kind == MediaKind::Audio => {
-                (sfu_core::codec::Codec::Opus, "opus".into(), 48_000)
-            }
-            None => (sfu_core::codec::Codec::Vp8, "VP8".into(), 90_000),
-        };
-        let producer_key = ProducerId::new(self.ctx.services.next_number());
-        let id = producer_key;
+        let id = ProducerId::new(self.ctx.services.next_number());
         let interval = Duration::from_millis(self.ctx.config.keyframe_request_interval_ms);
-        let producer = Producer {
-            id,
-            owner: key,
-            mid,
-            kind,
-            codec,
-            codec_name,
-            params: None,
-            clock_rate,
-            rids,
-            muted: false,
-            admin_muted: false,
-            throttle: KeyframeThrottle::new(interval),
-            subscribers: Vec::new(),
-            monitor: LayerMonitor::new(LAYER_INACTIVE_AFTER),
-            requested_rids: None,
-            layer_hold: LayerHold::new(DYNACAST_PAUSE_AFTER),
-        };
+        let producer = Producer::new(id, key, mid, kind, negotiated, rids, interval);
         {
             let _g = p.span.enter();
-            info!(track = %id, %mid, ?kind, codec = %producer.codec_name, simulcast = ?producer.rids, "track published");
+            info!(track = %id, %mid, ?kind, codec = %producer.codec_name(), simulcast = ?producer.rids(), "track published");
         }
-        p.published.insert(mid, producer_key);
+        p.published.insert(mid, id);
         let track = producer.track();
-        self.producers.insert(producer_key, producer);
+        self.producers.insert(id, producer);
         self.broadcast(key, &ServerMessage::TrackPublished { track });
         let auto: Vec<ParticipantId> = self
             .participants
@@ -269,7 +226,7 @@ impl Room {
             .map(|s| s.id)
             .collect();
         for subscriber in auto {
-            self.add_consumer(subscriber, producer_key);
+            self.add_consumer(subscriber, id);
         }
     }
 
@@ -278,28 +235,28 @@ impl Room {
         let Some(producer) = self.producers.remove(&producer_key) else {
             return;
         };
-        if let Some(p) = self.participants.get_mut(&producer.owner) {
-            p.published.remove(&producer.mid);
+        if let Some(p) = self.participants.get_mut(&producer.owner()) {
+            p.published.remove(&producer.mid());
             p.rx_by_ssrc.retain(|_, (pk, _)| *pk != producer_key);
             let _g = p.span.enter();
-            info!(track = %producer.id, "track unpublished");
+            info!(track = %producer.id(), "track unpublished");
         }
-        for subscriber in &producer.subscribers {
+        for subscriber in producer.subscribers() {
             if let Some(p) = self.participants.get_mut(subscriber)
                 && p.consumers
                     .get_mut(&producer_key)
-                    .is_some_and(|c| c.negotiation.unsubscribe() == Outcome::Drop)
+                    .is_some_and(|c| c.negotiation_mut().unsubscribe() == Outcome::Drop)
             {
                 p.consumers.remove(&producer_key);
             }
         }
         self.broadcast(
-            producer.owner,
+            producer.owner(),
             &ServerMessage::TrackUnpublished {
-                track_id: producer.id.to_string(),
+                track_id: producer.id().to_string(),
             },
         );
-        for subscriber in producer.subscribers {
+        for subscriber in producer.subscribers().to_vec() {
             self.maybe_offer(subscriber);
         }
     }
