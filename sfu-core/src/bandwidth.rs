@@ -66,6 +66,60 @@ impl PauseGrace {
     }
 }
 
+/// One subscriber's downlink: its latest estimate, what its estimator was last told to
+/// probe for, and the grace of a shortage.
+#[derive(Debug, Clone, Default)]
+pub struct Downlink {
+    estimate: Option<u64>,
+    probing_for: u64,
+    grace: PauseGrace,
+}
+
+/// What one allocation of a subscriber's downlink decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation {
+    /// A new rate for the estimator to probe toward, when it changed.
+    pub probe_for: Option<u64>,
+    /// What the estimate leaves for video (`None`: no estimate yet, no limit).
+    pub budget: Option<u64>,
+    /// Each video consumer's layer, in the order of the choices.
+    pub picks: Vec<Option<u8>>,
+}
+
+impl Downlink {
+    /// The estimator's latest estimate, bits per second.
+    pub fn on_estimate(&mut self, bps: u64) {
+        self.estimate = Some(bps);
+    }
+
+    /// The latest estimate, bits per second.
+    pub fn estimate(&self) -> Option<u64> {
+        self.estimate
+    }
+
+    /// Share the downlink at `now` between video consumers wanting `choices` (most
+    /// important first) and `audio_consumers`.
+    pub fn allocate(
+        &mut self,
+        choices: &[LayerChoice],
+        audio_consumers: u64,
+        now: Instant,
+    ) -> Allocation {
+        let target = probe_target(choices, audio_consumers);
+        let probe_for = (target != self.probing_for).then(|| {
+            self.probing_for = target;
+            target
+        });
+        let budget = video_budget(self.estimate, audio_consumers);
+        let picks = self.grace.picks(budget, choices, now);
+        Allocation {
+            probe_for,
+            budget,
+            picks,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +188,26 @@ mod tests {
             vec![None]
         );
         assert_eq!(grace.short_since, None, "no shortage for a paused consumer");
+    }
+
+    #[test]
+    fn a_downlink_tells_its_estimator_only_new_targets() {
+        // Requirement: the estimator is retold its probe target only when it changes, and
+        // the estimate (less the audio reserve) bounds the video layers.
+        let now = Instant::now();
+        let mut downlink = Downlink::default();
+        let one = [simulcast(Some(2))];
+        let two = [simulcast(Some(2)), simulcast(Some(2))];
+        let first = downlink.allocate(&one, 1, now);
+        assert_eq!(first.probe_for, Some(MIN_VIDEO_PROBE_TARGET_BPS));
+        assert_eq!((first.budget, first.picks), (None, vec![Some(2)]));
+        assert_eq!(downlink.allocate(&one, 1, now).probe_for, None);
+        downlink.on_estimate(700_000 + AUDIO_RESERVE_BPS);
+        let shared = downlink.allocate(&two, 1, now);
+        assert_eq!(shared.probe_for, Some(3_000_000 + AUDIO_RESERVE_BPS));
+        assert_eq!(shared.budget, Some(700_000));
+        assert_eq!(shared.picks, vec![Some(1), Some(0)]);
+        assert_eq!(downlink.estimate(), Some(700_000 + AUDIO_RESERVE_BPS));
+        assert_eq!(downlink.allocate(&[], 2, now).probe_for, Some(0));
     }
 }

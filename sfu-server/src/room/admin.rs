@@ -171,11 +171,7 @@ impl Room {
                 if let Some(key) = key {
                     self.to_remove.push((key, Some(LeaveReason::Kicked)));
                     // Kept out until the token it joined with expires.
-                    if let Some(identity) = self
-                        .participants
-                        .get(&key)
-                        .and_then(|p| p.identity.as_ref())
-                    {
+                    if let Some(identity) = self.participants.get(&key).and_then(|p| p.identity()) {
                         self.ctx.services.kicked().kick(
                             &self.id,
                             &identity.sub,
@@ -233,7 +229,7 @@ impl Room {
             .values()
             .map(|p| {
                 let published = p
-                    .published
+                    .published()
                     .values()
                     .filter_map(|pk| self.producers.get(pk))
                     .map(|producer| {
@@ -262,7 +258,7 @@ impl Room {
                     })
                     .collect();
                 let consumers = p
-                    .consumers
+                    .consumers()
                     .iter()
                     .map(|(pk, c)| ConsumerSnapshot {
                         track_id: c.track_id().to_string(),
@@ -276,14 +272,14 @@ impl Room {
                     })
                     .collect();
                 ParticipantSnapshot {
-                    id: p.id.to_string(),
-                    name: p.name.clone(),
-                    connected: p.connected,
-                    joined_secs: now.saturating_duration_since(p.joined_at).as_secs_f64(),
-                    bandwidth_estimate_bps: p.bwe_estimate,
+                    id: p.id().to_string(),
+                    name: p.name().to_owned(),
+                    connected: p.presence().is_connected(),
+                    joined_secs: p.presence().since_join(now).as_secs_f64(),
+                    bandwidth_estimate_bps: p.bandwidth_estimate(),
                     published,
                     consumers,
-                    connection: p.media_path.clone(),
+                    connection: p.media_path().clone(),
                 }
             })
             .collect();

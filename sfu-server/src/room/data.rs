@@ -6,7 +6,6 @@ use str0m::channel::{ChannelData, ChannelId};
 use tracing::{debug, info};
 
 use super::Room;
-use super::participant;
 use crate::limits::{self, Limit};
 use crate::stats::bump;
 
@@ -22,9 +21,9 @@ struct Relayed<'a> {
 impl Room {
     pub(super) fn channel_open(&mut self, key: ParticipantId, id: ChannelId, label: String) {
         if let Some(p) = self.participants.get_mut(&key) {
-            let _g = p.span.enter();
+            let _g = p.span().clone().entered();
             info!(%label, "data channel open");
-            p.channels.insert(id, label);
+            p.channel_opened(id, label);
         }
     }
 
@@ -32,19 +31,19 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        let Some(label) = p.channels.get(&data.id).cloned() else {
+        let Some(label) = p.channel_label(data.id).map(str::to_owned) else {
             return;
         };
         if !RELAYED_LABELS.contains(&label.as_str()) {
             return;
         }
-        if !p.grants.can_publish_data {
-            let _g = p.span.enter();
+        if !p.grants().can_publish_data {
+            let _g = p.span().enter();
             debug!("data message not relayed: the token does not allow publishing data");
             bump(&self.ctx.stats.data_dropped);
             return;
         }
-        if !p.data_rate.admit(self.now) {
+        if !p.admit_data(self.now) {
             limits::hit(Limit::DataMessagesPerSecond);
             bump(&self.ctx.stats.data_dropped);
             return;
@@ -56,7 +55,7 @@ impl Room {
                 text
             }
             _ => {
-                let _g = p.span.enter();
+                let _g = p.span().enter();
                 debug!(
                     binary = data.binary,
                     len = data.data.len(),
@@ -67,7 +66,7 @@ impl Room {
             }
         };
         let relayed = Relayed {
-            from: &p.id.to_string(),
+            from: &p.id().to_string(),
             data: text,
         };
         let Ok(json) = serde_json::to_string(&relayed) else {
@@ -75,27 +74,24 @@ impl Room {
         };
         for (other_key, other) in self.participants.iter_mut() {
             // Receiving the room's data is subscribing too.
-            if *other_key == key || !other.grants.can_subscribe {
+            if *other_key == key || !other.grants().can_subscribe {
                 continue;
             }
-            let Some(channel_id) = other
-                .channels
-                .iter()
-                .find(|(_, l)| **l == label)
-                .map(|(id, _)| *id)
-            else {
+            let Some(channel_id) = other.channel_labelled(&label) else {
                 continue;
             };
-            let written = other.rtc.channel(channel_id).is_some_and(|mut channel| {
-                matches!(channel.write(false, json.as_bytes()), Ok(true))
-            });
+            let written = other
+                .rtc_mut()
+                .channel(channel_id)
+                .is_some_and(|mut channel| {
+                    matches!(channel.write(false, json.as_bytes()), Ok(true))
+                });
             bump(if written {
                 &self.ctx.stats.data_relayed
             } else {
                 &self.ctx.stats.data_dropped
             });
-            participant::drain(
-                other,
+            other.drain(
                 self.ctx.media.as_mut(),
                 &self.ctx.stats,
                 &mut self.events,

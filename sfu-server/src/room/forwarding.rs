@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 use super::Room;
 use super::consumer::Delivery;
 use super::negotiation::MAX_SSRCS_PER_TRACK;
-use super::{participant, vp8};
+use super::vp8;
 use crate::stats::{add, bump};
 
 impl Room {
@@ -26,14 +26,14 @@ impl Room {
             Event::ChannelData(data) => self.relay_data(key, data),
             Event::ChannelClose(id) => {
                 if let Some(p) = self.participants.get_mut(&key) {
-                    p.channels.remove(&id);
+                    p.channel_closed(id);
                 }
             }
             Event::IceConnectionStateChange(state) => self.ice_state(key, state),
             Event::MediaEgressStats(stats) => self.egress_stats(key, stats),
             Event::PeerStats(stats) => {
                 if let Some(p) = self.participants.get_mut(&key) {
-                    p.media_path.on_peer_stats(&stats);
+                    p.media_path_mut().on_peer_stats(&stats);
                 }
             }
             Event::MediaIngressStats(stats) => self.ingress_stats(key, stats),
@@ -45,35 +45,32 @@ impl Room {
                     _ => return,
                 };
                 if let Some(p) = self.participants.get_mut(&key) {
-                    let _g = p.span.enter();
+                    let _g = p.span().clone().entered();
                     debug!(bps, "bandwidth estimate");
-                    p.bwe_estimate = Some(bps);
+                    p.on_bandwidth_estimate(bps);
                 }
             }
             Event::Connected => {
                 if let Some(p) = self.participants.get_mut(&key) {
-                    let since_join = self.now.saturating_duration_since(p.joined_at);
-                    if !p.connected_once {
+                    let since_join = p.presence().since_join(self.now);
+                    if p.presence_mut().dtls_connected() {
                         ::metrics::histogram!(crate::metric_names::JOIN_SECONDS)
                             .record(since_join.as_secs_f64());
                     }
-                    p.connected = true;
-                    p.connected_once = true;
-                    p.media_path.record(since_join, "dtls_connected");
-                    p.connect_deadline = None;
-                    let _g = p.span.enter();
+                    p.record_path_event(self.now, "dtls_connected");
+                    let _g = p.span().enter();
                     info!("peer connection connected (ICE + DTLS)");
                 }
             }
             Event::Closed => {
                 if let Some(p) = self.participants.get(&key) {
-                    let _g = p.span.enter();
+                    let _g = p.span().enter();
                     info!("peer closed DTLS/SCTP");
                 }
             }
             other => {
                 if let Some(p) = self.participants.get(&key) {
-                    let _g = p.span.enter();
+                    let _g = p.span().enter();
                     debug!(event = ?other, "rtc event");
                 }
             }
@@ -85,20 +82,16 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        let _g = p.span.enter();
+        let _g = p.span().clone().entered();
         info!(?state, "ICE connection state changed");
         let name = format!("ice_{state:?}").to_lowercase();
-        p.media_path
-            .record(self.now.saturating_duration_since(p.joined_at), &name);
+        p.record_path_event(self.now, &name);
         match state {
             IceConnectionState::Disconnected => {
-                p.connected = false;
-                p.connect_deadline = Some(self.now + timeout);
+                p.presence_mut().ice_disconnected(self.now, timeout)
             }
-            // The path came back (DTLS survived the outage): the participant stays.
-            IceConnectionState::Connected | IceConnectionState::Completed if p.connected_once => {
-                p.connected = true;
-                p.connect_deadline = None;
+            IceConnectionState::Connected | IceConnectionState::Completed => {
+                p.presence_mut().ice_back()
             }
             _ => {}
         }
@@ -112,28 +105,22 @@ impl Room {
     ) -> Option<(ProducerId, u8)> {
         let p = self.participants.get_mut(&key)?;
         let ssrc = packet.header.ssrc;
-        if let Some(found) = p.rx_by_ssrc.get(&ssrc) {
-            return Some(*found);
+        if let Some(found) = p.source_of(ssrc) {
+            return Some(found);
         }
         let (mid, rid) = {
-            let mut api = p.rtc.direct_api();
+            let mut api = p.rtc_mut().direct_api();
             let stream = api.stream_rx(&ssrc)?;
             (stream.mid(), stream.rid())
         };
-        let producer_key = *p.published.get(&mid)?;
-        // A track's layers and their repair streams; a sender inventing SSRCs beyond those
-        // gets its packets dropped rather than a table entry each.
-        let known = p
-            .rx_by_ssrc
-            .values()
-            .filter(|(pk, _)| *pk == producer_key)
-            .count();
-        if known >= MAX_SSRCS_PER_TRACK {
-            return None;
-        }
+        let producer_key = *p.published().get(&mid)?;
         let producer = self.producers.get(&producer_key)?;
         let layer = producer.layer_of(rid.as_deref());
-        p.rx_by_ssrc.insert(ssrc, (producer_key, layer));
+        // A track's layers and their repair streams; a sender inventing SSRCs beyond those
+        // gets its packets dropped rather than a table entry each.
+        if !p.learn_source(ssrc, producer_key, layer, MAX_SSRCS_PER_TRACK) {
+            return None;
+        }
         Some((producer_key, layer))
     }
 
@@ -175,7 +162,8 @@ impl Room {
             let Some(s) = self.participants.get_mut(subscriber) else {
                 continue;
             };
-            let Some(consumer) = s.consumers.get_mut(&producer_key) else {
+            let (rtc, consumers) = s.rtc_and_consumers_mut();
+            let Some(consumer) = consumers.get_mut(&producer_key) else {
                 continue;
             };
             let Some(mid) = consumer.active_mid() else {
@@ -206,14 +194,14 @@ impl Room {
             let out_pt = consumer.out_pt(in_pt, || {
                 producer
                     .params()
-                    .and_then(|(_, params)| s.rtc.codec_config().match_params(*params))
+                    .and_then(|(_, params)| rtc.codec_config().match_params(*params))
                     .map(|params| params.pt())
             });
             let Some(out_pt) = out_pt else {
                 bump(&self.ctx.stats.rtp_not_forwarded);
                 continue;
             };
-            let mut api = s.rtc.direct_api();
+            let mut api = rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(mid, None) else {
                 bump(&self.ctx.stats.rtp_not_forwarded);
                 continue;
@@ -237,8 +225,7 @@ impl Room {
             }
             stream.write_rtp(write);
             forwarded += 1;
-            if !s.drain_due {
-                s.drain_due = true;
+            if s.mark_drain_due() {
                 self.to_drain.push(*subscriber);
             }
         }
@@ -271,7 +258,7 @@ impl Room {
         let Some(p) = self.participants.get(&key) else {
             return;
         };
-        let Some(params) = p.rtc.codec_config().find(|params| params.pt() == pt) else {
+        let Some(params) = p.rtc().codec_config().find(|params| params.pt() == pt) else {
             return;
         };
         producer.set_payload(pt, *params);
@@ -296,7 +283,7 @@ impl Room {
             .get(&producer_key)
             .map_or(0, |producer| producer.lowest_layer());
         let layer = p
-            .consumers
+            .consumers()
             .get(&producer_key)
             .and_then(|c| c.keyframe_layer())
             .unwrap_or(lowest);
@@ -324,7 +311,7 @@ impl Room {
         let Some(p) = self.participants.get_mut(&producer.owner()) else {
             return;
         };
-        let requested = match p.rtc.direct_api().stream_rx_by_mid(ask.mid, ask.rid) {
+        let requested = match p.rtc_mut().direct_api().stream_rx_by_mid(ask.mid, ask.rid) {
             Some(stream) => {
                 stream.request_keyframe(ask.kind);
                 true
@@ -333,15 +320,14 @@ impl Room {
         };
         if requested {
             bump(&self.ctx.stats.keyframe_requests_sent);
-            participant::drain(
-                p,
+            p.drain(
                 self.ctx.media.as_mut(),
                 &self.ctx.stats,
                 &mut self.events,
                 self.now,
             );
         } else {
-            let _g = p.span.enter();
+            let _g = p.span().enter();
             warn!(mid = %ask.mid, layer, "no incoming stream to request a keyframe from yet");
         }
     }

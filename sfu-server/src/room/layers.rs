@@ -3,11 +3,9 @@
 
 use std::time::Instant;
 
-use sfu_core::bandwidth::{probe_target, video_budget};
 use sfu_core::ids::{ParticipantId, ProducerId};
 use sfu_core::layers::LayerChoice;
 use signaling::{MediaKind, ServerMessage};
-use str0m::bwe::Bitrate;
 use str0m::media::KeyframeRequestKind;
 
 use tracing::info;
@@ -25,7 +23,7 @@ impl Room {
         };
         let mut video: Vec<(ProducerId, u64)> = Vec::new();
         let mut audio_consumers = 0u64;
-        for (pk, c) in p.consumers.iter_mut() {
+        for (pk, c) in p.consumers_mut().iter_mut() {
             if c.active_mid().is_none() {
                 continue;
             }
@@ -42,28 +40,21 @@ impl Room {
             .iter()
             .filter_map(|(pk, _)| {
                 let producer = self.producers.get(pk)?;
-                Some(p.consumers.get(pk)?.layer_choice(producer, now))
+                Some(p.consumers().get(pk)?.layer_choice(producer, now))
             })
             .collect();
         // str0m's first probes go to 3x and 6x the initial estimate, capped at twice the
         // desired rate, and happen once: they must not be spent on an audio-only target.
-        let desired = probe_target(&choices, audio_consumers);
-        if desired != p.bwe_desired {
-            p.bwe_desired = desired;
-            p.rtc
-                .bwe()
-                .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
-        }
-        let budget = video_budget(p.bwe_estimate, audio_consumers);
-        let picks = p.pause_grace.picks(budget, &choices, now);
+        let (budget, picks) = p.share_downlink(&choices, audio_consumers, now);
         let mut keyframes = Vec::new();
+        let span = p.span().clone();
         for ((pk, _), pick) in video.iter().zip(picks) {
-            let Some(c) = p.consumers.get_mut(pk) else {
+            let Some(c) = p.consumers_mut().get_mut(pk) else {
                 continue;
             };
             let from = c.target();
             if c.set_target(pick) {
-                let _g = p.span.enter();
+                let _g = span.enter();
                 info!(track = %c.track_id(), ?from, to = ?pick, budget = ?budget, "consumer layer target changed");
             }
             if let Some(layer) = c.awaited_keyframe_layer() {
@@ -82,7 +73,7 @@ impl Room {
             return;
         };
         let mut changes = Vec::new();
-        for (pk, c) in p.consumers.iter_mut() {
+        for (pk, c) in p.consumers_mut().iter_mut() {
             let simulcast = self.producers.get(pk).is_some_and(|pr| pr.is_simulcast());
             if !simulcast || c.active_mid().is_none() {
                 continue;
@@ -111,7 +102,7 @@ impl Room {
             let consumer_layers: Vec<u8> = producer
                 .subscribers()
                 .iter()
-                .filter_map(|s| self.participants.get(s)?.consumers.get(producer_key))
+                .filter_map(|s| self.participants.get(s)?.consumers().get(producer_key))
                 .flat_map(|c| c.wanted_layers())
                 .collect();
             if let Some(rids) = producer.dynacast(consumer_layers, now) {

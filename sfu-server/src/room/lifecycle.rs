@@ -1,6 +1,5 @@
 //! Participants entering and leaving, datagrams and timers reaching their `Rtc`.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use sfu_core::ids::ParticipantId;
@@ -12,8 +11,11 @@ use str0m::Input;
 use str0m::net::Receive;
 use tracing::{debug, info, info_span, warn};
 
+use super::offer_state::OfferState;
 use super::outbox::Outbox;
-use super::participant::{self, Participant};
+use super::participant::{Joining, Participant};
+use super::peer_connection;
+use super::presence::Presence;
 use super::{Datagram, JoinRequest, Room};
 use crate::routing::Route;
 use crate::stats::bump;
@@ -43,8 +45,8 @@ impl Room {
             let earlier: Vec<ParticipantId> = self
                 .participants
                 .values()
-                .filter(|p| p.identity.as_ref().is_some_and(|i| i.sub == identity.sub))
-                .map(|p| p.id)
+                .filter(|p| p.identity().as_ref().is_some_and(|i| i.sub == identity.sub))
+                .map(|p| p.id())
                 .collect();
             for key in earlier {
                 self.remove_participant(key, Some(LeaveReason::Replaced));
@@ -62,7 +64,7 @@ impl Room {
             return;
         }
         let now = self.now;
-        let mut rtc = match participant::new_rtc(&self.candidate_addrs, now) {
+        let mut rtc = match peer_connection::new_rtc(&self.candidate_addrs, now) {
             Ok(rtc) => rtc,
             Err(e) => {
                 warn!(error = %e, "cannot create a peer connection");
@@ -76,51 +78,30 @@ impl Room {
         };
         let key = ParticipantId::new(self.ctx.services.next_number());
         let id = key;
-        let credentials = rtc.direct_api().local_ice_credentials();
-        let ufrag = credentials.ufrag;
+        let ice_password = rtc.direct_api().local_ice_credentials().pass;
         let span = info_span!("participant", room = %self.id, participant = %id);
         let participants = self.participant_infos_except(key);
-        let mut p = Participant {
+        let connect_timeout = Duration::from_secs(self.ctx.config.ice_connect_timeout_secs);
+        let mut p = Participant::new(Joining {
             id,
             name: name.clone(),
             span,
             rtc,
             outbox: Outbox::new(out),
-            ufrag: ufrag.clone(),
             auto_subscribe,
             grants,
             identity,
-            next_timeout: now,
-            drain_due: false,
-            pending_offer: None,
-            offer_after: Some(now + FIRST_OFFER_DELAY),
-            // From the join on: a participant that never negotiates must not keep its seat.
-            connect_deadline: Some(
-                now + Duration::from_secs(self.ctx.config.ice_connect_timeout_secs),
+            presence: Presence::new(now, connect_timeout, resume_token.clone()),
+            offers: OfferState::new(
+                now,
+                FIRST_OFFER_DELAY,
+                self.ctx.config.max_offers_per_second,
             ),
-            connected: false,
-            connected_once: false,
-            resume_token: resume_token.clone(),
-            disconnected_at: None,
-            connection: 0,
-            last_offer: None,
-            media_path: Default::default(),
-            joined_at: now,
-            published: HashMap::new(),
-            rx_by_ssrc: HashMap::new(),
-            consumers: HashMap::new(),
-            channels: HashMap::new(),
-            data_rate: sfu_core::rate::TokenBucket::new(
-                self.ctx.config.max_data_messages_per_second,
-            ),
-            offer_rate: sfu_core::rate::TokenBucket::new(self.ctx.config.max_offers_per_second),
-            bwe_estimate: None,
-            bwe_desired: 0,
-            pause_grace: Default::default(),
-            feedback_totals: Default::default(),
-        };
+            data_per_second: self.ctx.config.max_data_messages_per_second,
+        });
+        let ufrag = p.ufrag().to_owned();
         {
-            let _g = p.span.enter();
+            let _g = p.span().enter();
             info!(%name, auto_subscribe, %ufrag, "participant joined");
         }
         self.ctx.routes.insert(
@@ -128,7 +109,7 @@ impl Room {
             Route {
                 datagrams: self.datagram_tx.clone(),
                 participant: key,
-                ice_password: credentials.pass.into(),
+                ice_password: ice_password.into(),
             },
         );
         self.seat.participant_joined();
@@ -143,7 +124,7 @@ impl Room {
             .services
             .remember_resume(&resume_token, self.id.clone(), key);
         // `joined` goes first on the participant's queue, before anything the room says next.
-        p.outbox.send(joined);
+        p.outbox_mut().send(joined);
         self.participants.insert(key, p);
         if reply.send(Ok((key, id.to_string()))).is_err() {
             // Its session stopped waiting meanwhile: nobody takes part as this participant.
@@ -174,10 +155,10 @@ impl Room {
             .iter()
             .filter(|(k, _)| **k != except)
             .map(|(_, p)| ParticipantInfo {
-                id: p.id.to_string(),
-                name: p.name.clone(),
+                id: p.id().to_string(),
+                name: p.name().to_owned(),
                 tracks: p
-                    .published
+                    .published()
                     .values()
                     .filter_map(|k| self.producers.get(k))
                     .map(|producer| producer.track())
@@ -222,29 +203,28 @@ impl Room {
             return;
         };
         {
-            let _g = p.span.enter();
+            let _g = p.span().enter();
             info!(reason = ?reason, "participant left");
         }
-        self.ctx.routes.remove(&p.ufrag);
-        self.ctx.services.forget_resume(&p.resume_token);
+        self.ctx.routes.remove(p.ufrag());
+        self.ctx.services.forget_resume(p.presence().resume_token());
         self.speakers.remove(&key);
         self.seat.participant_left();
         if let Some(reason) = reason {
-            p.outbox.end(reason);
+            p.outbox_mut().end(reason);
         }
-        for producer in p.consumers.keys() {
+        for producer in p.consumers().keys() {
             if let Some(producer) = self.producers.get_mut(producer) {
                 producer.remove_subscriber(key);
             }
         }
-        let published: Vec<_> = p.published.values().copied().collect();
+        let published: Vec<_> = p.published().values().copied().collect();
         for producer in published {
             self.unpublish(producer);
         }
-        p.rtc.disconnect();
+        p.rtc_mut().disconnect();
         let mut ignored = std::collections::VecDeque::new();
-        participant::drain(
-            &mut p,
+        p.drain(
             self.ctx.media.as_mut(),
             &self.ctx.stats,
             &mut ignored,
@@ -253,7 +233,7 @@ impl Room {
         self.broadcast(
             key,
             &ServerMessage::ParticipantLeft {
-                participant_id: p.id.to_string(),
+                participant_id: p.id().to_string(),
             },
         );
     }
@@ -280,24 +260,23 @@ impl Room {
                 contents,
             },
         );
-        if !p.rtc.accepts(&input) {
+        if !p.rtc().accepts(&input) {
             bump(self.ctx.stats.rejected(datagram.proto));
             return;
         }
-        if let Err(e) = p.rtc.handle_input(input) {
-            let _g = p.span.enter();
+        if let Err(e) = p.rtc_mut().handle_input(input) {
+            let _g = p.span().enter();
             debug!(error = %e, "datagram refused");
             bump(self.ctx.stats.rejected(datagram.proto));
         }
-        participant::drain(
-            p,
+        p.drain(
             self.ctx.media.as_mut(),
             &self.ctx.stats,
             &mut self.events,
             self.now,
         );
-        if !p.rtc.is_alive() {
-            self.to_remove.push((p.id, Some(LeaveReason::Timeout)));
+        if !p.rtc().is_alive() {
+            self.to_remove.push((p.id(), Some(LeaveReason::Timeout)));
         }
     }
 
@@ -324,27 +303,26 @@ impl Room {
             let Some(p) = self.participants.get_mut(&key) else {
                 continue;
             };
-            if p.next_timeout <= now {
-                if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
-                    let _g = p.span.enter();
+            if p.timeout_due(now) {
+                if let Err(e) = p.rtc_mut().handle_input(Input::Timeout(now)) {
+                    let _g = p.span().enter();
                     warn!(error = %e, "timeout handling failed");
                 }
-                participant::drain(
-                    p,
+                p.drain(
                     self.ctx.media.as_mut(),
                     &self.ctx.stats,
                     &mut self.events,
                     self.now,
                 );
             }
-            if !p.rtc.is_alive() {
+            if !p.rtc().is_alive() {
                 ::metrics::counter!(crate::metric_names::CONNECTION_FAILURES, "reason" => "peer_connection_closed")
                     .increment(1);
                 self.to_remove.push((key, Some(LeaveReason::Timeout)));
                 continue;
             }
-            if p.disconnected_at.is_some_and(|t| t + grace <= now) {
-                let _g = p.span.enter();
+            if p.presence().resume_overdue(now, grace) {
+                let _g = p.span().enter();
                 info!("signaling connection not resumed in time; removing participant");
                 drop(_g);
                 ::metrics::counter!(crate::metric_names::CONNECTION_FAILURES, "reason" => "signaling_lost")
@@ -352,22 +330,17 @@ impl Room {
                 self.to_remove.push((key, Some(LeaveReason::Timeout)));
                 continue;
             }
-            if p.connect_deadline.is_some_and(|d| d <= now) {
-                let reason = if p.connected_once {
-                    "media_path_lost"
-                } else {
-                    "ice_connect_timeout"
-                };
+            if let Some(overdue) = p.presence().path_overdue(now) {
+                let reason = overdue.reason();
                 ::metrics::counter!(crate::metric_names::CONNECTION_FAILURES, "reason" => reason)
                     .increment(1);
-                let _g = p.span.enter();
+                let _g = p.span().enter();
                 warn!("media path not connected in time; removing participant");
                 drop(_g);
                 self.to_remove.push((key, Some(LeaveReason::Timeout)));
                 continue;
             }
-            if p.offer_after.is_some_and(|d| d <= now) {
-                p.offer_after = None;
+            if p.offers_mut().pause_ended(now) {
                 self.maybe_offer(key);
             }
         }

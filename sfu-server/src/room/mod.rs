@@ -13,9 +13,12 @@ mod harness;
 mod layers;
 mod lifecycle;
 mod negotiation;
+mod offer_state;
 mod outbox;
 mod participant;
 mod path_view;
+mod peer_connection;
+mod presence;
 mod producer;
 mod resume;
 #[cfg(test)]
@@ -366,9 +369,8 @@ impl Room {
             }
             if let Some(key) = self.to_drain.pop() {
                 if let Some(p) = self.participants.get_mut(&key) {
-                    p.drain_due = false;
-                    participant::drain(
-                        p,
+                    p.clear_drain_due();
+                    p.drain(
                         self.ctx.media.as_mut(),
                         &self.ctx.stats,
                         &mut self.events,
@@ -411,7 +413,7 @@ impl Room {
                 .into_iter()
                 .filter_map(|(key, level)| {
                     Some(signaling::Speaker {
-                        participant_id: self.participants.get(&key)?.id.to_string(),
+                        participant_id: self.participants.get(&key)?.id().to_string(),
                         level,
                     })
                 })
@@ -437,12 +439,12 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        if p.disconnected_at.is_some() {
+        if p.presence().is_signaling_lost() {
             // It gets the room's whole state again when it resumes.
             return;
         }
-        let delivery = p.outbox.send(message);
-        self.outboxes_backlogged |= p.outbox.is_backlogged();
+        let delivery = p.outbox_mut().send(message);
+        self.outboxes_backlogged |= p.outbox().is_backlogged();
         self.delivered(key, delivery);
     }
 
@@ -458,7 +460,7 @@ impl Room {
             Delivery::SessionGone => {
                 // Its session ended; whether it left or may resume comes next from the session.
                 if let Some(p) = self.participants.get_mut(&key) {
-                    p.disconnected_at.get_or_insert(self.now);
+                    p.presence_mut().signaling_lost(self.now);
                 }
             }
         }
@@ -472,19 +474,19 @@ impl Room {
         let backlogged: Vec<ParticipantId> = self
             .participants
             .values()
-            .filter(|p| p.outbox.is_backlogged() && p.disconnected_at.is_none())
-            .map(|p| p.id)
+            .filter(|p| p.outbox().is_backlogged() && !p.presence().is_signaling_lost())
+            .map(|p| p.id())
             .collect();
         let mut still_backlogged = false;
         for key in backlogged {
             if let Some(p) = self.participants.get_mut(&key) {
-                let delivery = p.outbox.flush();
+                let delivery = p.outbox_mut().flush();
                 self.delivered(key, delivery);
             }
             still_backlogged |= self
                 .participants
                 .get(&key)
-                .is_some_and(|p| p.outbox.is_backlogged() && p.disconnected_at.is_none());
+                .is_some_and(|p| p.outbox().is_backlogged() && !p.presence().is_signaling_lost());
         }
         self.outboxes_backlogged = still_backlogged;
     }

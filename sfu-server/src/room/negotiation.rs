@@ -35,14 +35,14 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        let _g = p.span.clone().entered();
-        if p.pending_offer.is_some() {
+        let _g = p.span().clone().entered();
+        if p.offers().is_pending() {
             info!(
                 "ignoring client offer: the server's offer is outstanding (glare, server is impolite)"
             );
             return;
         }
-        if !p.offer_rate.admit(self.now) {
+        if !p.offers_mut().admit_client_offer(self.now) {
             limits::hit(Limit::OffersPerSecond);
             drop(_g);
             self.refuse_offer(
@@ -71,7 +71,7 @@ impl Room {
         // Checked on str0m's own reading of the offer, before it changes any state: str0m
         // cannot take an accepted offer back.
         let rules = PublishRules {
-            may_publish: p.grants.can_publish,
+            may_publish: p.grants().can_publish,
             max_tracks: self.ctx.config.max_tracks_per_participant,
             max_room_tracks: self.ctx.config.max_tracks_per_room,
             others_tracks: self
@@ -84,7 +84,7 @@ impl Room {
         };
         let lines = offered_lines(&offer, &sfu_core::sdp::bundle_mids(&sdp));
         let consumer_mids: Vec<String> = p
-            .consumers
+            .consumers()
             .values()
             .filter_map(|c| Some(c.mid()?.to_string()))
             .collect();
@@ -109,7 +109,7 @@ impl Room {
             self.refuse_offer(key, code, refusal.to_string());
             return;
         }
-        let answer = match p.rtc.sdp_api().accept_offer(offer) {
+        let answer = match p.rtc_mut().sdp_api().accept_offer(offer) {
             Ok(answer) => answer,
             Err(e) => {
                 warn!(error = %e, "client offer refused");
@@ -122,11 +122,10 @@ impl Room {
             }
         };
         info!("client offer accepted");
-        p.offer_after = None;
+        p.offers_mut().client_negotiated();
         self.follow_ice_restart(key);
         if let Some(p) = self.participants.get_mut(&key) {
-            participant::drain(
-                p,
+            p.drain(
                 self.ctx.media.as_mut(),
                 &self.ctx.stats,
                 &mut self.events,
@@ -138,7 +137,7 @@ impl Room {
             return;
         };
         let tracks: TrackMap = p
-            .published
+            .published()
             .iter()
             .filter_map(|(mid, pk)| {
                 Some((mid.to_string(), self.producers.get(pk)?.id().to_string()))
@@ -160,8 +159,8 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        let _g = p.span.clone().entered();
-        let Some(pending) = p.pending_offer.take() else {
+        let _g = p.span().clone().entered();
+        let Some(pending) = p.offers_mut().take_pending() else {
             self.reply_error(
                 key,
                 ErrorCode::BadRequest,
@@ -172,7 +171,7 @@ impl Room {
         let answer = match SdpAnswer::from_sdp_string(&sdp) {
             Ok(answer) => answer,
             Err(e) => {
-                p.pending_offer = Some(pending);
+                p.offers_mut().keep_pending(pending);
                 warn!(error = %e, "unparsable client answer");
                 self.reply_error(
                     key,
@@ -182,12 +181,13 @@ impl Room {
                 return;
             }
         };
-        if let Err(e) = p.rtc.sdp_api().accept_answer(pending, answer) {
+        if let Err(e) = p.rtc_mut().sdp_api().accept_answer(pending, answer) {
             // str0m consumed the pending offer; the next offer starts afresh, after a pause
             // (a client that keeps answering wrong is not offered again at once, every time).
             warn!(error = %e, "client answer refused");
             Self::rollback_offered(p);
-            p.offer_after = Some(self.now + OFFER_AGAIN_AFTER_REFUSED_ANSWER);
+            p.offers_mut()
+                .refused(self.now, OFFER_AGAIN_AFTER_REFUSED_ANSWER);
             self.reply_error(
                 key,
                 ErrorCode::BadRequest,
@@ -197,7 +197,7 @@ impl Room {
         }
         info!("client answer accepted");
         let mut add_again: Vec<(ProducerId, Option<u8>)> = Vec::new();
-        p.consumers
+        p.consumers_mut()
             .retain(|k, c| match c.negotiation_mut().answered() {
                 Outcome::Keep => true,
                 Outcome::Drop => false,
@@ -206,8 +206,7 @@ impl Room {
                     false
                 }
             });
-        participant::drain(
-            p,
+        p.drain(
             self.ctx.media.as_mut(),
             &self.ctx.stats,
             &mut self.events,
@@ -218,7 +217,7 @@ impl Room {
             if let Some(consumer) = self
                 .participants
                 .get_mut(&key)
-                .and_then(|p| p.consumers.get_mut(&producer_key))
+                .and_then(|p| p.consumers_mut().get_mut(&producer_key))
             {
                 consumer.set_max_layer(max_layer);
             }
@@ -229,7 +228,7 @@ impl Room {
 
     /// After a failed negotiation, offered consumers go back to wanting an offer.
     fn rollback_offered(p: &mut participant::Participant) {
-        p.consumers
+        p.consumers_mut()
             .retain(|_, c| c.negotiation_mut().rolled_back() != Outcome::Drop);
     }
 
@@ -241,11 +240,11 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        if p.pending_offer.is_some() || p.offer_after.is_some() {
+        if !p.offers().may_offer() {
             return;
         }
         let mut adding: Vec<(u64, ProducerId)> = p
-            .consumers
+            .consumers()
             .iter()
             .filter(|(_, c)| c.negotiation().wants_adding())
             .map(|(k, c)| (c.created(), *k))
@@ -266,26 +265,24 @@ impl Room {
             allowed /= 2;
         };
         if let Some((offer, pending)) = built {
-            p.pending_offer = Some(pending);
             let tracks: TrackMap = p
-                .consumers
+                .consumers()
                 .values()
                 .filter(|c| c.negotiation().is_sending())
                 .filter_map(|c| Some((c.mid()?.to_string(), c.track_id().to_string())))
                 .collect();
             {
-                let _g = p.span.enter();
+                let _g = p.span().enter();
                 info!(tracks = ?tracks, bytes = offer.len(), "sending server offer");
             }
-            participant::drain(
-                p,
+            p.drain(
                 self.ctx.media.as_mut(),
                 &self.ctx.stats,
                 &mut self.events,
                 self.now,
             );
             let message = ServerMessage::Offer { sdp: offer, tracks };
-            p.last_offer = Some(message.clone());
+            p.offers_mut().sent(pending, message.clone());
             self.send_to(key, message);
         }
         let left_out: Vec<ProducerId> = adding[allowed..].iter().map(|(_, k)| *k).collect();
@@ -299,8 +296,9 @@ impl Room {
         p: &mut participant::Participant,
         adding: &[(u64, ProducerId)],
     ) -> Option<(SdpOffer, str0m::change::SdpPendingOffer)> {
-        let mut change = p.rtc.sdp_api();
-        for (producer_key, consumer) in p.consumers.iter_mut() {
+        let (rtc, consumers) = p.rtc_and_consumers_mut();
+        let mut change = rtc.sdp_api();
+        for (producer_key, consumer) in consumers.iter_mut() {
             if let Some(mid) = consumer.negotiation().stop_due() {
                 change.stop_media(mid);
                 consumer.negotiation_mut().stop_offered();
@@ -338,11 +336,11 @@ impl Room {
                 tracks.push(producer.id().to_string());
             }
             if let Some(p) = self.participants.get_mut(&key) {
-                p.consumers.remove(producer_key);
+                p.consumers_mut().remove(producer_key);
             }
         }
         if let Some(p) = self.participants.get(&key) {
-            let _g = p.span.enter();
+            let _g = p.span().enter();
             warn!(
                 ?tracks,
                 "tracks left out of the server offer: it would be too large to answer"
@@ -373,12 +371,12 @@ impl Room {
         };
         // An unsubscribe took it out of the producer's fan-out, whatever became of the consumer.
         producer.add_subscriber(subscriber);
-        if let Some(existing) = p.consumers.get_mut(&producer_key) {
+        if let Some(existing) = p.consumers_mut().get_mut(&producer_key) {
             existing.negotiation_mut().subscribe_again();
             return;
         }
         let created = self.ctx.services.next_number();
-        p.consumers
+        p.consumers_mut()
             .insert(producer_key, Consumer::new(producer, created));
         self.offers_due.push(subscriber);
     }
@@ -391,11 +389,11 @@ impl Room {
         let Some(p) = self.participants.get_mut(&subscriber) else {
             return;
         };
-        if p.consumers
+        if p.consumers_mut()
             .get_mut(&producer_key)
             .is_some_and(|c| c.negotiation_mut().unsubscribe() == Outcome::Drop)
         {
-            p.consumers.remove(&producer_key);
+            p.consumers_mut().remove(&producer_key);
         }
         self.maybe_offer(subscriber);
     }
@@ -409,10 +407,10 @@ impl Room {
         let mut removed = Vec::new();
         for mid in offered_mids(sdp) {
             let mid = Mid::from(mid);
-            let sending = p.rtc.media(mid).is_some_and(|m| {
+            let sending = p.rtc().media(mid).is_some_and(|m| {
                 !m.disabled() && matches!(m.direction(), Direction::RecvOnly | Direction::SendRecv)
             });
-            let published = p.published.contains_key(&mid);
+            let published = p.published().contains_key(&mid);
             if sending && !published && p.consumer_by_mid(mid).is_none() {
                 added.push(mid);
             } else if !sending && published {
@@ -422,7 +420,7 @@ impl Room {
         // m-lines absent from the new offer are gone too.
         let listed: Vec<String> = offered_mids(sdp).map(str::to_owned).collect();
         removed.extend(
-            p.published
+            p.published()
                 .keys()
                 .filter(|m| !listed.iter().any(|l| l == &m.to_string()))
                 .copied(),
@@ -431,7 +429,7 @@ impl Room {
             if let Some(producer) = self
                 .participants
                 .get_mut(&key)
-                .and_then(|p| p.published.remove(&mid))
+                .and_then(|p| p.unpublish(mid))
             {
                 self.unpublish(producer);
             }
@@ -442,17 +440,17 @@ impl Room {
             return;
         };
         let room_tracks = self.producers.len();
-        let allowed = if p.grants.can_publish {
+        let allowed = if p.grants().can_publish {
             let own = self.ctx.config.max_tracks_per_participant;
             let room = self.ctx.config.max_tracks_per_room;
-            own.saturating_sub(p.published.len())
+            own.saturating_sub(p.published().len())
                 .min(room.saturating_sub(room_tracks))
         } else {
             0
         };
         if added.len() > allowed {
             limits::hit(Limit::TracksPerParticipant);
-            let _g = p.span.enter();
+            let _g = p.span().enter();
             warn!(
                 offered = added.len(),
                 allowed, "m-lines beyond the grants or caps are not published"
@@ -469,23 +467,15 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        let credentials = p.rtc.direct_api().local_ice_credentials();
-        let ufrag = credentials.ufrag;
-        if ufrag == p.ufrag {
+        let Some(restart) = p.take_new_ufrag(self.now) else {
             return;
+        };
+        let _g = p.span().enter();
+        info!(old = %restart.old_ufrag, new = %p.ufrag(), "ICE restart: routing by the new ufrag");
+        if let Some((_, mut route)) = self.ctx.routes.remove(&restart.old_ufrag) {
+            route.ice_password = restart.password;
+            self.ctx.routes.insert(p.ufrag().to_owned(), route);
         }
-        let _g = p.span.enter();
-        info!(old = %p.ufrag, new = %ufrag, "ICE restart: routing by the new ufrag");
-        p.media_path.record(
-            self.now.saturating_duration_since(p.joined_at),
-            "ice_restart",
-        );
-        p.media_path.forget_remote_candidates();
-        if let Some((_, mut route)) = self.ctx.routes.remove(&p.ufrag) {
-            route.ice_password = credentials.pass.into();
-            self.ctx.routes.insert(ufrag.clone(), route);
-        }
-        p.ufrag = ufrag;
     }
 }
 

@@ -1,104 +1,340 @@
 //! A participant: its peer connection (`Rtc`), what it publishes and what it receives.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Instant;
 
+use sfu_core::bandwidth::Downlink;
 use sfu_core::ids::{ParticipantId, ProducerId};
+use sfu_core::layers::LayerChoice;
+use sfu_core::rate::TokenBucket;
+use signaling::token::Grants;
 use str0m::bwe::Bitrate;
-use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
-use str0m::format::CodecConfig;
 use str0m::media::Mid;
-use str0m::net::{Protocol, TcpType};
 use str0m::rtp::Ssrc;
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Event, Input, Output, Rtc};
 use tracing::{Span, warn};
 
+use super::Identity;
 use super::consumer::Consumer;
+use super::offer_state::OfferState;
 use super::outbox::Outbox;
 use super::path_view::MediaPathView;
-use super::rtcp_stats::FeedbackTotals;
+use super::presence::Presence;
+use super::rtcp_stats::{FeedbackStream, FeedbackTotals};
 use crate::egress::Egress;
 use crate::stats::Stats;
 
 /// One peer connection in the room.
 pub struct Participant {
-    /// Its id, in the room and on the wire.
+    id: ParticipantId,
+    name: String,
+    /// Log span carrying room and participant ids.
+    span: Span,
+    /// The WebRTC stack of this peer connection.
+    rtc: Rtc,
+    /// Messages toward its signaling session.
+    outbox: Outbox,
+    /// Its server ICE ufrag (the UDP routing key).
+    ufrag: String,
+    /// Subscribe to new tracks automatically.
+    auto_subscribe: bool,
+    /// What its join token allows.
+    grants: Grants,
+    /// Who its join token says it is, until when (without tokens, nobody in particular).
+    identity: Option<Identity>,
+    /// When `rtc` next wants `Input::Timeout`.
+    next_timeout: Instant,
+    /// Packets were written to `rtc` and it waits in the room's `to_drain`.
+    drain_due: bool,
+    /// Its media path and signaling connection over time.
+    presence: Presence,
+    /// The server's offers and the client's offer rate.
+    offers: OfferState,
+    /// Its downlink estimate and how it is shared.
+    downlink: Downlink,
+    /// Published tracks by m-line.
+    published: HashMap<Mid, ProducerId>,
+    /// Incoming SSRC → (producer, layer), resolved on first packet.
+    rx_by_ssrc: HashMap<Ssrc, (ProducerId, u8)>,
+    /// Consumers by producer.
+    consumers: HashMap<ProducerId, Consumer>,
+    /// Open data channels and their labels.
+    channels: HashMap<ChannelId, String>,
+    /// Its budget of data channel messages relayed per second.
+    data_rate: TokenBucket,
+    /// Its media path as operators see it.
+    media_path: MediaPathView,
+    /// Cumulative RTCP feedback counts per stream, as last reported by str0m.
+    feedback_totals: FeedbackTotals,
+}
+
+/// What an ICE restart changed.
+pub struct IceRestart {
+    /// The ufrag it was known by.
+    pub old_ufrag: String,
+    /// The password of its new ufrag.
+    pub password: std::sync::Arc<str>,
+}
+
+/// Who joins and on what terms: what a new [`Participant`] is made of.
+pub struct Joining {
+    /// Its id.
     pub id: ParticipantId,
     /// Display name.
     pub name: String,
     /// Log span carrying room and participant ids.
     pub span: Span,
-    /// The WebRTC stack of this peer connection.
+    /// Its peer connection, with our candidates added.
     pub rtc: Rtc,
-    /// Messages toward its signaling session.
+    /// Its messages' way to its signaling session.
     pub outbox: Outbox,
-    /// Its server ICE ufrag (the UDP routing key).
-    pub ufrag: String,
     /// Subscribe to new tracks automatically.
     pub auto_subscribe: bool,
     /// What its join token allows.
-    pub grants: signaling::token::Grants,
-    /// Who its join token says it is, until when (without tokens, nobody in particular).
-    pub identity: Option<super::Identity>,
-    /// When `rtc` next wants `Input::Timeout`.
-    pub next_timeout: Instant,
-    /// Packets were written to `rtc` and it waits in the room's `to_drain`.
-    pub drain_due: bool,
-    /// The server's unanswered offer.
-    pub pending_offer: Option<SdpPendingOffer>,
-    /// The server sends no offer before this: its first waits for the client's own offer or
-    /// this, and after a refused answer it pauses before offering again.
-    pub offer_after: Option<Instant>,
-    /// The media path must be up by then, or the participant is removed.
-    pub connect_deadline: Option<Instant>,
-    /// Whether ICE and DTLS completed.
-    pub connected: bool,
-    /// The secret that lets a new signaling connection take this participant back.
-    pub resume_token: String,
-    /// Since when its signaling connection has been gone (it may still `resume`).
-    pub disconnected_at: Option<Instant>,
-    /// Number of its current signaling connection (0, then one more per resume).
-    pub connection: u64,
-    /// The server's last offer, sent again when it resumes with the offer unanswered.
-    pub last_offer: Option<signaling::ServerMessage>,
-    /// Whether ICE and DTLS completed at least once.
-    pub connected_once: bool,
-    /// When it joined.
-    pub joined_at: Instant,
-    /// Published tracks by m-line.
-    pub published: HashMap<Mid, ProducerId>,
-    /// Incoming SSRC → (producer, layer), resolved on first packet.
-    pub rx_by_ssrc: HashMap<Ssrc, (ProducerId, u8)>,
-    /// Consumers by producer.
-    pub consumers: HashMap<ProducerId, Consumer>,
-    /// Open data channels and their labels.
-    pub channels: HashMap<ChannelId, String>,
-    /// Its budget of data channel messages relayed per second.
-    pub data_rate: sfu_core::rate::TokenBucket,
-    /// Its budget of offers per second, kept across resumes (each offer renegotiates the room).
-    pub offer_rate: sfu_core::rate::TokenBucket,
-    /// Latest downlink bandwidth estimate (TWCC, or REMB), bits per second.
-    pub bwe_estimate: Option<u64>,
-    /// What the estimator was last told to probe for, bits per second.
-    pub bwe_desired: u64,
-    /// The grace a bandwidth shortage gets before it pauses a consumer.
-    pub pause_grace: sfu_core::bandwidth::PauseGrace,
-    /// Its media path as operators see it.
-    pub media_path: MediaPathView,
-    /// Cumulative RTCP feedback counts per stream, as last reported by str0m.
-    pub feedback_totals: FeedbackTotals,
+    pub grants: Grants,
+    /// Who its join token says it is.
+    pub identity: Option<Identity>,
+    /// Its media path and resume token from the join on.
+    pub presence: Presence,
+    /// The server's first offer and the client's offer rate.
+    pub offers: OfferState,
+    /// Data channel messages relayed per second.
+    pub data_per_second: u32,
 }
 
 impl Participant {
-    /// The earliest time this participant needs attention.
-    pub fn next_deadline(&self, resume_grace: std::time::Duration) -> Instant {
-        let resume_deadline = self.disconnected_at.map(|t| t + resume_grace);
-        [self.offer_after, self.connect_deadline, resume_deadline]
-            .into_iter()
-            .flatten()
-            .fold(self.next_timeout, Instant::min)
+    /// A participant joining now; its ufrag comes from its peer connection.
+    pub fn new(joining: Joining) -> Self {
+        let Joining {
+            id,
+            name,
+            span,
+            mut rtc,
+            outbox,
+            auto_subscribe,
+            grants,
+            identity,
+            presence,
+            offers,
+            data_per_second,
+        } = joining;
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        Self {
+            id,
+            name,
+            span,
+            rtc,
+            outbox,
+            ufrag,
+            auto_subscribe,
+            grants,
+            identity,
+            next_timeout: presence.joined_at(),
+            drain_due: false,
+            presence,
+            offers,
+            downlink: Downlink::default(),
+            published: HashMap::new(),
+            rx_by_ssrc: HashMap::new(),
+            consumers: HashMap::new(),
+            channels: HashMap::new(),
+            data_rate: TokenBucket::new(data_per_second),
+            media_path: MediaPathView::default(),
+            feedback_totals: FeedbackTotals::default(),
+        }
+    }
+
+    /// Its id, in the room and on the wire.
+    pub fn id(&self) -> ParticipantId {
+        self.id
+    }
+
+    /// Display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Log span carrying room and participant ids.
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Its peer connection.
+    pub fn rtc(&self) -> &Rtc {
+        &self.rtc
+    }
+
+    /// Its peer connection, to feed or change.
+    pub fn rtc_mut(&mut self) -> &mut Rtc {
+        &mut self.rtc
+    }
+
+    /// Its messages toward its signaling session.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Its messages toward its signaling session, to queue or flush.
+    pub fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.outbox
+    }
+
+    /// Its server ICE ufrag (the UDP routing key).
+    pub fn ufrag(&self) -> &str {
+        &self.ufrag
+    }
+
+    /// After an ICE restart its peer connection has a new ufrag: it becomes the one this
+    /// participant is known by, and the old remote candidates are forgotten. `None` when
+    /// the ufrag did not change.
+    pub fn take_new_ufrag(&mut self, now: Instant) -> Option<IceRestart> {
+        let credentials = self.rtc.direct_api().local_ice_credentials();
+        if credentials.ufrag == self.ufrag {
+            return None;
+        }
+        self.record_path_event(now, "ice_restart");
+        self.media_path.forget_remote_candidates();
+        Some(IceRestart {
+            old_ufrag: std::mem::replace(&mut self.ufrag, credentials.ufrag),
+            password: credentials.pass.into(),
+        })
+    }
+
+    /// Whether it subscribes to new tracks automatically.
+    pub fn auto_subscribes(&self) -> bool {
+        self.auto_subscribe
+    }
+
+    /// What its join token allows.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
+    /// Who its join token says it is.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+
+    /// Its media path and signaling connection.
+    pub fn presence(&self) -> &Presence {
+        &self.presence
+    }
+
+    /// Its media path and signaling connection, as they change.
+    pub fn presence_mut(&mut self) -> &mut Presence {
+        &mut self.presence
+    }
+
+    /// The server's offers to it.
+    pub fn offers(&self) -> &OfferState {
+        &self.offers
+    }
+
+    /// The server's offers to it, as negotiation moves on.
+    pub fn offers_mut(&mut self) -> &mut OfferState {
+        &mut self.offers
+    }
+
+    /// Whether its peer connection wants its timeout handled at `now`.
+    pub fn timeout_due(&self, now: Instant) -> bool {
+        self.next_timeout <= now
+    }
+
+    /// Packets were written to it; says whether it must be queued for draining (it is not
+    /// queued already).
+    pub fn mark_drain_due(&mut self) -> bool {
+        !std::mem::replace(&mut self.drain_due, true)
+    }
+
+    /// It leaves the drain queue.
+    pub fn clear_drain_due(&mut self) {
+        self.drain_due = false;
+    }
+
+    /// The latest downlink estimate, bits per second.
+    pub fn bandwidth_estimate(&self) -> Option<u64> {
+        self.downlink.estimate()
+    }
+
+    /// Its estimator's new estimate, bits per second.
+    pub fn on_bandwidth_estimate(&mut self, bps: u64) {
+        self.downlink.on_estimate(bps);
+    }
+
+    /// Share its downlink between its video consumers wanting `choices` (most important
+    /// first) and `audio_consumers`, retargeting its estimator's probes when they change.
+    /// Returns the video budget and each video consumer's layer.
+    pub fn share_downlink(
+        &mut self,
+        choices: &[LayerChoice],
+        audio_consumers: u64,
+        now: Instant,
+    ) -> (Option<u64>, Vec<Option<u8>>) {
+        let allocation = self.downlink.allocate(choices, audio_consumers, now);
+        if let Some(bps) = allocation.probe_for {
+            self.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(bps));
+        }
+        (allocation.budget, allocation.picks)
+    }
+
+    /// Its published tracks by m-line.
+    pub fn published(&self) -> &HashMap<Mid, ProducerId> {
+        &self.published
+    }
+
+    /// It publishes `producer` on `mid`.
+    pub fn publish(&mut self, mid: Mid, producer: ProducerId) {
+        self.published.insert(mid, producer);
+    }
+
+    /// It no longer publishes on `mid`; returns the track it published there.
+    pub fn unpublish(&mut self, mid: Mid) -> Option<ProducerId> {
+        let producer = self.published.remove(&mid)?;
+        self.rx_by_ssrc.retain(|_, (p, _)| *p != producer);
+        Some(producer)
+    }
+
+    /// The track and layer an incoming SSRC was found to carry.
+    pub fn source_of(&self, ssrc: Ssrc) -> Option<(ProducerId, u8)> {
+        self.rx_by_ssrc.get(&ssrc).copied()
+    }
+
+    /// Remember that `ssrc` carries `layer` of `producer`, unless that track has `max`
+    /// SSRCs already (a sender inventing SSRCs gets no table entry each); says whether it
+    /// was remembered.
+    pub fn learn_source(
+        &mut self,
+        ssrc: Ssrc,
+        producer: ProducerId,
+        layer: u8,
+        max: usize,
+    ) -> bool {
+        let known = self
+            .rx_by_ssrc
+            .values()
+            .filter(|(p, _)| *p == producer)
+            .count();
+        if known >= max {
+            return false;
+        }
+        self.rx_by_ssrc.insert(ssrc, (producer, layer));
+        true
+    }
+
+    /// Its consumers by producer.
+    pub fn consumers(&self) -> &HashMap<ProducerId, Consumer> {
+        &self.consumers
+    }
+
+    /// Its consumers by producer, to add, change or drop.
+    pub fn consumers_mut(&mut self) -> &mut HashMap<ProducerId, Consumer> {
+        &mut self.consumers
+    }
+
+    /// Its peer connection and its consumers at once, to write one's media into the other.
+    pub fn rtc_and_consumers_mut(&mut self) -> (&mut Rtc, &mut HashMap<ProducerId, Consumer>) {
+        (&mut self.rtc, &mut self.consumers)
     }
 
     /// The consumer sending on `mid`, if any.
@@ -108,170 +344,116 @@ impl Participant {
             .find(|(_, c)| c.mid() == Some(mid))
             .map(|(k, _)| *k)
     }
-}
 
-/// How often str0m reports per-stream statistics (RTCP feedback counts).
-const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Where a subscriber's downlink estimate starts before TWCC feedback refines it.
-const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(1_000);
-
-/// Build the `Rtc` of a new participant: ICE-lite, RTP mode, Opus/VP8/H264, our candidates,
-/// and str0m's TWCC bandwidth estimator for the downlink.
-///
-/// Opus is negotiated without `transport-cc` feedback. str0m probes for bandwidth on the
-/// first sending m-line with TWCC feedback; when that is an audio m-line, its padding goes
-/// out on SSRC 0 and browsers count it as a second stream of the audio track. Without TWCC
-/// on audio, probes ride a video m-line (on its RTX stream once video flows).
-pub fn new_rtc(
-    candidates: &[(Protocol, SocketAddr)],
-    now: Instant,
-) -> Result<Rtc, str0m::RtcError> {
-    let mut builder = Rtc::builder()
-        .set_ice_lite(true)
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .enable_h264(true)
-        .enable_bwe(Some(INITIAL_ESTIMATE))
-        .set_stats_interval(Some(STATS_INTERVAL));
-    let params = builder
-        .codec_config()
-        .params()
-        .iter()
-        .cloned()
-        .map(|mut params| {
-            if params.spec().codec.is_audio() {
-                params.set_fb_transport_cc(false);
-            }
-            params
-        })
-        .collect();
-    *builder.codec_config() = CodecConfig::new_from_payload_params(params);
-    let mut rtc = builder.build(now);
-    for (proto, addr) in candidates {
-        let candidate = match proto {
-            Protocol::Udp => Candidate::host(*addr, "udp")?,
-            _ => Candidate::builder()
-                .tcp()
-                .host(*addr)
-                .tcptype(TcpType::Passive)
-                .build()?,
-        };
-        rtc.add_local_candidate(candidate);
+    /// A data channel opened.
+    pub fn channel_opened(&mut self, id: ChannelId, label: String) {
+        self.channels.insert(id, label);
     }
-    Ok(rtc)
+
+    /// A data channel closed.
+    pub fn channel_closed(&mut self, id: ChannelId) {
+        self.channels.remove(&id);
+    }
+
+    /// The label of an open data channel.
+    pub fn channel_label(&self, id: ChannelId) -> Option<&str> {
+        self.channels.get(&id).map(String::as_str)
+    }
+
+    /// Its open data channel with this label.
+    pub fn channel_labelled(&self, label: &str) -> Option<ChannelId> {
+        self.channels
+            .iter()
+            .find(|(_, l)| *l == label)
+            .map(|(id, _)| *id)
+    }
+
+    /// Whether a data message it sends at `now` is within its rate.
+    pub fn admit_data(&mut self, now: Instant) -> bool {
+        self.data_rate.admit(now)
+    }
+
+    /// Its media path as operators see it.
+    pub fn media_path(&self) -> &MediaPathView {
+        &self.media_path
+    }
+
+    /// Record a media path event at `now`, timed from its join.
+    pub fn record_path_event(&mut self, now: Instant, event: &str) {
+        self.media_path.record(self.presence.since_join(now), event);
+    }
+
+    /// Its media path as operators see it, to update.
+    pub fn media_path_mut(&mut self) -> &mut MediaPathView {
+        &mut self.media_path
+    }
+
+    /// The cumulative feedback counts of a stream: stores `totals`, returns the previous.
+    pub fn swap_feedback_totals(&mut self, stream: FeedbackStream, totals: [u64; 3]) -> [u64; 3] {
+        self.feedback_totals
+            .insert(stream, totals)
+            .unwrap_or([0; 3])
+    }
+
+    /// The earliest time this participant needs attention.
+    pub fn next_deadline(&self, resume_grace: std::time::Duration) -> Instant {
+        [
+            self.offers.not_before(),
+            self.presence.deadline(resume_grace),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.next_timeout, Instant::min)
+    }
+
+    /// Drain its peer connection until it asks for a timeout in the future: send datagrams
+    /// (a burst to one address as one GSO send where it can), queue events for the room.
+    ///
+    /// str0m's pacer releases one packet per timeout and asks for the next timeout right
+    /// away. Handing those due timeouts back to the room loop would cost a timer round trip
+    /// (about a millisecond) per packet and cap a subscriber at ~1000 packets/s, so they are
+    /// handled here.
+    pub fn drain(
+        &mut self,
+        media: &mut dyn Egress,
+        stats: &Stats,
+        events: &mut std::collections::VecDeque<(ParticipantId, Event)>,
+        now: Instant,
+    ) {
+        let mut due_left = DUE_TIMEOUTS_PER_DRAIN;
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => {
+                    if at <= now
+                        && due_left > 0
+                        && self.rtc.handle_input(Input::Timeout(now)).is_ok()
+                    {
+                        due_left -= 1;
+                        continue;
+                    }
+                    self.next_timeout = at;
+                    break;
+                }
+                Ok(Output::Transmit(t)) => {
+                    media.transmit(t.proto, t.source, t.destination, &t.contents, stats)
+                }
+                Ok(Output::Event(event)) => events.push_back((self.id, event)),
+                Err(e) => {
+                    let _g = self.span.enter();
+                    warn!(error = %e, "peer connection failed");
+                    drop(_g);
+                    self.record_path_event(now, "peer_connection_failed");
+                    ::metrics::counter!(crate::metric_names::CONNECTION_FAILURES, "reason" => "rtc_error")
+                        .increment(1);
+                    self.rtc.disconnect();
+                    self.next_timeout = now;
+                    break;
+                }
+            }
+        }
+        media.flush(stats);
+    }
 }
 
 /// How many already-due timeouts one drain handles before yielding to the room loop.
 const DUE_TIMEOUTS_PER_DRAIN: usize = 256;
-
-/// Drain `rtc` until it asks for a timeout in the future: send datagrams (a burst to one
-/// address as one GSO send where it can), queue events for the room.
-///
-/// str0m's pacer releases one packet per timeout and asks for the next timeout right away.
-/// Handing those due timeouts back to the room loop would cost a timer round trip (about a
-/// millisecond) per packet and cap a subscriber at ~1000 packets/s, so they are handled here.
-pub fn drain(
-    p: &mut Participant,
-    media: &mut dyn Egress,
-    stats: &Stats,
-    events: &mut std::collections::VecDeque<(ParticipantId, Event)>,
-    now: Instant,
-) {
-    let mut due_left = DUE_TIMEOUTS_PER_DRAIN;
-    loop {
-        match p.rtc.poll_output() {
-            Ok(Output::Timeout(at)) => {
-                if at <= now && due_left > 0 && p.rtc.handle_input(Input::Timeout(now)).is_ok() {
-                    due_left -= 1;
-                    continue;
-                }
-                p.next_timeout = at;
-                break;
-            }
-            Ok(Output::Transmit(t)) => {
-                media.transmit(t.proto, t.source, t.destination, &t.contents, stats)
-            }
-            Ok(Output::Event(event)) => events.push_back((p.id, event)),
-            Err(e) => {
-                let _g = p.span.enter();
-                warn!(error = %e, "peer connection failed");
-                p.media_path.record(
-                    now.saturating_duration_since(p.joined_at),
-                    "peer_connection_failed",
-                );
-                ::metrics::counter!(crate::metric_names::CONNECTION_FAILURES, "reason" => "rtc_error")
-                    .increment(1);
-                p.rtc.disconnect();
-                p.next_timeout = now;
-                break;
-            }
-        }
-    }
-    media.flush(stats);
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::super::rtc_pair::{Fate, RtcPair, rtp_ssrc_seq};
-    use super::*;
-
-    /// Packets written, one every 20 ms.
-    const PACKETS: u64 = 150;
-    /// The packet the network loses.
-    const LOST: u64 = 20;
-
-    /// Send `PACKETS` video packets with `LOST` lost and everything after it held back by
-    /// the network for `hold`, so the client can only ask for `LOST` (NACK) `hold` after it
-    /// was sent. Returns what the client received and the NACKs the server saw.
-    fn lose_one_packet_and_delay_the_rest(hold: Duration) -> (Vec<u64>, u64) {
-        let mut pair = RtcPair::connected();
-        let ssrc = pair.video_ssrc();
-        let mut release_at = None;
-        for seq in 1..=PACKETS {
-            pair.write_video(seq, vec![0x10; 900]);
-            for _ in 0..4 {
-                let now = pair.now;
-                pair.step(&mut |datagram| match rtp_ssrc_seq(datagram) {
-                    Some((s, n)) if s == ssrc && u64::from(n) == LOST => Fate::Drop,
-                    Some((s, n)) if s == ssrc && u64::from(n) > LOST => {
-                        Fate::HoldUntil(*release_at.get_or_insert(now + hold))
-                    }
-                    _ => Fate::Deliver,
-                });
-            }
-        }
-        for _ in 0..200 {
-            pair.step(&mut |_| Fate::Deliver);
-        }
-        let nacks = pair
-            .server_events
-            .iter()
-            .filter_map(|e| match e {
-                Event::MediaEgressStats(s) => Some(s.nacks),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
-        (pair.client_received(), nacks)
-    }
-
-    #[test]
-    fn a_nack_inside_the_retransmission_buffer_is_answered() {
-        // Requirement: a subscriber that loses a packet gets it again when it asks in time.
-        let (received, nacks) = lose_one_packet_and_delay_the_rest(Duration::from_millis(300));
-        assert!(nacks > 0, "the client never sent a NACK");
-        assert!(
-            received.contains(&LOST),
-            "the lost packet was not retransmitted"
-        );
-        assert!(
-            received.contains(&PACKETS),
-            "the held packets never arrived"
-        );
-    }
-}

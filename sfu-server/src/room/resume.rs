@@ -14,7 +14,7 @@ impl Room {
     pub(super) fn is_current_connection(&self, key: ParticipantId, connection: u64) -> bool {
         self.participants
             .get(&key)
-            .is_some_and(|p| p.connection == connection)
+            .is_some_and(|p| p.presence().connection() == connection)
     }
 
     /// Connection `connection` of the participant left, or the server ended it. A session that a
@@ -37,12 +37,12 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        let _g = p.span.enter();
+        let _g = p.span().clone().entered();
         info!(
             grace_secs = self.ctx.config.resume_grace_secs,
             "signaling connection lost; waiting for resume"
         );
-        p.disconnected_at.get_or_insert(self.now);
+        p.presence_mut().signaling_lost(self.now);
     }
 
     /// A new signaling connection takes the participant back.
@@ -62,13 +62,13 @@ impl Room {
         let ice_servers = self
             .participants
             .get(&key)
-            .map(|p| self.ice_servers_for(&p.id.to_string()))
+            .map(|p| self.ice_servers_for(&p.id().to_string()))
             .unwrap_or_default();
         let room = self.id.to_string();
         let Some(p) = self
             .participants
             .get_mut(&key)
-            .filter(|p| p.resume_token == resume_token)
+            .filter(|p| p.presence().resume_token() == resume_token)
         else {
             let _ = reply.send(Err(ProtocolError {
                 code: ErrorCode::NotFound,
@@ -78,8 +78,8 @@ impl Room {
             return;
         };
         let now = signaling::token::unix_now();
-        if p.identity.as_ref().is_some_and(|i| i.expires <= now) {
-            let _g = p.span.enter();
+        if p.identity().as_ref().is_some_and(|i| i.expires <= now) {
+            let _g = p.span().enter();
             info!("resume refused: the join token has expired; participant removed");
             drop(_g);
             let _ = reply.send(Err(ProtocolError {
@@ -92,40 +92,38 @@ impl Room {
         }
         // The old connection may still be open (the server has not noticed it die yet, or the
         // client opened the new one first): it is told, and is no longer the participant's.
-        p.outbox.replace(out);
-        p.disconnected_at = None;
-        p.connection += 1;
+        p.outbox_mut().replace(out);
         // A resume token takes the participant back once: whoever saw it cannot use it again.
-        let old_token = p.resume_token.clone();
-        self.ctx.services.forget_resume(&p.resume_token);
+        let old_token = p.presence_mut().resumed(new_resume_token.clone());
+        self.ctx.services.forget_resume(&old_token);
         self.ctx
             .services
             .remember_resume(&new_resume_token, self.id.clone(), key);
-        p.resume_token = new_resume_token;
+        let connection = p.presence().connection();
         {
-            let _g = p.span.enter();
-            info!(connection = p.connection, "signaling connection resumed");
+            let _g = p.span().enter();
+            info!(connection, "signaling connection resumed");
         }
         let joined = ServerMessage::Joined {
-            participant_id: p.id.to_string(),
+            participant_id: p.id().to_string(),
             room,
             participants,
             ice_servers,
-            resume_token: Some(p.resume_token.clone()),
+            resume_token: Some(new_resume_token.clone()),
         };
-        p.outbox.send(joined);
+        p.outbox_mut().send(joined);
         // An offer that went out while it was away is still waiting for its answer.
-        if let Some(offer) = p.last_offer.clone().filter(|_| p.pending_offer.is_some()) {
-            p.outbox.send(offer);
+        if let Some(offer) = p.offers().to_resend() {
+            p.outbox_mut().send(offer);
         }
-        if reply.send(Ok((p.id.to_string(), p.connection))).is_err() {
+        if reply.send(Ok((p.id().to_string(), connection))).is_err() {
             // Its session stopped waiting meanwhile and never learnt the new token: the old
             // one stays the way back.
-            self.ctx.services.forget_resume(&p.resume_token);
+            let given_up = p.presence_mut().keep_token(old_token);
+            self.ctx.services.forget_resume(&given_up);
             self.ctx
                 .services
-                .remember_resume(&old_token, self.id.clone(), key);
-            p.resume_token = old_token;
+                .remember_resume(p.presence().resume_token(), self.id.clone(), key);
         }
     }
 }

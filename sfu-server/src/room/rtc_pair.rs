@@ -11,7 +11,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
-use super::participant;
+use super::peer_connection;
 
 /// Simulated time between two steps of both peers.
 const STEP: Duration = Duration::from_millis(5);
@@ -30,7 +30,7 @@ pub enum Fate {
 
 /// A connected server and client.
 pub struct RtcPair {
-    /// The server side, made by [`participant::new_rtc`].
+    /// The server side, made by [`peer_connection::new_rtc`].
     server: Rtc,
     /// A str0m client in RTP mode that receives the server's video.
     client: Rtc,
@@ -55,7 +55,7 @@ impl RtcPair {
         let server_addr: SocketAddr = "10.9.0.1:5000".parse().expect("address");
         let client_addr: SocketAddr = "10.9.0.2:6000".parse().expect("address");
         let mut server =
-            participant::new_rtc(&[(Protocol::Udp, server_addr)], now).expect("server rtc");
+            peer_connection::new_rtc(&[(Protocol::Udp, server_addr)], now).expect("server rtc");
         let mut client = Rtc::builder()
             .set_rtp_mode(true)
             .clear_codecs()

@@ -20,15 +20,17 @@ pub enum FeedbackDirection {
     ToPublisher,
 }
 
+/// One stream's feedback in one direction.
+pub type FeedbackStream = (Mid, Option<Rid>, FeedbackDirection);
+
 /// Last cumulative (nacks, plis, firs) seen per stream of one participant.
-pub type FeedbackTotals =
-    std::collections::HashMap<(Mid, Option<Rid>, FeedbackDirection), [u64; 3]>;
+pub type FeedbackTotals = std::collections::HashMap<FeedbackStream, [u64; 3]>;
 
 impl Room {
     pub(super) fn egress_stats(&mut self, key: ParticipantId, stats: MediaEgressStats) {
         if let Some(p) = self.participants.get_mut(&key) {
             let consumer = p.consumer_by_mid(stats.mid);
-            if let Some(c) = consumer.and_then(|pk| p.consumers.get_mut(&pk)) {
+            if let Some(c) = consumer.and_then(|pk| p.consumers_mut().get_mut(&pk)) {
                 // Receiver reports count a packet as lost only if it never arrived, even
                 // after retransmission: the losses NACK could not repair, as seen downstream.
                 let lost = c.on_egress_stats(&stats);
@@ -72,14 +74,14 @@ impl Room {
     fn add_feedback(
         &mut self,
         key: ParticipantId,
-        stream: (Mid, Option<Rid>, FeedbackDirection),
+        stream: FeedbackStream,
         totals: [u64; 3],
         counters: [&AtomicU64; 3],
     ) {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        let previous = p.feedback_totals.insert(stream, totals).unwrap_or([0; 3]);
+        let previous = p.swap_feedback_totals(stream, totals);
         for ((now, before), counter) in totals.iter().zip(previous).zip(counters) {
             counter.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
         }

@@ -47,7 +47,7 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        let _g = p.span.enter();
+        let _g = p.span().clone().entered();
         let Some(init) = candidate.filter(|c| !c.candidate.is_empty()) else {
             debug!("client signalled end of candidates");
             return;
@@ -56,7 +56,7 @@ impl Room {
         match Candidate::from_sdp_string(line) {
             Ok(candidate)
                 if !p
-                    .media_path
+                    .media_path()
                     .has_room_for_candidate(candidate.addr(), MAX_REMOTE_CANDIDATES) =>
             {
                 drop(_g);
@@ -68,12 +68,11 @@ impl Room {
             }
             Ok(candidate) => {
                 debug!(%candidate, "remote candidate added");
-                p.media_path
+                p.media_path_mut()
                     .remote_candidate(candidate.addr(), candidate.kind());
-                p.rtc.add_remote_candidate(candidate);
+                p.rtc_mut().add_remote_candidate(candidate);
                 drop(_g);
-                super::participant::drain(
-                    p,
+                p.drain(
                     self.ctx.media.as_mut(),
                     &self.ctx.stats,
                     &mut self.events,
@@ -99,7 +98,7 @@ impl Room {
         if self
             .participants
             .get(&key)
-            .is_some_and(|p| !p.grants.can_subscribe)
+            .is_some_and(|p| !p.grants().can_subscribe)
         {
             self.reply_error(
                 key,
@@ -132,7 +131,7 @@ impl Room {
         if let Some(consumer) = self
             .participants
             .get_mut(&key)
-            .and_then(|p| p.consumers.get_mut(&producer))
+            .and_then(|p| p.consumers_mut().get_mut(&producer))
         {
             consumer.wish(quality, paused);
         }
@@ -144,7 +143,7 @@ impl Room {
         let subscribed = producer.is_some_and(|pk| {
             self.participants
                 .get(&key)
-                .is_some_and(|p| p.consumers.contains_key(&pk))
+                .is_some_and(|p| p.consumers().contains_key(&pk))
         });
         match producer {
             Some(pk) if subscribed => self.remove_consumer(key, pk),
@@ -192,7 +191,7 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        let Some(media) = p.rtc.media(mid) else {
+        let Some(media) = p.rtc().media(mid) else {
             return;
         };
         let kind = match media.kind() {
@@ -206,24 +205,24 @@ impl Room {
         let negotiated = media
             .remote_pts()
             .first()
-            .and_then(|pt| p.rtc.codec_config().find(|params| params.pt() == *pt))
+            .and_then(|pt| p.rtc().codec_config().find(|params| params.pt() == *pt))
             .map(|params| params.spec());
         let id = ProducerId::new(self.ctx.services.next_number());
         let interval = Duration::from_millis(self.ctx.config.keyframe_request_interval_ms);
         let producer = Producer::new(id, key, mid, kind, negotiated, rids, interval);
         {
-            let _g = p.span.enter();
+            let _g = p.span().enter();
             info!(track = %id, %mid, ?kind, codec = %producer.codec_name(), simulcast = ?producer.rids(), "track published");
         }
-        p.published.insert(mid, id);
+        p.publish(mid, id);
         let track = producer.track();
         self.producers.insert(id, producer);
         self.broadcast(key, &ServerMessage::TrackPublished { track });
         let auto: Vec<ParticipantId> = self
             .participants
             .values()
-            .filter(|s| s.id != key && s.auto_subscribe)
-            .map(|s| s.id)
+            .filter(|s| s.id() != key && s.auto_subscribes())
+            .map(|s| s.id())
             .collect();
         for subscriber in auto {
             self.add_consumer(subscriber, id);
@@ -236,18 +235,17 @@ impl Room {
             return;
         };
         if let Some(p) = self.participants.get_mut(&producer.owner()) {
-            p.published.remove(&producer.mid());
-            p.rx_by_ssrc.retain(|_, (pk, _)| *pk != producer_key);
-            let _g = p.span.enter();
+            p.unpublish(producer.mid());
+            let _g = p.span().enter();
             info!(track = %producer.id(), "track unpublished");
         }
         for subscriber in producer.subscribers() {
             if let Some(p) = self.participants.get_mut(subscriber)
-                && p.consumers
+                && p.consumers_mut()
                     .get_mut(&producer_key)
                     .is_some_and(|c| c.negotiation_mut().unsubscribe() == Outcome::Drop)
             {
-                p.consumers.remove(&producer_key);
+                p.consumers_mut().remove(&producer_key);
             }
         }
         self.broadcast(

@@ -34,7 +34,10 @@ async fn a_publisher_and_a_subscriber_connect_and_negotiate() {
     let started = h.now;
     while !(a.rtc.is_connected()
         && b.rtc.is_connected()
-        && h.room.participants.values().all(|p| p.connected))
+        && h.room
+            .participants
+            .values()
+            .all(|p| p.presence().is_connected()))
     {
         assert!(
             h.now - started < Duration::from_secs(30),
@@ -42,7 +45,7 @@ async fn a_publisher_and_a_subscriber_connect_and_negotiate() {
             h.room
                 .participants
                 .values()
-                .map(|p| &p.media_path.timeline)
+                .map(|p| &p.media_path().timeline)
                 .collect::<Vec<_>>()
         );
         h.run_for(Duration::from_millis(100), &mut [&mut a, &mut b]);
