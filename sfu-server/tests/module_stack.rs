@@ -1,10 +1,13 @@
 //! The modules of every crate in the workspace form a one-way stack: no module imports,
 //! directly or through others, a module that imports it.
 //!
-//! A module here is a crate's top-level module: one file, or one folder (`room/`) with
-//! everything in it. An import is any path that names an item of another module (`use`
-//! declarations, `crate::stats::bump(…)`, `super::…`); comments, doc links and code that
-//! exists only for tests (`#[cfg(test)]` items) are not imports.
+//! Checked twice: between a crate's top-level modules (one file, or one folder such as
+//! `room/` with everything in it), and between files, where a file naming a module it sits
+//! inside (`super::Room` from `room/forwarding.rs`) does not count: a folder's `mod.rs` is
+//! its face, and the files beside each other in it form a one-way stack of their own. An
+//! import is any path that names an item of another module (`use` declarations,
+//! `crate::stats::bump(…)`, `super::…`); comments, doc links and code that exists only for
+//! tests (`#[cfg(test)]` items) are not imports.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -38,8 +41,11 @@ fn the_workspace_has_no_import_circle() {
     for dir in crates {
         let files = read_sources(&dir.join("src"));
         assert!(!files.is_empty(), "{} has no sources", dir.display());
-        for circle in find_circles(&imports(&files)) {
+        for circle in find_circles(&imports(&files, Level::TopModules)) {
             circles.push(format!("{}: {circle}", dir.display()));
+        }
+        for circle in find_circles(&imports(&files, Level::Files)) {
+            circles.push(format!("{} (files): {circle}", dir.display()));
         }
     }
     assert!(
@@ -64,7 +70,7 @@ fn a_circle_through_three_modules_is_found() {
             "#[cfg(test)]\nmod tests { use crate::a::f; }\n// crate::a::f\n",
         ),
     ];
-    let circles = find_circles(&imports(&files));
+    let circles = find_circles(&imports(&files, Level::TopModules));
     assert_eq!(circles.len(), 1, "{circles:?}");
     for module in ["a", "b", "c"] {
         assert!(circles[0].contains(module), "{}", circles[0]);
@@ -72,6 +78,37 @@ fn a_circle_through_three_modules_is_found() {
     assert!(
         !circles[0].contains("d ->"),
         "test code and comments are no imports: {}",
+        circles[0]
+    );
+}
+
+#[test]
+fn a_circle_between_files_of_one_folder_is_found() {
+    // Requirement: files beside each other in a folder import each other one way only,
+    // while each may name the folder's own module (`super::Room`) and the folder may name
+    // its files.
+    let files = vec![
+        file(&[], "mod room;"),
+        file(
+            &["room"],
+            "mod a; mod b; mod c;\nuse a::Handle;\npub struct Room;",
+        ),
+        file(&["room", "a"], "use super::Room;\nuse super::b::Helper;"),
+        file(&["room", "b"], "use super::{c, Room};\nfn f() { c::g(); }"),
+        file(&["room", "c"], "fn g() { super::a::h(); }"),
+    ];
+    assert!(
+        find_circles(&imports(&files, Level::TopModules)).is_empty(),
+        "one folder is one top-level module"
+    );
+    let circles = find_circles(&imports(&files, Level::Files));
+    assert_eq!(circles.len(), 1, "{circles:?}");
+    for module in ["room::a", "room::b", "room::c"] {
+        assert!(circles[0].contains(module), "{}", circles[0]);
+    }
+    assert!(
+        !circles[0].contains("-> room ("),
+        "naming the folder's module is no step of a circle: {}",
         circles[0]
     );
 }
@@ -121,26 +158,40 @@ fn module_of(src: &Path, path: &Path) -> Vec<String> {
     parts
 }
 
-/// The top-level module a module belongs to (`crate` for the root).
-fn unit(module: &[String]) -> String {
-    module.first().cloned().unwrap_or_else(|| "crate".into())
+/// What the nodes of the import graph are.
+#[derive(Clone, Copy)]
+enum Level {
+    /// A crate's top-level modules, each with everything inside it.
+    TopModules,
+    /// Each file; naming a module the file sits inside is no import.
+    Files,
 }
 
-/// Which top-level modules each one imports.
-fn imports(files: &[SourceFile]) -> Imports {
+/// The node a module is at `level` (`crate` for the root).
+fn unit(module: &[String], level: Level) -> String {
+    match (level, module.first()) {
+        (_, None) => "crate".into(),
+        (Level::TopModules, Some(first)) => first.clone(),
+        (Level::Files, Some(_)) => module.join("::"),
+    }
+}
+
+/// Which modules each one imports, at `level`.
+fn imports(files: &[SourceFile], level: Level) -> Imports {
     let modules: BTreeSet<Vec<String>> = files.iter().map(|f| f.module.clone()).collect();
     let mut graph = Imports::new();
     for file in files {
         let code = without_test_items(&without_comments(&file.text));
         let children = declared_modules(&code);
-        let from = unit(&file.module);
+        let from = unit(&file.module, level);
         graph.entry(from.clone()).or_default();
         for path in paths(&code) {
             let Some(target) = resolve(&path, &file.module, &children, &modules) else {
                 continue;
             };
-            let to = unit(&target);
-            if to != from {
+            let inside = matches!(level, Level::Files) && file.module.starts_with(&target);
+            let to = unit(&target, level);
+            if to != from && !inside {
                 graph
                     .entry(from.clone())
                     .or_default()
