@@ -25,6 +25,16 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! command -v 
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus coturn redis-server systemd janus
 fi
 
+# livekit-server: the other peer SFU compare.sh measures, at the version loadtest/livekit.env
+# pins, built from the Go module proxy (about 3 minutes here).
+. loadtest/livekit.env
+livekit_dir="/usr/local/lib/livekit-server-$LIVEKIT_VERSION"
+if ! /usr/local/bin/livekit-server --version 2>/dev/null | grep -q "version $LIVEKIT_VERSION\$"; then
+  echo "==> go install github.com/livekit/livekit-server/cmd/server@v$LIVEKIT_VERSION"
+  as_root env PATH="$PATH" GOBIN="$livekit_dir" go install "github.com/livekit/livekit-server/cmd/server@v$LIVEKIT_VERSION"
+  as_root ln -sf "$livekit_dir/server" /usr/local/bin/livekit-server
+fi
+
 browser_tests=sfu-server/tests/browser
 if [ ! -f "$browser_tests/node_modules/.package-lock.json" ] \
   || [ "$browser_tests/package-lock.json" -nt "$browser_tests/node_modules/.package-lock.json" ]; then
@@ -48,7 +58,7 @@ target_dir=$(cargo metadata --format-version 1 --no-deps \
   | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 export SFU_SERVER_BIN="${SFU_SERVER_BIN:-$target_dir/debug/sfu-server}"
 
-echo "==> floor benchmarks and loadtest/performance.sh (the scaling and Janus comparison scripts), short mode (timings are measured with cargo bench and loadtest/performance.sh, not here)"
+echo "==> floor benchmarks and loadtest/performance.sh (the scaling and Janus/LiveKit comparison scripts), short mode (timings are measured with cargo bench and loadtest/performance.sh, not here)"
 cargo test -p sfu-server --bench floor
 SCALING_BIN="$target_dir/debug" COMPARE_BIN="$target_dir/debug" loadtest/performance.sh --short
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# This SFU next to Janus (VideoRoom, Debian's janus package) and next to the floor, on this
-# machine in one run: the same loadtest scenarios against a fresh process of each server,
-# one after the other, then one Markdown table with CPU per delivered packet, packets per
-# core, latency, loss, peak RSS and the ratios.
+# This SFU next to Janus (VideoRoom, Debian's janus package), LiveKit (livekit-server
+# v1.13.5, installed by ./test.sh) and the floor, on this machine in one run: the same
+# loadtest scenarios against a fresh process of each server, one after the other, then one
+# Markdown table with CPU per delivered packet, packets per core, latency, loss, peak RSS
+# and the ratios.
 #
-# Janus never gathers ICE candidates on loopback, so both servers and the loadtest run in a
-# private network namespace this script creates (its only other interface is a veth pair
-# with 10.77.0.1 and no route out); both servers' media use that address. Needs root.
+# Janus and LiveKit never gather ICE candidates on loopback, so the servers and the loadtest
+# run in a private network namespace this script creates (its only other interface is a veth
+# pair with 10.77.0.1 and no route out); every server's media uses that address. Needs root.
 #
 # The floor per forwarded packet with n subscribers is the issue's: SRTP unprotect once (÷ n),
 # then per subscriber our decision, an AES-256-GCM protect and a GSO batch send on loopback,
@@ -25,6 +26,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v janus >/dev/null || { echo "compare.sh: janus is not installed (apt-get install janus)" >&2; exit 2; }
+. loadtest/livekit.env
+livekit="${LIVEKIT_SERVER:-livekit-server}"
+"$livekit" --version 2>/dev/null | grep -q "version $LIVEKIT_VERSION\$" || {
+  echo "compare.sh: livekit-server $LIVEKIT_VERSION is not installed (./test.sh installs it)" >&2; exit 2; }
+livekit_label="LiveKit $LIVEKIT_VERSION"
 [ "$(id -u)" -eq 0 ] || { echo "compare.sh: needs root for its network namespace" >&2; exit 2; }
 janus_label="Janus $(dpkg-query -W -f='${Version}' janus 2>/dev/null || echo '(version unknown)')"
 
@@ -71,6 +77,10 @@ start_server() {
     sfu) RUST_LOG=warn ip netns exec "$netns" "$bin/sfu-server" --http 127.0.0.1:18490 \
            --udp "$media_ip:18491" --metrics-listen 127.0.0.1:18492 --insecure >"$2" 2>&1 & ;;
     janus) ip netns exec "$netns" janus -F loadtest/janus -o >"$2" 2>&1 & ;;
+    # Development keys (devkey/secret) and its single UDP port; warnings-only logging, as
+    # for the others (--dev alone logs at debug level).
+    livekit) ip netns exec "$netns" "$livekit" --dev --bind "$media_ip" --node-ip "$media_ip" \
+               --config-body "log_level: warn" >"$2" 2>&1 & ;;
   esac
   pid=$!
 }
@@ -81,13 +91,20 @@ stop_server() {
   wait "$pid" 2>/dev/null || true
 }
 
-url_of() { case "$1" in sfu) echo ws://127.0.0.1:18490/ws ;; janus) echo ws://127.0.0.1:18188 ;; esac; }
+url_of() {
+  case "$1" in
+    sfu) echo ws://127.0.0.1:18490/ws ;;
+    janus) echo ws://127.0.0.1:18188 ;;
+    livekit) echo "ws://$media_ip:7880" ;;
+  esac
+}
 
 # wait_listening URL: until the server's signaling port accepts connections (10 s at most).
 wait_listening() {
-  local port="${1##*:}"; port="${port%%/*}"
+  local hostport="${1#ws://}"; hostport="${hostport%%/*}"
+  local host="${hostport%:*}" port="${hostport##*:}"
   for _ in $(seq 100); do
-    in_ns bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null && return 0
+    in_ns bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null && return 0
     sleep 0.1
   done
   echo "compare.sh: nothing listens on $1" >&2; return 1
@@ -97,12 +114,12 @@ failed=0
 for entry in "${scenarios[@]}"; do
   name="${entry%%|*}"; read -r -a args <<<"${entry#*|}"
   for run in $(seq "$repeat"); do
-    for target in sfu janus; do
+    for target in sfu janus livekit; do
       base="$out_dir/$name.$target.$run"
       start_server "$target" "$base.server.log"
       wait_listening "$(url_of "$target")"
       echo "### $name on $target, run $run: loadtest --duration $duration ${args[*]}" >&2
-      # This SFU's forwarding latency inside it, from its histogram (Janus has none).
+      # This SFU's forwarding latency inside it, from its histogram (the others have none).
       metrics=()
       [ "$target" = sfu ] && metrics=(--metrics-url http://127.0.0.1:18492/metrics)
       in_ns "$bin/loadtest" --target "$target" --url "$(url_of "$target")" --media-ip "$media_ip" \
@@ -116,11 +133,11 @@ for entry in "${scenarios[@]}"; do
   done
 done
 
-python3 - "$out_dir" "$janus_label" <<'PY'
+python3 - "$out_dir" "$janus_label" "$livekit_label" <<'PY'
 import json, pathlib, re, sys
 
 out = pathlib.Path(sys.argv[1])
-janus_label = sys.argv[2]
+labels = {"sfu": "this SFU", "janus": sys.argv[2], "livekit": sys.argv[3]}
 
 def bench_medians(text):
     """Median µs per item of every floor benchmark, by name (fan-out ones as Type/arg)."""
@@ -150,7 +167,7 @@ rows, ratios = [], []
 names = sorted({p.name.split(".")[0] for p in out.glob("*.json")})
 for name in names:
     cost = {}
-    for target in ("sfu", "janus"):
+    for target in ("sfu", "janus", "livekit"):
         runs = []
         for path in out.glob(f"{name}.{target}.*.json"):
             report = json.loads(path.read_text())
@@ -172,7 +189,7 @@ for name in names:
         pps_core = 1e6 / cost[target] if cost[target] else None
         passed = all(r[1]["passed"] for r in runs)
         rows.append(
-            f"| {name} | {'this SFU' if target == 'sfu' else janus_label} | "
+            f"| {name} | {labels[target]} | "
             f"{fmt(server.get('delivered_per_s'), '{:,.0f}')} | {fmt(cost[target] and cost[target] / 1e3, '{:.4f}')}{spread} | "
             f"{fmt(pps_core, '{:,.0f}')} | {fmt(lat.get('p50'), '{:.1f}')} / {fmt(lat.get('p99'), '{:.1f}')} ms | "
             f"{inside} | "
@@ -181,10 +198,11 @@ for name in names:
     subscribers = {"meetings": 3, "livestream": 50, "all-to-all": 7}.get(name.rsplit("-", 1)[0], 10)
     gso, send_to = floors(medians, subscribers)
     if cost.get("sfu"):
-        janus_ratio = f"{cost['janus'] / cost['sfu']:.2f}×" if cost.get("janus") else "-"
+        ratio = lambda other: f"{cost[other] / cost['sfu']:.2f}×" if cost.get(other) else "-"
         on = lambda floor: f"{cost['sfu'] / floor:.1f}× ({floor:.2f} µs)" if floor else "-"
         ratios.append(f"| {name} | {cost['sfu']:.2f} µs | {fmt(cost.get('janus'), '{:.2f} µs')} | "
-                      f"{janus_ratio} | {on(gso)} | {on(send_to)} |")
+                      f"{ratio('janus')} | {fmt(cost.get('livekit'), '{:.2f} µs')} | {ratio('livekit')} | "
+                      f"{on(gso)} | {on(send_to)} |")
 
 print("| scenario | server | delivered packets/s | CPU-s per 1,000 packets (range) | packets/s per core | "
       "latency p50 / p99 | inside the SFU p50 / p99 | frame loss | peak RSS | runs, checks |")
@@ -192,8 +210,9 @@ print("|---|---|---|---|---|---|---|---|---|---|")
 print("\n".join(rows))
 print()
 print("| scenario | ours per packet | Janus per packet | Janus ÷ ours (goal ≥ 3×) | "
+      "LiveKit per packet | LiveKit ÷ ours (goal ≥ 3×) | "
       "ours ÷ floor with GSO (goal ≤ 2×) | ours ÷ floor with send_to |")
-print("|---|---|---|---|---|---|")
+print("|---|---|---|---|---|---|---|---|")
 print("\n".join(ratios))
 PY
 exit "$failed"

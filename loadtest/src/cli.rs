@@ -16,7 +16,7 @@ pub struct Args {
     /// TOML scenario file; flags given here override its values.
     #[arg(long)]
     pub scenario: Option<PathBuf>,
-    /// The server under load: sfu (this one) or janus (its VideoRoom plugin).
+    /// The server under load: sfu (this one), janus (its VideoRoom plugin) or livekit.
     #[arg(long, value_enum)]
     pub target: Option<Target>,
     /// Signaling WebSocket URL of the server.
@@ -78,6 +78,10 @@ pub struct Args {
     /// The server's auth secret, to sign each participant's join token.
     #[arg(long, env = "SFU_AUTH_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
+    /// LiveKit's API key for join tokens, with --token-secret as its secret (default: the
+    /// `--dev` key and secret).
+    #[arg(long, env = "LIVEKIT_API_KEY")]
+    pub api_key: Option<String>,
     /// Fail when frame loss exceeds this, e.g. 1%.
     #[arg(long, value_parser = parse_fraction)]
     pub max_loss: Option<f64>,
@@ -122,6 +126,9 @@ impl Args {
         set!(garbage_per_sec, target);
         if self.token_secret.is_some() {
             s.token_secret = self.token_secret.clone();
+        }
+        if self.api_key.is_some() {
+            s.api_key = self.api_key.clone();
         }
         if self.media_ip.is_some() {
             s.media_ip = self.media_ip;

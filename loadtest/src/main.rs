@@ -6,6 +6,8 @@ mod connection;
 mod endpoint;
 mod garbage;
 mod janus;
+mod livekit;
+mod livekit_signal;
 mod media;
 mod payload;
 mod peer;
@@ -97,7 +99,7 @@ async fn sample_server(
 ) -> anyhow::Result<ServerSample> {
     let forwarded = match scenario.target {
         Target::Sfu => Some(server_usage::forwarded(&scenario.http_base()).await?),
-        Target::Janus => None,
+        Target::Janus | Target::LiveKit => None,
     };
     let latency = match &server.metrics_url {
         Some(url) => Some(server_usage::forwarding_latency(url).await?),

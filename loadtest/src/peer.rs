@@ -17,6 +17,7 @@ use crate::connection::{JOIN_TIMEOUT, Signaling, media_ip};
 use crate::endpoint::{Endpoint, RIDS};
 use crate::garbage::Garbage;
 use crate::janus;
+use crate::livekit;
 use crate::peer_result::PeerResult;
 use crate::progress::{Progress, add};
 use crate::scenario::{PeerPlan, Scenario, Target};
@@ -48,6 +49,7 @@ pub async fn run(
     let ran = match scenario.target {
         Target::Sfu => Peer::run(&plan, &scenario, &progress, stop_at, &mut result).await,
         Target::Janus => janus::run(&plan, &scenario, &progress, stop_at, &mut result).await,
+        Target::LiveKit => livekit::run(&plan, &scenario, &progress, stop_at, &mut result).await,
     };
     if let Err(e) = ran {
         result.error(&progress, format!("participant {}: {e}", plan.index));

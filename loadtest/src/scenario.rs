@@ -60,6 +60,9 @@ pub struct Scenario {
     /// Secret of the server's join tokens: each participant signs its own (HS256), receive-only
     /// participants without the publish grant.
     pub token_secret: Option<String>,
+    /// The LiveKit API key that signs join tokens, with `token_secret` as its secret
+    /// (default: `livekit-server --dev`'s `devkey` and `secret`).
+    pub api_key: Option<String>,
     /// Fail the run when frame loss exceeds this fraction.
     pub max_loss: Option<f64>,
     /// Fail the run when p99 one-way latency exceeds this many milliseconds.
@@ -90,6 +93,7 @@ impl Default for Scenario {
             seed: 1,
             room_prefix: "load".to_owned(),
             token_secret: None,
+            api_key: None,
             max_loss: None,
             max_p99_latency_ms: None,
         }
@@ -105,6 +109,11 @@ pub enum Target {
     /// Janus' VideoRoom plugin through the Janus WebSocket API: per participant one
     /// publisher and one (multistream) subscriber peer connection.
     Janus,
+    /// LiveKit through its protobuf signaling at `/rtc`: per participant one publisher and
+    /// one subscriber peer connection.
+    #[serde(rename = "livekit")]
+    #[value(name = "livekit")]
+    LiveKit,
 }
 
 /// Why a scenario cannot run.
@@ -192,6 +201,16 @@ impl Scenario {
             if self.garbage_per_sec > 0.0 {
                 return bad("the janus target does not send malformed datagrams");
             }
+        }
+        if self.target == Target::LiveKit {
+            if self.data_per_sec > 0.0 {
+                return bad("the livekit target does not send data channel messages");
+            }
+            if self.garbage_per_sec > 0.0 {
+                return bad("the livekit target does not send malformed datagrams");
+            }
+        } else if self.api_key.is_some() {
+            return bad("api_key is for the livekit target");
         }
         Ok(())
     }
@@ -427,5 +446,37 @@ mod tests {
             toml::from_str("target = \"janus\"\nmedia_ip = \"10.77.0.1\"\n").expect("valid");
         assert_eq!(from_file.target, Target::Janus);
         assert_eq!(from_file.media_ip, Some([10, 77, 0, 1].into()));
+    }
+
+    #[test]
+    fn the_livekit_target_refuses_what_it_cannot_do() {
+        // Requirement: a scenario runs against LiveKit only with what its adapter sends, and
+        // an API key means nothing to the other targets.
+        let livekit = Scenario {
+            target: Target::LiveKit,
+            api_key: Some("devkey".to_owned()),
+            token_secret: Some("secret".to_owned()),
+            ..Scenario::default()
+        };
+        assert!(livekit.validate().is_ok());
+        let refused = [
+            Scenario {
+                data_per_sec: 1.0,
+                ..livekit.clone()
+            },
+            Scenario {
+                garbage_per_sec: 5.0,
+                ..livekit.clone()
+            },
+            Scenario {
+                target: Target::Sfu,
+                ..livekit.clone()
+            },
+        ];
+        for s in refused {
+            assert!(s.validate().is_err(), "{s:?}");
+        }
+        let from_file: Scenario = toml::from_str("target = \"livekit\"\n").expect("valid");
+        assert_eq!(from_file.target, Target::LiveKit);
     }
 }
