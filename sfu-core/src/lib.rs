@@ -25,6 +25,7 @@
 //! - [`throttle`]: keyframe request throttling toward publishers.
 //! - [`stun`]: reading the ICE username fragment that routes a datagram.
 //! - [`datagram`]: structural checks (RFC 7983 kind, header lengths) of media-port datagrams.
+//! - [`srtp`]: SRTP/SRTCP protection of what the SFU sends, keyed once per session.
 
 pub mod bandwidth;
 pub mod codec;
@@ -41,6 +42,7 @@ pub mod rate;
 pub mod rids;
 pub mod sdp;
 pub mod speakers;
+pub mod srtp;
 pub mod stun;
 pub mod throttle;
 pub mod vp8_munger;

@@ -6,6 +6,8 @@
 //!   provider does not.
 //! - `send_*`: handing 1,200-byte datagrams to the kernel on loopback, one `send_to` each
 //!   or 32 in one GSO `sendmsg` (a receiver thread drains them).
+//! - `egress_srtp_*`: the same protection by the egress' own `sfu_core::srtp::SrtpSender`:
+//!   session keys set up once, the packet encrypted in place in its buffer.
 //! - `decide`: our per-subscriber decision (Forwarder and RtpMunger), no crypto, no I/O.
 //! - `fanout`: the whole floor per forwarded packet: unprotect once, then per subscriber
 //!   decide, protect and send.
@@ -19,6 +21,7 @@ use std::time::Instant;
 use divan::Bencher;
 use divan::counter::ItemsCount;
 use sfu_core::forwarder::{Decision, Forwarder, PacketInfo};
+use sfu_core::srtp::{MasterKey, Profile, SrtpSender};
 use str0m::crypto::{AeadAes256GcmCipher, Aes128CmSha1_80Cipher, CryptoProvider};
 
 fn main() {
@@ -286,6 +289,33 @@ fn srtp_gcm256_unprotect(bencher: Bencher) {
     bencher.counter(ItemsCount::new(1usize)).bench_local(|| {
         assert!(receiver.unprotect(divan::black_box(&srtp), &mut out));
     });
+}
+
+/// Our own sender's protection of one `PACKET`-sized packet in place, `profile` keyed once;
+/// the buffer is refilled from `plain` each time, as a pooled buffer would be.
+fn bench_egress_srtp(bencher: Bencher, profile: Profile) {
+    let master = MasterKey::new(
+        &vec![9u8; profile.master_key_len()],
+        &vec![1u8; profile.master_salt_len()],
+    );
+    let sender = SrtpSender::new(profile, &master).expect("session keys");
+    let plain = rtp_packet(1, PACKET - HEADER - profile.rtp_overhead());
+    let mut buf = Vec::with_capacity(PACKET + 64);
+    bencher.counter(ItemsCount::new(1usize)).bench_local(|| {
+        buf.clear();
+        buf.extend_from_slice(divan::black_box(&plain));
+        sender.protect_rtp(&mut buf, HEADER, 0).expect("protect");
+    });
+}
+
+#[divan::bench]
+fn egress_srtp_cm_protect(bencher: Bencher) {
+    bench_egress_srtp(bencher, Profile::Aes128CmSha1_80);
+}
+
+#[divan::bench]
+fn egress_srtp_gcm256_protect(bencher: Bencher) {
+    bench_egress_srtp(bencher, Profile::AeadAes256Gcm);
 }
 
 /// A loopback receiver drained by its own thread, so the sender measures a live path.
