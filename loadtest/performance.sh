@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the measured tables of docs/PERFORMANCE.md in one run, on this machine: this
-# SFU next to Janus and the floor (loadtest/compare.sh, which also runs the floor
+# SFU next to Janus, LiveKit and the floor (loadtest/compare.sh, which also runs the floor
 # benchmarks), the scaling curves (loadtest/scaling.sh) and where the server's CPU goes
 # (loadtest/profile.sh). The tables replace what stands between the doc's
 # "performance.sh begin" and "performance.sh end" markers, under the date and the machine.
@@ -55,7 +55,7 @@ floor = work / "compare" / "floor.json"
 section = f"""{begin}
 ### Latest run (`loadtest/performance.sh`)
 
-Measured {day} on {machine}. This SFU next to Janus and the floor (`loadtest/compare.sh 20s`):
+Measured {day} on {machine}. This SFU next to Janus, LiveKit and the floor (`loadtest/compare.sh 20s`):
 
 {(work / "compare.md").read_text().strip()}
 
