@@ -4,12 +4,17 @@
 //!
 //! - [`Profile`]: the negotiated protection profile and its lengths.
 //! - [`MasterKey`]: one direction's master key and salt, split out of the keying material.
-//! - [`SrtpSender`]: session keys derived once ([`kdf`]), then RTP and SRTCP protected in
-//!   place ([`SrtpSender::protect_rtp`], [`SrtpSender::protect_rtcp`]).
+//! - [`SrtpSender`]: session keys derived once, then RTP and SRTCP protected in place
+//!   ([`SrtpSender::protect_rtp`], [`SrtpSender::protect_rtcp`]).
+//! - [`SrtpReceiver`]: the peer's SRTCP (its feedback on what we send) authenticated,
+//!   decrypted in place and refused when replayed.
 
+mod cipher;
 mod kdf;
+mod receiver;
 mod sender;
 
+pub use receiver::SrtpReceiver;
 pub use sender::SrtpSender;
 
 use thiserror::Error;
@@ -87,6 +92,12 @@ pub enum SrtpError {
         /// The header length given.
         header_len: usize,
     },
+    /// The packet's tag does not match: altered, or not protected with these keys.
+    #[error("the packet failed authentication")]
+    Authentication,
+    /// The packet's index was accepted already, or is too old to tell.
+    #[error("SRTCP index {0} replayed or too old")]
+    Replayed(u32),
     /// The cryptographic library refused a key or an operation.
     #[error("the cryptographic library refused the operation")]
     Crypto,

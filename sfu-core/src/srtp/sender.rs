@@ -1,33 +1,13 @@
 //! Protecting what we send: RTP and SRTCP packets encrypted and tagged in place with
 //! session keys set up once.
 
-use aws_lc_rs::aead::{AES_128_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use aws_lc_rs::cipher::{AES_128, EncryptingKey, EncryptionContext, UnboundCipherKey};
-use aws_lc_rs::hmac;
-use aws_lc_rs::iv::FixedLength;
+use aws_lc_rs::aead::{Aad, Nonce};
 
-use super::kdf::{HMAC_TAG_LEN, Label, derive};
+use super::cipher::{
+    Cipher, CmKeys, Packets, RTCP_CLEAR_LEN, SRTCP_ENCRYPTED, ctr, hmac_tag, rtcp_cm_iv,
+    rtcp_gcm_iv, xor,
+};
 use super::{MasterKey, Profile, SRTCP_INDEX_LEN, SrtpError};
-
-/// Length of the RTCP header and sender SSRC, which SRTCP leaves unencrypted.
-const RTCP_CLEAR_LEN: usize = 8;
-/// The E flag of an SRTCP index: the packet is encrypted.
-const SRTCP_ENCRYPTED: u32 = 1 << 31;
-
-/// One direction's cipher, keyed once.
-enum Cipher {
-    /// AES-128 counter mode with an HMAC-SHA1 tag.
-    Cm(Box<CmKeys>),
-    /// AES-GCM.
-    Gcm { aead: LessSafeKey, salt: [u8; 12] },
-}
-
-/// The keys of the AES-CM profile.
-struct CmKeys {
-    aes: EncryptingKey,
-    auth: hmac::Key,
-    salt: [u8; 14],
-}
 
 /// The protection of everything one participant's connection sends: RTP and RTCP session
 /// keys derived once from our master key.
@@ -39,27 +19,9 @@ pub struct SrtpSender {
 impl SrtpSender {
     /// Session keys of `profile` from our `master` key.
     pub fn new(profile: Profile, master: &MasterKey) -> Result<Self, SrtpError> {
-        let cipher = |cipher_label, auth_label, salt_label| match profile {
-            Profile::Aes128CmSha1_80 => {
-                let mut key = [0u8; 16];
-                let mut auth = [0u8; 20];
-                let mut salt = [0u8; 14];
-                derive(master, cipher_label, &mut key)?;
-                derive(master, auth_label, &mut auth)?;
-                derive(master, salt_label, &mut salt)?;
-                Cipher::cm(&key, &auth, salt)
-            }
-            Profile::AeadAes128Gcm | Profile::AeadAes256Gcm => {
-                let mut key = vec![0u8; profile.master_key_len()];
-                let mut salt = [0u8; 12];
-                derive(master, cipher_label, &mut key)?;
-                derive(master, salt_label, &mut salt)?;
-                Cipher::gcm(&key, salt)
-            }
-        };
         Ok(Self {
-            rtp: cipher(Label::RtpCipher, Label::RtpAuth, Label::RtpSalt)?,
-            rtcp: cipher(Label::RtcpCipher, Label::RtcpAuth, Label::RtcpSalt)?,
+            rtp: Cipher::session(profile, master, Packets::Rtp)?,
+            rtcp: Cipher::session(profile, master, Packets::Rtcp)?,
         })
     }
 
@@ -130,19 +92,17 @@ impl SrtpSender {
         match &self.rtcp {
             Cipher::Cm(keys) => {
                 let CmKeys { aes, auth, salt } = &**keys;
-                let mut iv = [0u8; 16];
-                iv[..14].copy_from_slice(salt);
-                xor(&mut iv[4..8], &ssrc);
-                xor(&mut iv[10..14], &index.to_be_bytes());
-                ctr(aes, iv, &mut packet[RTCP_CLEAR_LEN..])?;
+                ctr(
+                    aes,
+                    rtcp_cm_iv(salt, &ssrc, index),
+                    &mut packet[RTCP_CLEAR_LEN..],
+                )?;
                 packet.extend_from_slice(&e_index);
                 let tag = hmac_tag(auth, &[packet]);
                 packet.extend_from_slice(&tag);
             }
             Cipher::Gcm { aead, salt } => {
-                let mut iv = *salt;
-                xor(&mut iv[2..6], &ssrc);
-                xor(&mut iv[8..12], &index.to_be_bytes());
+                let iv = rtcp_gcm_iv(salt, &ssrc, index);
                 let mut aad = [0u8; RTCP_CLEAR_LEN + SRTCP_INDEX_LEN];
                 aad[..RTCP_CLEAR_LEN].copy_from_slice(&packet[..RTCP_CLEAR_LEN]);
                 aad[RTCP_CLEAR_LEN..].copy_from_slice(&e_index);
@@ -159,55 +119,6 @@ impl SrtpSender {
         }
         Ok(())
     }
-}
-
-impl Cipher {
-    fn cm(key: &[u8; 16], auth: &[u8; 20], salt: [u8; 14]) -> Result<Self, SrtpError> {
-        let key = UnboundCipherKey::new(&AES_128, key).map_err(|_| SrtpError::Crypto)?;
-        Ok(Self::Cm(Box::new(CmKeys {
-            aes: EncryptingKey::ctr(key).map_err(|_| SrtpError::Crypto)?,
-            auth: hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, auth),
-            salt,
-        })))
-    }
-
-    fn gcm(key: &[u8], salt: [u8; 12]) -> Result<Self, SrtpError> {
-        let algorithm = if key.len() == 32 {
-            &AES_256_GCM
-        } else {
-            &AES_128_GCM
-        };
-        let key = UnboundKey::new(algorithm, key).map_err(|_| SrtpError::Crypto)?;
-        Ok(Self::Gcm {
-            aead: LessSafeKey::new(key),
-            salt,
-        })
-    }
-}
-
-/// XOR `with` into `into`.
-fn xor(into: &mut [u8], with: &[u8]) {
-    for (a, b) in into.iter_mut().zip(with) {
-        *a ^= b;
-    }
-}
-
-/// Encrypt `data` in place with the AES counter-mode keystream starting at block `iv`.
-fn ctr(aes: &EncryptingKey, iv: [u8; 16], data: &mut [u8]) -> Result<(), SrtpError> {
-    aes.less_safe_encrypt(data, EncryptionContext::Iv128(FixedLength::from(iv)))
-        .map(|_| ())
-        .map_err(|_| SrtpError::Crypto)
-}
-
-/// The 80-bit HMAC-SHA1 tag of `parts`, in order.
-fn hmac_tag(key: &hmac::Key, parts: &[&[u8]]) -> [u8; HMAC_TAG_LEN] {
-    let mut context = hmac::Context::with_key(key);
-    for part in parts {
-        context.update(part);
-    }
-    let mut tag = [0u8; HMAC_TAG_LEN];
-    tag.copy_from_slice(&context.sign().as_ref()[..HMAC_TAG_LEN]);
-    tag
 }
 
 #[cfg(test)]
