@@ -23,6 +23,7 @@ use crate::endpoint::Endpoint;
 use crate::peer_result::PeerResult;
 use crate::progress::{Progress, add};
 use crate::scenario::{PeerPlan, Scenario};
+use crate::two_connections::TwoConnections;
 
 /// Janus ends sessions idle for its `session_timeout` (60 s in `loadtest/janus`).
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(25);
@@ -230,18 +231,14 @@ pub async fn run(
     if plan.publishes {
         peer.publish(plan.index);
     }
-    let mut pub_buf = vec![0u8; 2000];
-    let mut sub_buf = vec![0u8; 2000];
+    let mut connections = TwoConnections::default();
     let mut keepalive_at = Instant::now() + KEEPALIVE_INTERVAL;
     loop {
         while let Some(message) = api.backlog.pop_front() {
             peer.on_message(&message, result)?;
         }
         peer.subscribe_to_new_feeds();
-        let wake = peer
-            .publisher
-            .drain(result)?
-            .min(peer.subscriber.drain(result)?);
+        let wake = TwoConnections::drain(&mut peer.publisher, &mut peer.subscriber, result)?;
         for message in peer.outgoing.drain(..) {
             api.send(message).await?;
         }
@@ -259,26 +256,19 @@ pub async fn run(
             api.send(json!({"janus": "keepalive"})).await?;
             keepalive_at = now + KEEPALIVE_INTERVAL;
         }
-        let wake = wake
-            .min(stop_at)
-            .min(keepalive_at)
-            .min(peer.publisher.next_media_at())
-            .max(now);
-        tokio::select! {
-            message = api.next_message() => peer.on_message(&message?, result)?,
-            received = peer.publisher.recv(&mut pub_buf) => {
-                let (n, source) = received?;
-                peer.publisher.receive(&pub_buf[..n], source, result)?;
-            }
-            received = peer.subscriber.recv(&mut sub_buf) => {
-                let (n, source) = received?;
-                peer.subscriber.receive(&sub_buf[..n], source, result)?;
-            }
-            _ = tokio::time::sleep_until(wake.into()) => {
-                let now = Instant::now();
-                peer.publisher.on_timeout(now, result)?;
-                peer.subscriber.on_timeout(now, result)?;
-            }
+        let wake = wake.min(stop_at).min(keepalive_at);
+        let signal = api.next_message();
+        if let Some(message) = connections
+            .serve(
+                &mut peer.publisher,
+                &mut peer.subscriber,
+                signal,
+                wake,
+                result,
+            )
+            .await?
+        {
+            peer.on_message(&message, result)?;
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::livekit_signal::{DEV_API_KEY, DEV_API_SECRET, JoinGrant, LiveKitSigna
 use crate::peer_result::PeerResult;
 use crate::progress::{Progress, add};
 use crate::scenario::{PeerPlan, Scenario};
+use crate::two_connections::TwoConnections;
 
 /// Join tokens stay valid this much longer than the run.
 const TOKEN_MARGIN: Duration = Duration::from_secs(300);
@@ -86,14 +87,10 @@ pub async fn run(
     if plan.publishes {
         peer.publish(plan.index);
     }
-    let mut pub_buf = vec![0u8; 2000];
-    let mut sub_buf = vec![0u8; 2000];
+    let mut connections = TwoConnections::default();
     let subscriber_deadline = result.started + JOIN_TIMEOUT;
     loop {
-        let wake = peer
-            .publisher
-            .drain(result)?
-            .min(peer.subscriber.drain(result)?);
+        let wake = TwoConnections::drain(&mut peer.publisher, &mut peer.subscriber, result)?;
         for message in peer.outgoing.drain(..) {
             signal.send(message).await?;
         }
@@ -107,26 +104,18 @@ pub async fn run(
         if (publisher_late && !peer.publisher.connected) || subscriber_late {
             anyhow::bail!("not connected after {} s", JOIN_TIMEOUT.as_secs());
         }
-        let wake = wake
-            .min(stop_at)
-            .min(subscriber_deadline.max(now))
-            .min(peer.publisher.next_media_at())
-            .max(now);
-        tokio::select! {
-            message = signal.next() => peer.on_message(message?, result)?,
-            received = peer.publisher.recv(&mut pub_buf) => {
-                let (n, source) = received?;
-                peer.publisher.receive(&pub_buf[..n], source, result)?;
-            }
-            received = peer.subscriber.recv(&mut sub_buf) => {
-                let (n, source) = received?;
-                peer.subscriber.receive(&sub_buf[..n], source, result)?;
-            }
-            _ = tokio::time::sleep_until(wake.into()) => {
-                let now = Instant::now();
-                peer.publisher.on_timeout(now, result)?;
-                peer.subscriber.on_timeout(now, result)?;
-            }
+        let wake = wake.min(stop_at).min(subscriber_deadline.max(now));
+        if let Some(message) = connections
+            .serve(
+                &mut peer.publisher,
+                &mut peer.subscriber,
+                signal.next(),
+                wake,
+                result,
+            )
+            .await?
+        {
+            peer.on_message(message, result)?;
         }
     }
 }

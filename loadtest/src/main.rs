@@ -18,6 +18,7 @@ mod rng;
 mod scenario;
 mod server_usage;
 mod track_stats;
+mod two_connections;
 
 use std::process::ExitCode;
 use std::sync::Arc;
