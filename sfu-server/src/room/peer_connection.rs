@@ -9,14 +9,32 @@ use str0m::format::CodecConfig;
 use str0m::net::{Protocol, TcpType};
 use str0m::{Candidate, Rtc};
 
+/// H264 profiles we negotiate: constrained baseline and baseline (each in packetization
+/// modes 0 and 1), which every browser encodes and decodes. Main and high would add four
+/// payload types with their RTX to every video m-line of every server offer; a subscriber
+/// of 11 publishers could then no longer be offered all their tracks within
+/// `max_sdp_bytes`.
+const H264_PROFILES: [u32; 2] = [0x42_e0_1f, 0x42_00_1f];
+
+/// Whether a payload type of str0m's defaults is one we negotiate.
+fn is_offered(params: &str0m::format::PayloadParams) -> bool {
+    let spec = params.spec();
+    spec.codec != str0m::format::Codec::H264
+        || spec
+            .format
+            .profile_level_id
+            .is_some_and(|id| H264_PROFILES.contains(&id))
+}
+
 /// How often str0m reports per-stream statistics (RTCP feedback counts).
 const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where a subscriber's downlink estimate starts before TWCC feedback refines it.
 const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(1_000);
 
-/// Build the `Rtc` of a new participant: ICE-lite, RTP mode, Opus/VP8/H264, our candidates,
-/// and str0m's TWCC bandwidth estimator for the downlink.
+/// Build the `Rtc` of a new participant: ICE-lite, RTP mode, Opus/VP8/H264 (constrained
+/// baseline and baseline, see [`is_offered`]), our candidates, and str0m's TWCC bandwidth
+/// estimator for the downlink.
 ///
 /// Opus is negotiated without `transport-cc` feedback. str0m probes for bandwidth on the
 /// first sending m-line with TWCC feedback; when that is an audio m-line, its padding goes
@@ -39,6 +57,7 @@ pub fn new_rtc(
         .codec_config()
         .params()
         .iter()
+        .filter(|params| is_offered(params))
         .cloned()
         .map(|mut params| {
             if params.spec().codec.is_audio() {
@@ -70,6 +89,7 @@ mod tests {
     use str0m::Event;
 
     use super::super::rtc_pair::{Fate, RtcPair, rtp_ssrc_seq};
+    use super::*;
 
     /// Packets written, one every 20 ms.
     const PACKETS: u64 = 150;
@@ -123,6 +143,43 @@ mod tests {
         assert!(
             received.contains(&PACKETS),
             "the held packets never arrived"
+        );
+    }
+
+    #[test]
+    fn a_subscriber_of_eleven_publishers_gets_one_answerable_offer() {
+        // Requirement: with the default max_sdp_bytes, the server's offer to a participant
+        // receiving audio and video from 11 others (a room of 12) fits the budget the room
+        // keeps for offers (3/4 of it, so the answer fits too).
+        let now = Instant::now();
+        let addr = "10.9.0.1:5000".parse().expect("address");
+        let mut rtc = new_rtc(&[(Protocol::Udp, addr)], now).expect("rtc");
+        let mut change = rtc.sdp_api();
+        for publisher in 0..11 {
+            for kind in [
+                str0m::media::MediaKind::Audio,
+                str0m::media::MediaKind::Video,
+            ] {
+                let stream = format!("PA_{publisher}");
+                let track = format!("TR_{publisher}_{kind:?}");
+                let direction = str0m::media::Direction::SendOnly;
+                change.add_media(kind, direction, Some(stream), Some(track), None);
+            }
+        }
+        let (offer, _) = change.apply().expect("an offer");
+        let bytes = offer.to_sdp_string().len();
+        let budget = config::Config::default().max_sdp_bytes * 3 / 4;
+        assert!(bytes <= budget, "{bytes} bytes over {budget}");
+        let h264: Vec<u32> = rtc
+            .codec_config()
+            .params()
+            .iter()
+            .filter_map(|p| p.spec().format.profile_level_id)
+            .collect();
+        assert!(!h264.is_empty(), "H264 is offered");
+        assert!(
+            h264.iter().all(|id| H264_PROFILES.contains(id)),
+            "{h264:x?}"
         );
     }
 }
