@@ -10,6 +10,7 @@ mod model;
 mod overrides;
 
 pub use model::{
-    Config, ConfigError, IceServerConfig, LogFormat, MAX_MEDIA_THREADS, is_loopback_host,
+    Config, ConfigError, EgressMode, IceServerConfig, LogFormat, MAX_MEDIA_THREADS,
+    is_loopback_host,
 };
 pub use overrides::Overrides;

@@ -110,6 +110,9 @@ pub struct Config {
     pub ws_idle_timeout_secs: u64,
     /// Log output format.
     pub log_format: LogFormat,
+    /// What sends forwarded media to subscribers: `str0m` (its streams and pacer) or
+    /// `native` (the SFU's own SRTP egress).
+    pub egress: EgressMode,
     /// Serve Prometheus metrics at `/metrics` on [`Config::metrics_listen`].
     pub metrics_enabled: bool,
     /// Address of the metrics listener (kept apart from the public HTTP listener).
@@ -180,6 +183,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// What sends forwarded media to subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EgressMode {
+    /// str0m's send streams: its pacer, RTX, sender reports and bandwidth estimator.
+    #[default]
+    Str0m,
+    /// The SFU's own egress: RTP written and SRTP-protected in place, sent directly.
+    Native,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -214,6 +228,7 @@ impl Default for Config {
             ws_idle_timeout_secs: 45,
             resume_grace_secs: 20,
             log_format: LogFormat::Text,
+            egress: EgressMode::Str0m,
             metrics_enabled: true,
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             metrics_max_rooms: 100,

@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::model::{Config, IceServerConfig, LogFormat};
+use crate::model::{Config, EgressMode, IceServerConfig, LogFormat};
 
 /// Settings that override the file. `None`/empty leaves the file's (or default) value.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -19,6 +19,8 @@ pub struct Overrides {
     pub advertise_ips: Vec<IpAddr>,
     /// Overrides [`Config::log_format`].
     pub log_format: Option<LogFormat>,
+    /// Overrides [`Config::egress`].
+    pub egress: Option<EgressMode>,
     /// Overrides [`Config::metrics_listen`].
     pub metrics_listen: Option<SocketAddr>,
     /// Overrides [`Config::admin_token`].
@@ -63,6 +65,9 @@ impl Overrides {
         }
         if let Some(v) = self.log_format {
             config.log_format = v;
+        }
+        if let Some(v) = self.egress {
+            config.egress = v;
         }
         if let Some(v) = self.metrics_listen {
             config.metrics_listen = v;

@@ -1,6 +1,6 @@
 //! The config loader: defaults, file, overrides and validation.
 
-use config::{Config, ConfigError, LogFormat, Overrides};
+use config::{Config, ConfigError, EgressMode, LogFormat, Overrides};
 
 #[test]
 fn no_config_at_all_is_a_valid_loopback_default() {
@@ -37,6 +37,7 @@ fn overrides_win_over_the_file() {
         ice_tcp_listen: Some("127.0.0.1:50001".parse().expect("addr")),
         advertise_ips: vec!["10.1.2.3".parse().expect("ip")],
         log_format: Some(LogFormat::Json),
+        egress: Some(EgressMode::Native),
         metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         admin_token: Some("0123456789abcdef".to_owned()),
         auth_secret: None,
@@ -69,6 +70,7 @@ fn overrides_win_over_the_file() {
         vec!["10.1.2.3".parse::<std::net::IpAddr>().expect("ip")]
     );
     assert_eq!(config.log_format, LogFormat::Json);
+    assert_eq!(config.egress, EgressMode::Native);
 }
 
 #[test]
@@ -79,6 +81,7 @@ fn bad_files_are_refused_with_the_reason() {
         ("http_listen = 5", "http_listen"),
         ("http_listen = \"nonsense\"", "http_listen"),
         ("log_format = \"xml\"", "log_format"),
+        ("egress = \"fast\"", "egress"),
     ];
     for (text, needle) in cases {
         let err = Config::from_toml(text, "bad.toml").expect_err(text);

@@ -26,6 +26,8 @@
 //! - [`stun`]: reading the ICE username fragment that routes a datagram.
 //! - [`datagram`]: structural checks (RFC 7983 kind, header lengths) of media-port datagrams.
 //! - [`srtp`]: SRTP/SRTCP protection of what the SFU sends, keyed once per session.
+//! - [`rtp_out`]: the RTP header and one-byte extensions of a packet the SFU sends.
+//! - [`vp8_descriptor`]: rewritten VP8 counters written into a payload descriptor.
 
 pub mod bandwidth;
 pub mod codec;
@@ -40,9 +42,11 @@ pub mod negotiation;
 pub mod publish;
 pub mod rate;
 pub mod rids;
+pub mod rtp_out;
 pub mod sdp;
 pub mod speakers;
 pub mod srtp;
 pub mod stun;
 pub mod throttle;
+pub mod vp8_descriptor;
 pub mod vp8_munger;

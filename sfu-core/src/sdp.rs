@@ -1,4 +1,5 @@
-//! The little the SFU reads from SDP text itself, beside what str0m parses.
+//! The little the SFU reads from (and removes in) SDP text itself, beside what str0m
+//! parses and writes.
 
 /// The mids of every `a=group:BUNDLE` line of an SDP, in order (str0m keeps a port-0
 /// m-line live when its mid is bundled, so the caps must count those m-lines).
@@ -9,9 +10,32 @@ pub fn bundle_mids(sdp: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The SDP without its `a=ssrc:` and `a=ssrc-group:` lines. With our own egress the
+/// SSRCs str0m announces are not the ones media arrives on; without them, receivers bind
+/// each stream to its m-line by the MID header extension (RFC 8843 §9.2).
+pub fn without_ssrc_lines(sdp: &str) -> String {
+    sdp.split_inclusive('\n')
+        .filter(|line| !line.starts_with("a=ssrc:") && !line.starts_with("a=ssrc-group:"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removes_ssrc_lines_and_keeps_everything_else() {
+        // Requirement: only a=ssrc and a=ssrc-group lines go; msid, line endings and order stay.
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=msid:s t\r\n\
+                   a=ssrc-group:FID 1 2\r\na=ssrc:1 cname:x\r\na=ssrc:2 cname:x\r\n\
+                   a=ssrcx:3\r\na=rtcp-mux\r\n";
+        assert_eq!(
+            without_ssrc_lines(sdp),
+            "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=msid:s t\r\na=ssrcx:3\r\na=rtcp-mux\r\n"
+        );
+        assert_eq!(without_ssrc_lines(""), "");
+        assert_eq!(without_ssrc_lines("a=ssrc:1 x"), "");
+    }
 
     #[test]
     fn reads_the_bundled_mids() {

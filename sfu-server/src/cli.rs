@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use config::{Config, LogFormat, Overrides};
+use config::{Config, EgressMode, LogFormat, Overrides};
 
 use signaling::token::{self as auth, Claims, Grants};
 
@@ -91,6 +91,10 @@ pub struct Cli {
     /// Log format: text or json. Log levels come from RUST_LOG (default: info).
     #[arg(long = "log-format", env = "SFU_LOG_FORMAT", value_parser = parse_log_format, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
+
+    /// What sends forwarded media: str0m or native (the SFU's own SRTP egress).
+    #[arg(long = "egress", env = "SFU_EGRESS", value_parser = parse_egress, value_name = "EGRESS")]
+    egress: Option<EgressMode>,
 
     /// Prometheus metrics listen address (`/metrics`; port 0 picks a free port).
     #[arg(
@@ -236,6 +240,16 @@ fn parse_log_format(s: &str) -> Result<LogFormat, String> {
     }
 }
 
+fn parse_egress(s: &str) -> Result<EgressMode, String> {
+    match s {
+        "str0m" => Ok(EgressMode::Str0m),
+        "native" => Ok(EgressMode::Native),
+        other => Err(format!(
+            "unknown egress `{other}` (expected str0m or native)"
+        )),
+    }
+}
+
 impl Cli {
     /// Build the validated config: defaults, file, environment and flags.
     pub fn load_config(&self) -> anyhow::Result<Config> {
@@ -254,6 +268,7 @@ impl Cli {
             ice_tcp_listen: self.ice_tcp,
             advertise_ips: self.advertise_ips.clone(),
             log_format: self.log_format,
+            egress: self.egress,
             metrics_listen: self.metrics_listen,
             admin_token: self.admin_token.clone(),
             auth_secret: self.auth_secret.clone(),

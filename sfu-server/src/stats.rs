@@ -100,6 +100,10 @@ counters! {
     rtp_forwarded_bytes,
     /// RTP packets not forwarded to a subscriber (waiting for a keyframe, paused, no codec match…).
     rtp_not_forwarded,
+    /// RTP packets our own egress could not send: its subscriber's keys or path not known yet, or protection failed.
+    egress_not_sent,
+    /// SRTCP packets from subscribers our own egress refused (failed authentication, replayed or malformed).
+    egress_feedback_rejected,
     /// Times a consumer's forwarded layer changed (switch, start or pause).
     layer_switches,
     /// Keyframe requests sent to publishers.

@@ -18,21 +18,27 @@ const REPLAY_WINDOW: u32 = 64;
 /// The SRTCP a peer sends us, keyed once from its master key.
 pub struct SrtpReceiver {
     rtcp: Cipher,
-    replay: ReplayWindow,
+    /// One window per sending SSRC: each of the peer's RTCP senders counts its own
+    /// indexes (RFC 3711 §3.2.3), newest-used first.
+    replay: Vec<(u32, ReplayWindow)>,
 }
+
+/// Sending SSRCs whose replay windows are kept (a browser sends RTCP from a few).
+const MAX_RTCP_SENDERS: usize = 16;
 
 impl SrtpReceiver {
     /// Session keys of `profile` from the peer's `master` key.
     pub fn new(profile: Profile, master: &MasterKey) -> Result<Self, SrtpError> {
         Ok(Self {
             rtcp: Cipher::session(profile, master, Packets::Rtcp)?,
-            replay: ReplayWindow::default(),
+            replay: Vec::new(),
         })
     }
 
     /// Check the SRTCP packet in `packet` and decrypt it in place: on success `packet` holds
     /// the plain RTCP compound packet. A packet that fails its tag, is malformed, or repeats
-    /// an index already accepted is refused and leaves the replay state as it was.
+    /// an index its sender had accepted already is refused and leaves the replay state as
+    /// it was.
     pub fn unprotect_rtcp(&mut self, packet: &mut Vec<u8>) -> Result<(), SrtpError> {
         let tag_len = match self.rtcp {
             Cipher::Cm(_) => HMAC_TAG_LEN,
@@ -57,7 +63,14 @@ impl SrtpReceiver {
         let word = u32::from_be_bytes(e_index);
         let encrypted = word & SRTCP_ENCRYPTED != 0;
         let index = word & !SRTCP_ENCRYPTED;
-        if !self.replay.is_new(index) {
+        let sender = u32::from_be_bytes(ssrc);
+        let window = self
+            .replay
+            .iter()
+            .find(|(s, _)| *s == sender)
+            .map(|(_, w)| *w)
+            .unwrap_or_default();
+        if !window.is_new(index) {
             return Err(SrtpError::Replayed(index));
         }
         match &self.rtcp {
@@ -104,8 +117,16 @@ impl SrtpReceiver {
                 }
             }
         }
-        self.replay.accept(index);
+        self.accept(sender, window, index);
         Ok(())
+    }
+
+    /// Record `index` as accepted from `sender`, whose window was `window`.
+    fn accept(&mut self, sender: u32, mut window: ReplayWindow, index: u32) {
+        window.accept(index);
+        self.replay.retain(|(s, _)| *s != sender);
+        self.replay.insert(0, (sender, window));
+        self.replay.truncate(MAX_RTCP_SENDERS);
     }
 }
 
@@ -168,7 +189,7 @@ mod tests {
             .expect("12 bytes");
         SrtpReceiver {
             rtcp: Cipher::gcm(&hex("000102030405060708090a0b0c0d0e0f"), salt).expect("key"),
-            replay: ReplayWindow::default(),
+            replay: Vec::new(),
         }
     }
 
@@ -240,6 +261,12 @@ mod tests {
                 .unprotect_rtcp(&mut sealed(137))
                 .expect("inside the window");
             assert!(receiver.unprotect_rtcp(&mut vec![0; 12]).is_err());
+            let mut other_sender = rtcp.clone();
+            other_sender[4] ^= 0xFF;
+            sender.protect_rtcp(&mut other_sender, 3).expect("protect");
+            receiver
+                .unprotect_rtcp(&mut other_sender)
+                .expect("another SSRC counts its own indexes");
         }
     }
 

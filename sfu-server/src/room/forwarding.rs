@@ -3,6 +3,7 @@
 use sfu_core::codec::is_keyframe_start;
 use sfu_core::forwarder::{DropReason, PacketInfo};
 use sfu_core::ids::{ParticipantId, ProducerId};
+use sfu_core::rtp_out::audio_level_byte;
 use str0m::bwe::BweKind;
 use str0m::media::KeyframeRequestKind;
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
@@ -11,6 +12,7 @@ use tracing::{debug, info, warn};
 
 use super::Room;
 use super::consumer::Delivery;
+use super::native::stream::OutPacket;
 use super::negotiation::MAX_SSRCS_PER_TRACK;
 use super::vp8;
 use crate::stats::{add, bump};
@@ -153,6 +155,10 @@ impl Room {
             vp8: vp8_in.map(|(_, fields)| fields),
         };
         let ext = forwarded_extensions(&packet.header.ext_vals);
+        let audio_level = ext
+            .audio_level
+            .map(|level| audio_level_byte(level, ext.voice_activity.unwrap_or(false)));
+        let video_orientation = ext.video_orientation.map(|o| o as u8);
         let in_pt = packet.header.payload_type;
         let video = producer.codec().is_video();
         let mut keyframe_wanted = None;
@@ -162,7 +168,7 @@ impl Room {
             let Some(s) = self.participants.get_mut(subscriber) else {
                 continue;
             };
-            let (rtc, consumers) = s.rtc_and_consumers_mut();
+            let (rtc, consumers, native) = s.parts_mut();
             let Some(consumer) = consumers.get_mut(&producer_key) else {
                 continue;
             };
@@ -201,6 +207,25 @@ impl Room {
                 bump(&self.ctx.stats.rtp_not_forwarded);
                 continue;
             };
+            if let Some(native) = native {
+                let out = OutPacket {
+                    payload_type: *out_pt,
+                    marker: packet.header.marker,
+                    seq: munged.seq,
+                    timestamp: munged.timestamp,
+                    payload: &packet.payload,
+                    audio_level,
+                    video_orientation,
+                    vp8: vp8_in.as_ref().and(vp8_out),
+                };
+                let media = self.ctx.media.as_mut();
+                if native.send(rtc, mid, &out, media, &self.ctx.stats).is_err() {
+                    bump(&self.ctx.stats.egress_not_sent);
+                    continue;
+                }
+                forwarded += 1;
+                continue;
+            }
             let mut api = rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(mid, None) else {
                 bump(&self.ctx.stats.rtp_not_forwarded);
@@ -262,6 +287,23 @@ impl Room {
             return;
         };
         producer.set_payload(pt, *params);
+    }
+
+    /// An SRTCP packet from a participant whose media our own egress sends: what it asks
+    /// of our streams (str0m does not know their SSRCs) is acted on here; str0m still
+    /// gets the packet for the rest.
+    pub(super) fn native_feedback(&mut self, key: ParticipantId, sealed: &[u8]) {
+        let Some(native) = self.participants.get_mut(&key).and_then(|p| p.native_mut()) else {
+            return;
+        };
+        match native.on_rtcp(sealed) {
+            Ok(asked) => {
+                for (mid, kind) in asked.keyframe_requests {
+                    self.subscriber_keyframe_request(key, mid, kind);
+                }
+            }
+            Err(_) => bump(&self.ctx.stats.egress_feedback_rejected),
+        }
     }
 
     /// A subscriber asked for a keyframe (PLI/FIR) on one of its consumers: the same kind

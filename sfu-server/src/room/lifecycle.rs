@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use sfu_core::datagram::{DatagramKind, classify};
 use sfu_core::ids::ParticipantId;
 use signaling::turn::turn_credentials;
 use signaling::{
@@ -64,8 +65,9 @@ impl Room {
             return;
         }
         let now = self.now;
-        let mut rtc = match peer_connection::new_rtc(&self.candidate_addrs, now) {
-            Ok(rtc) => rtc,
+        let built = peer_connection::new_rtc(&self.candidate_addrs, self.ctx.config.egress, now);
+        let (mut rtc, native) = match built {
+            Ok(built) => built,
             Err(e) => {
                 warn!(error = %e, "cannot create a peer connection");
                 let _ = reply.send(Err(ProtocolError {
@@ -87,6 +89,7 @@ impl Room {
             name: name.clone(),
             span,
             rtc,
+            native,
             outbox: Outbox::new(out),
             auto_subscribe,
             grants,
@@ -277,6 +280,10 @@ impl Room {
         );
         if !p.rtc().is_alive() {
             self.to_remove.push((p.id(), Some(LeaveReason::Timeout)));
+        }
+        let native = p.native_mut().is_some();
+        if native && classify(&datagram.data) == Ok(DatagramKind::Rtcp) {
+            self.native_feedback(datagram.participant, &datagram.data);
         }
     }
 

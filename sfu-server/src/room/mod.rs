@@ -12,6 +12,7 @@ mod forwarding;
 mod harness;
 mod layers;
 mod lifecycle;
+mod native;
 mod negotiation;
 mod offer_state;
 mod outbox;
@@ -383,6 +384,8 @@ impl Room {
                 self.remove_participant(key, reason);
                 continue;
             }
+            // What our own egress queued while forwarding.
+            self.ctx.media.flush(&self.ctx.stats);
             self.flush_outboxes();
             // A measurement of the pass itself, so the real clock, not the wake-up's.
             let now = Instant::now();

@@ -143,14 +143,9 @@ impl Room {
                 Some((mid.to_string(), self.producers.get(pk)?.id().to_string()))
             })
             .collect();
+        let sdp = p.sdp_for_client(answer.to_sdp_string());
         info!(tracks = ?tracks, "answering client offer");
-        self.send_to(
-            key,
-            ServerMessage::Answer {
-                sdp: answer.to_sdp_string(),
-                tracks,
-            },
-        );
+        self.send_to(key, ServerMessage::Answer { sdp, tracks });
         self.maybe_offer(key);
     }
 
@@ -255,7 +250,7 @@ impl Room {
             let Some((offer, pending)) = Self::build_offer(p, &adding[..allowed]) else {
                 break None;
             };
-            let sdp = offer.to_sdp_string();
+            let sdp = p.sdp_for_client(offer.to_sdp_string());
             if sdp.len() <= budget || allowed == 0 {
                 break Some((sdp, pending));
             }
@@ -296,7 +291,7 @@ impl Room {
         p: &mut participant::Participant,
         adding: &[(u64, ProducerId)],
     ) -> Option<(SdpOffer, str0m::change::SdpPendingOffer)> {
-        let (rtc, consumers) = p.rtc_and_consumers_mut();
+        let (rtc, consumers, _) = p.parts_mut();
         let mut change = rtc.sdp_api();
         for (producer_key, consumer) in consumers.iter_mut() {
             if let Some(mid) = consumer.negotiation().stop_due() {

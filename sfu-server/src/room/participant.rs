@@ -17,6 +17,7 @@ use tracing::{Span, warn};
 
 use super::Identity;
 use super::consumer::Consumer;
+use super::native::NativeEgress;
 use super::offer_state::OfferState;
 use super::outbox::Outbox;
 use super::path_view::MediaPathView;
@@ -33,6 +34,8 @@ pub struct Participant {
     span: Span,
     /// The WebRTC stack of this peer connection.
     rtc: Rtc,
+    /// Our own egress of its forwarded media, with `egress = "native"`.
+    native: Option<NativeEgress>,
     /// Messages toward its signaling session.
     outbox: Outbox,
     /// Its server ICE ufrag (the UDP routing key).
@@ -87,6 +90,8 @@ pub struct Joining {
     pub span: Span,
     /// Its peer connection, with our candidates added.
     pub rtc: Rtc,
+    /// Our own egress beside it, with `egress = "native"`.
+    pub native: Option<NativeEgress>,
     /// Its messages' way to its signaling session.
     pub outbox: Outbox,
     /// Subscribe to new tracks automatically.
@@ -111,6 +116,7 @@ impl Participant {
             name,
             span,
             mut rtc,
+            native,
             outbox,
             auto_subscribe,
             grants,
@@ -125,6 +131,7 @@ impl Participant {
             name,
             span,
             rtc,
+            native,
             outbox,
             ufrag,
             auto_subscribe,
@@ -332,9 +339,31 @@ impl Participant {
         &mut self.consumers
     }
 
-    /// Its peer connection and its consumers at once, to write one's media into the other.
-    pub fn rtc_and_consumers_mut(&mut self) -> (&mut Rtc, &mut HashMap<ProducerId, Consumer>) {
-        (&mut self.rtc, &mut self.consumers)
+    /// Its peer connection, its consumers and our egress (when native) at once, to write
+    /// one's media into the other.
+    pub fn parts_mut(
+        &mut self,
+    ) -> (
+        &mut Rtc,
+        &mut HashMap<ProducerId, Consumer>,
+        Option<&mut NativeEgress>,
+    ) {
+        (&mut self.rtc, &mut self.consumers, self.native.as_mut())
+    }
+
+    /// Our own egress of its media, with `egress = "native"`.
+    pub fn native_mut(&mut self) -> Option<&mut NativeEgress> {
+        self.native.as_mut()
+    }
+
+    /// An SDP of its peer connection as it goes to the client: when our egress sends its
+    /// media, the SSRCs str0m announces are not the ones it sends, so they are left out.
+    pub fn sdp_for_client(&self, sdp: String) -> String {
+        if self.native.is_some() {
+            sfu_core::sdp::without_ssrc_lines(&sdp)
+        } else {
+            sdp
+        }
     }
 
     /// The consumer sending on `mid`, if any.
@@ -435,6 +464,9 @@ impl Participant {
                     break;
                 }
                 Ok(Output::Transmit(t)) => {
+                    if let Some(native) = &mut self.native {
+                        native.observe(&t);
+                    }
                     media.transmit(t.proto, t.source, t.destination, &t.contents, stats)
                 }
                 Ok(Output::Event(event)) => events.push_back((self.id, event)),

@@ -4,10 +4,14 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use config::EgressMode;
 use str0m::bwe::Bitrate;
 use str0m::format::CodecConfig;
 use str0m::net::{Protocol, TcpType};
 use str0m::{Candidate, Rtc};
+
+use super::native::NativeEgress;
+use super::native::keys::build_tapped;
 
 /// H264 profiles we negotiate: constrained baseline and baseline (each in packetization
 /// modes 0 and 1), which every browser encodes and decodes. Main and high would add four
@@ -34,7 +38,9 @@ const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(1_000);
 
 /// Build the `Rtc` of a new participant: ICE-lite, RTP mode, Opus/VP8/H264 (constrained
 /// baseline and baseline, see [`is_offered`]), our candidates, and str0m's TWCC bandwidth
-/// estimator for the downlink.
+/// estimator for the downlink. With `egress = "native"`, str0m sends no media: it has no
+/// estimator (it would probe with padding of its own), and the connection's SRTP keys are
+/// tapped for the [`NativeEgress`] returned beside it.
 ///
 /// Opus is negotiated without `transport-cc` feedback. str0m probes for bandwidth on the
 /// first sending m-line with TWCC feedback; when that is an audio m-line, its padding goes
@@ -42,8 +48,13 @@ const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(1_000);
 /// on audio, probes ride a video m-line (on its RTX stream once video flows).
 pub fn new_rtc(
     candidates: &[(Protocol, SocketAddr)],
+    egress: EgressMode,
     now: Instant,
-) -> Result<Rtc, str0m::RtcError> {
+) -> Result<(Rtc, Option<NativeEgress>), str0m::RtcError> {
+    let estimator = match egress {
+        EgressMode::Str0m => Some(INITIAL_ESTIMATE),
+        EgressMode::Native => None,
+    };
     let mut builder = Rtc::builder()
         .set_ice_lite(true)
         .set_rtp_mode(true)
@@ -51,7 +62,7 @@ pub fn new_rtc(
         .enable_opus(true, false)
         .enable_vp8(true)
         .enable_h264(true)
-        .enable_bwe(Some(INITIAL_ESTIMATE))
+        .enable_bwe(estimator)
         .set_stats_interval(Some(STATS_INTERVAL));
     let params = builder
         .codec_config()
@@ -67,7 +78,13 @@ pub fn new_rtc(
         })
         .collect();
     *builder.codec_config() = CodecConfig::new_from_payload_params(params);
-    let mut rtc = builder.build(now);
+    let (mut rtc, native) = match egress {
+        EgressMode::Str0m => (builder.build(now), None),
+        EgressMode::Native => {
+            let (rtc, keying) = build_tapped(builder, now);
+            (rtc, Some(NativeEgress::new(keying)))
+        }
+    };
     for (proto, addr) in candidates {
         let candidate = match proto {
             Protocol::Udp => Candidate::host(*addr, "udp")?,
@@ -79,7 +96,7 @@ pub fn new_rtc(
         };
         rtc.add_local_candidate(candidate);
     }
-    Ok(rtc)
+    Ok((rtc, native))
 }
 
 #[cfg(test)]
@@ -153,7 +170,7 @@ mod tests {
         // keeps for offers (3/4 of it, so the answer fits too).
         let now = Instant::now();
         let addr = "10.9.0.1:5000".parse().expect("address");
-        let mut rtc = new_rtc(&[(Protocol::Udp, addr)], now).expect("rtc");
+        let (mut rtc, _) = new_rtc(&[(Protocol::Udp, addr)], EgressMode::Str0m, now).expect("rtc");
         let mut change = rtc.sdp_api();
         for publisher in 0..11 {
             for kind in [

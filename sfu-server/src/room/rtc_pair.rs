@@ -54,8 +54,12 @@ impl RtcPair {
         let now = Instant::now();
         let server_addr: SocketAddr = "10.9.0.1:5000".parse().expect("address");
         let client_addr: SocketAddr = "10.9.0.2:6000".parse().expect("address");
-        let mut server =
-            peer_connection::new_rtc(&[(Protocol::Udp, server_addr)], now).expect("server rtc");
+        let (mut server, _) = peer_connection::new_rtc(
+            &[(Protocol::Udp, server_addr)],
+            config::EgressMode::Str0m,
+            now,
+        )
+        .expect("server rtc");
         let mut client = Rtc::builder()
             .set_rtp_mode(true)
             .clear_codecs()

@@ -4,6 +4,7 @@
 //! back, and the clock is the test's.
 
 mod input_tests;
+mod native_tests;
 mod negotiation_tests;
 mod resume_tests;
 
@@ -78,6 +79,12 @@ pub struct Client {
     connection: u64,
     /// Every message the room sent its current session, in order.
     pub messages: Vec<ServerMessage>,
+    /// The media frames its peer received: m-line and data.
+    pub media: Vec<(str0m::media::Mid, Vec<u8>)>,
+    /// Keyframe requests its peer received for what it sends.
+    pub keyframe_requests: Vec<str0m::media::KeyframeRequest>,
+    /// Every datagram the room sent it, as it went on the wire.
+    pub wire: Vec<Vec<u8>>,
     pending: Option<SdpPendingOffer>,
 }
 
@@ -172,6 +179,9 @@ impl Harness {
             out: out_rx,
             connection: 0,
             messages: Vec::new(),
+            media: Vec::new(),
+            keyframe_requests: Vec::new(),
+            wire: Vec::new(),
             pending: None,
         };
         self.collect(&mut client);
@@ -311,6 +321,12 @@ impl Harness {
     fn exchange(&mut self, client: &mut Client) {
         let now = self.now;
         let mut to_room = Vec::new();
+        // Every step, as a client's timer loop would: str0m does not always ask for a
+        // timeout when a negotiation gives its ICE agent pairs to check.
+        client
+            .rtc
+            .handle_input(Input::Timeout(now))
+            .expect("client timeout");
         loop {
             match client.rtc.poll_output().expect("client output") {
                 Output::Timeout(at) if at <= now => {
@@ -321,6 +337,12 @@ impl Harness {
                 }
                 Output::Timeout(_) => break,
                 Output::Transmit(t) => to_room.push(t.contents.to_vec()),
+                Output::Event(str0m::Event::MediaData(data)) => {
+                    client.media.push((data.mid, data.data.to_vec()));
+                }
+                Output::Event(str0m::Event::KeyframeRequest(request)) => {
+                    client.keyframe_requests.push(request);
+                }
                 Output::Event(_) => {}
             }
         }
@@ -342,6 +364,7 @@ impl Harness {
             mine
         };
         for packet in sent {
+            client.wire.push(packet.contents.clone());
             let receive = Receive::new(Protocol::Udp, packet.source, client.addr, &packet.contents)
                 .expect("a datagram");
             let _ = client.rtc.handle_input(Input::Receive(now, receive));

@@ -1,0 +1,172 @@
+//! Our own egress (`egress = "native"`) through the room harness: what the room sends a
+//! subscriber is protected by us, bound to its m-line by MID alone, opened by an
+//! unmodified str0m peer; the subscriber's SRTCP reaches us.
+
+use super::*;
+use config::EgressMode;
+use str0m::format::Codec;
+use str0m::media::{KeyframeRequestKind, MediaTime, Mid};
+
+/// A room with our own egress where `a` publishes one track of `kind` and `b`, subscribed
+/// to it, has answered the server's offer; both connected. Returns a's m-line.
+fn publisher_and_subscriber(kind: MediaKind) -> (Harness, Client, Client, Mid) {
+    let config = config::Config {
+        egress: EgressMode::Native,
+        ..config::Config::default()
+    };
+    let mut h = Harness::new(config);
+    let mut a = h.join("a");
+    h.offer_track(&mut a, kind);
+    let mut b = h.join("b");
+    h.run_for(Duration::from_secs(3), &mut [&mut a, &mut b]);
+    h.answer_offer(&mut b);
+    let started = h.now;
+    while !(a.rtc.is_connected()
+        && b.rtc.is_connected()
+        && h.room
+            .participants
+            .values()
+            .all(|p| p.presence().is_connected()))
+    {
+        assert!(
+            h.now - started < Duration::from_secs(30),
+            "not connected: a {} b {} {:?}",
+            a.rtc.is_connected(),
+            b.rtc.is_connected(),
+            h.room
+                .participants
+                .values()
+                .map(|p| &p.media_path().timeline)
+                .collect::<Vec<_>>()
+        );
+        h.run_for(Duration::from_millis(100), &mut [&mut a, &mut b]);
+    }
+    let mid = *h.room.participants[&a.key]
+        .published()
+        .keys()
+        .next()
+        .expect("a publishes a track");
+    (h, a, b, mid)
+}
+
+/// `client` sends `frames` frames of `codec` on `mid`, one every 20 ms, each made by
+/// `frame(n)`, while the room runs.
+fn send_frames(
+    h: &mut Harness,
+    a: &mut Client,
+    b: &mut Client,
+    mid: Mid,
+    codec: Codec,
+    frames: u64,
+    frame: impl Fn(u64) -> Vec<u8>,
+) {
+    for n in 0..frames {
+        let writer = a.rtc.writer(mid).expect("a writer");
+        let params = writer
+            .payload_params()
+            .find(|p| p.spec().codec == codec)
+            .expect("the codec is negotiated");
+        let (pt, rate) = (params.pt(), params.spec().clock_rate);
+        writer
+            .write(
+                pt,
+                h.now,
+                MediaTime::new(n * 20 * u64::from(rate.get()) / 1000, rate),
+                frame(n),
+            )
+            .expect("written");
+        h.run_for(Duration::from_millis(20), &mut [&mut *a, &mut *b]);
+    }
+}
+
+/// The SSRC of an RTP datagram (RFC 7983: first byte 128 to 191, and not RTCP).
+fn rtp_ssrc(datagram: &[u8]) -> Option<u32> {
+    let rtp = datagram.len() >= 12
+        && (128..=191).contains(&datagram[0])
+        && !(64..=95).contains(&(datagram[1] & 0x7F));
+    rtp.then(|| u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]))
+}
+
+#[tokio::test]
+async fn forwarded_audio_is_protected_by_us_and_opened_by_a_str0m_peer() {
+    // Requirement: with `egress = "native"` a subscriber decodes what the publisher sends,
+    // byte for byte: our SRTP (keys tapped from DTLS) opens in str0m, and our SSRC, which
+    // no `a=ssrc` line announces, is bound to the m-line by the MID each packet carries.
+    // Every RTP packet to the subscriber is ours: str0m sends none on its connection.
+    let (mut h, mut a, mut b, mid) = publisher_and_subscriber(MediaKind::Audio);
+    let ServerMessage::Offer { sdp, .. } = b.received("offer")[0] else {
+        panic!("an offer");
+    };
+    assert!(
+        !sdp.contains("a=ssrc"),
+        "the offer announces no SSRC:\n{sdp}"
+    );
+    let frame = |n: u64| vec![u8::try_from(n % 200).expect("small"); 60];
+    send_frames(&mut h, &mut a, &mut b, mid, Codec::Opus, 100, frame);
+    h.run_for(Duration::from_millis(200), &mut [&mut a, &mut b]);
+
+    let got: Vec<&Vec<u8>> = b.media.iter().map(|(_, data)| data).collect();
+    assert!(got.len() >= 95, "{} of 100 frames arrived", got.len());
+    let first = usize::from(got[0][0]);
+    for (i, data) in got.iter().enumerate() {
+        assert_eq!(
+            **data,
+            frame(u64::try_from(first + i).expect("index")),
+            "frame {i}"
+        );
+    }
+    let rtp_ssrcs: std::collections::BTreeSet<u32> =
+        b.wire.iter().filter_map(|d| rtp_ssrc(d)).collect();
+    assert_eq!(rtp_ssrcs.len(), 1, "one stream: {rtp_ssrcs:?}");
+    let ours = *rtp_ssrcs.first().expect("one SSRC");
+    let mut api = b.rtc.direct_api();
+    assert!(
+        api.stream_rx(&ours.into()).is_some(),
+        "the subscriber receives on our SSRC"
+    );
+    let server = h.room.participants.get_mut(&b.key).expect("b in the room");
+    let (rtc, _, _) = server.parts_mut();
+    assert!(
+        rtc.direct_api().stream_tx(&ours.into()).is_none(),
+        "str0m does not send with our SSRC"
+    );
+    let stats = h.room.ctx.stats.snapshot().counters();
+    let count = |name: &str| stats.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    assert_eq!(count("egress_feedback_rejected"), Some(0), "{stats:?}");
+    assert!(count("rtp_forwarded") >= Some(95), "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_subscribers_picture_loss_reaches_the_publisher() {
+    // Requirement: a PLI about our SSRC (which str0m does not know) is read from the
+    // subscriber's SRTCP by us and asked of the publisher.
+    let (mut h, mut a, mut b, mid) = publisher_and_subscriber(MediaKind::Video);
+    let keyframe = |n: u64| {
+        let mut frame = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01];
+        frame.extend(std::iter::repeat_n(
+            u8::try_from(n % 200).expect("small"),
+            300,
+        ));
+        frame
+    };
+    send_frames(&mut h, &mut a, &mut b, mid, Codec::Vp8, 20, keyframe);
+    assert!(
+        b.media.len() >= 10,
+        "video arrives: {} frames",
+        b.media.len()
+    );
+    let asked_before = a.keyframe_requests.len();
+    h.run_for(Duration::from_secs(1), &mut [&mut a, &mut b]);
+    let b_mid = b.media[0].0;
+    b.rtc
+        .writer(b_mid)
+        .expect("b's m-line")
+        .request_keyframe(None, KeyframeRequestKind::Pli)
+        .expect("b asks");
+    h.run_for(Duration::from_millis(300), &mut [&mut a, &mut b]);
+    let asked: Vec<_> = a.keyframe_requests[asked_before..]
+        .iter()
+        .filter(|r| r.mid == mid)
+        .collect();
+    assert!(!asked.is_empty(), "the publisher was asked for a keyframe");
+}

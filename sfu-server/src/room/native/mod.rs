@@ -1,0 +1,212 @@
+//! Our own egress for forwarded media (`egress = "native"`): each subscriber's
+//! forwarded RTP is written, SRTP-protected in place and sent by us instead of by str0m's
+//! send streams; str0m keeps ICE, DTLS, SCTP and everything the subscriber sends.
+//!
+//! - [`keys`]: the SRTP keys, tapped from str0m's DTLS handshake.
+//! - [`stream`]: one m-line's SSRC and header extensions, and writing a packet.
+//! - [`feedback`]: the subscriber's SRTCP about our streams, opened and read.
+//!
+//! Every m-line gets an SSRC of ours that str0m does not use, so our SRTP and SRTCP
+//! never share a nonce with str0m's; the SDP we send carries no `a=ssrc` lines, and
+//! receivers bind our SSRCs to m-lines by the MID each packet carries.
+
+pub mod feedback;
+pub mod keys;
+pub mod stream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use sfu_core::srtp::{MasterKey, SrtpError, SrtpReceiver, SrtpSender};
+use str0m::Rtc;
+use str0m::media::{KeyframeRequestKind, Mid};
+use str0m::net::{Protocol, Transmit};
+use tracing::warn;
+
+use crate::egress::Egress;
+use crate::stats::Stats;
+use keys::{KeyingSlot, SrtpKeying};
+use stream::{OutPacket, OutStream, rollover};
+
+/// Why a packet was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotSent {
+    /// DTLS has not given the keys yet, or ICE no path.
+    NotReady,
+    /// The m-line has no media section (it went away).
+    NoMline,
+    /// Protection failed.
+    Protection,
+}
+
+/// One subscriber's side of our egress.
+pub struct NativeEgress {
+    keying: KeyingSlot,
+    keys: Option<Keys>,
+    /// Where str0m sends this connection's DTLS and RTCP: the nominated pair.
+    path: Option<Path>,
+    streams: HashMap<Mid, OutStream>,
+    /// The packet being written (reused: no allocation once grown).
+    buf: Vec<u8>,
+    /// The next transport-wide sequence number.
+    transport_seq: u16,
+    /// The subscriber's SRTCP packet being opened (reused).
+    rtcp_buf: Vec<u8>,
+}
+
+/// What a subscriber's RTCP asked of the streams we send it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Feedback {
+    /// Keyframe requests (PLI, FIR), by the m-line they are about.
+    pub keyframe_requests: Vec<(Mid, KeyframeRequestKind)>,
+}
+
+/// The session keys of both directions.
+struct Keys {
+    send: SrtpSender,
+    receive: SrtpReceiver,
+}
+
+/// A nominated candidate pair: how packets to the subscriber go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Path {
+    proto: Protocol,
+    source: SocketAddr,
+    destination: SocketAddr,
+}
+
+/// Room a packet needs beyond its RTP bytes: the longest tag of any profile.
+const TAG_ROOM: usize = 16;
+
+impl NativeEgress {
+    /// The egress of a connection whose keys will appear in `keying`.
+    pub fn new(keying: KeyingSlot) -> Self {
+        Self {
+            keying,
+            keys: None,
+            path: None,
+            streams: HashMap::new(),
+            buf: Vec::with_capacity(1500),
+            transport_seq: 0,
+            rtcp_buf: Vec::with_capacity(1500),
+        }
+    }
+
+    /// Learn the nominated pair from what str0m sends: everything but STUN goes to it
+    /// (RFC 7983: a first byte of 0 to 3 is STUN).
+    pub fn observe(&mut self, transmit: &Transmit) {
+        if transmit.contents.first().is_some_and(|b| *b > 3) {
+            self.path = Some(Path {
+                proto: transmit.proto,
+                source: transmit.source,
+                destination: transmit.destination,
+            });
+        }
+    }
+
+    /// The keys, derived on first use after the handshake gave them.
+    fn keys(&mut self) -> Option<&mut Keys> {
+        if self.keys.is_none() {
+            let keying = self.keying.get()?;
+            match derive(keying) {
+                Ok(keys) => self.keys = Some(keys),
+                Err(e) => {
+                    warn!(error = %e, "SRTP keys of the DTLS handshake unusable");
+                    return None;
+                }
+            }
+        }
+        self.keys.as_mut()
+    }
+
+    /// Forward `packet` on m-line `mid` of `rtc`: write it, protect it, hand it to `media`.
+    pub fn send(
+        &mut self,
+        rtc: &mut Rtc,
+        mid: Mid,
+        packet: &OutPacket<'_>,
+        media: &mut dyn Egress,
+        stats: &Stats,
+    ) -> Result<(), NotSent> {
+        let path = self.path.ok_or(NotSent::NotReady)?;
+        if self.keys().is_none() {
+            return Err(NotSent::NotReady);
+        }
+        if !self.streams.contains_key(&mid) {
+            let stream = self.new_stream(rtc, mid).ok_or(NotSent::NoMline)?;
+            self.streams.insert(mid, stream);
+        }
+        let stream = self.streams.get(&mid).ok_or(NotSent::NoMline)?;
+        let seq = self.transport_seq;
+        self.transport_seq = seq.wrapping_add(1);
+        self.buf.reserve(packet.payload.len() + 64 + TAG_ROOM);
+        let header_len = stream.write(&mut self.buf, packet, seq);
+        let keys = self.keys.as_ref().ok_or(NotSent::NotReady)?;
+        keys.send
+            .protect_rtp(&mut self.buf, header_len, rollover(packet.seq))
+            .map_err(|_| NotSent::Protection)?;
+        media.transmit(path.proto, path.source, path.destination, &self.buf, stats);
+        Ok(())
+    }
+
+    /// A stream for m-line `mid`: an SSRC neither str0m nor another of our streams uses,
+    /// and the subscriber's extension ids.
+    fn new_stream(&self, rtc: &mut Rtc, mid: Mid) -> Option<OutStream> {
+        let stream = OutStream::new(0, mid, rtc.media(mid)?.remote_extmap());
+        let mut api = rtc.direct_api();
+        let mut taken = |ssrc: u32| {
+            ssrc == 0
+                || api.stream_tx(&ssrc.into()).is_some()
+                || self.streams.values().any(|s| s.ssrc() == ssrc)
+        };
+        let ssrc = std::iter::repeat_with(random_u32).find(|s| !taken(*s))?;
+        Some(stream.with_ssrc(ssrc))
+    }
+
+    /// The m-line we send as `ssrc`.
+    fn mid_of(&self, ssrc: u32) -> Option<Mid> {
+        self.streams
+            .iter()
+            .find_map(|(mid, s)| (s.ssrc() == ssrc).then_some(*mid))
+    }
+
+    /// Open an SRTCP packet from the subscriber (authenticated, decrypted, refused when
+    /// replayed) and read what it asks of our streams. Before the keys are known, nothing.
+    pub fn on_rtcp(&mut self, sealed: &[u8]) -> Result<Feedback, SrtpError> {
+        let mut asked = Feedback::default();
+        if self.keys().is_none() {
+            return Ok(asked);
+        }
+        let Some(keys) = self.keys.as_mut() else {
+            return Ok(asked);
+        };
+        self.rtcp_buf.clear();
+        self.rtcp_buf.extend_from_slice(sealed);
+        keys.receive.unprotect_rtcp(&mut self.rtcp_buf)?;
+        for packet in feedback::packets(&self.rtcp_buf) {
+            for (ssrc, kind) in feedback::keyframe_requests(&packet) {
+                if let Some(mid) = self.mid_of(ssrc) {
+                    asked.keyframe_requests.push((mid, kind));
+                }
+            }
+        }
+        Ok(asked)
+    }
+}
+
+/// Both directions' session keys from what the handshake gave.
+fn derive(keying: &SrtpKeying) -> Result<Keys, SrtpError> {
+    let (ours, theirs) = MasterKey::split(keying.profile, &keying.material, keying.we_are_client)?;
+    Ok(Keys {
+        send: SrtpSender::new(keying.profile, &ours)?,
+        receive: SrtpReceiver::new(keying.profile, &theirs)?,
+    })
+}
+
+/// A random SSRC candidate.
+fn random_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    // The system RNG does not fail on Linux; a zero SSRC is refused as taken.
+    let _filled = aws_lc_rs::rand::fill(&mut bytes);
+    u32::from_be_bytes(bytes)
+}
