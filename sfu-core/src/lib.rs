@@ -26,6 +26,7 @@
 //! - [`stun`]: reading the ICE username fragment that routes a datagram.
 //! - [`datagram`]: structural checks (RFC 7983 kind, header lengths) of media-port datagrams.
 //! - [`srtp`]: SRTP/SRTCP protection of what the SFU sends, keyed once per session.
+//! - [`retransmission`]: what an RTX answer to a NACK is rebuilt from.
 //! - [`rtp_out`]: the RTP header and one-byte extensions of a packet the SFU sends.
 //! - [`vp8_descriptor`]: rewritten VP8 counters written into a payload descriptor.
 
@@ -41,6 +42,7 @@ pub mod munger;
 pub mod negotiation;
 pub mod publish;
 pub mod rate;
+pub mod retransmission;
 pub mod rids;
 pub mod rtp_out;
 pub mod sdp;

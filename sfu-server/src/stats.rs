@@ -102,6 +102,8 @@ counters! {
     rtp_not_forwarded,
     /// RTP packets our own egress could not send: its subscriber's keys or path not known yet, or protection failed.
     egress_not_sent,
+    /// Packets our own egress sent again (RTX) after a subscriber's NACK.
+    egress_retransmitted,
     /// SRTCP packets from subscribers our own egress refused (failed authentication, replayed or malformed).
     egress_feedback_rejected,
     /// Times a consumer's forwarded layer changed (switch, start or pause).

@@ -161,6 +161,9 @@ impl Room {
         let video_orientation = ext.video_orientation.map(|o| o as u8);
         let in_pt = packet.header.payload_type;
         let video = producer.codec().is_video();
+        // Our own egress retransmits video from the producer's copy of each payload.
+        let native = self.ctx.config.egress == config::EgressMode::Native;
+        let payload_id = (native && video).then(|| producer.remember(&packet.payload));
         let mut keyframe_wanted = None;
         let mut switched = Vec::new();
         let mut forwarded = 0u64;
@@ -217,9 +220,11 @@ impl Room {
                     audio_level,
                     video_orientation,
                     vp8: vp8_in.as_ref().and(vp8_out),
+                    payload_id,
                 };
                 let media = self.ctx.media.as_mut();
-                if native.send(rtc, mid, &out, media, &self.ctx.stats).is_err() {
+                let sent = native.send(rtc, mid, &out, media, &self.ctx.stats, self.now);
+                if sent.is_err() {
                     bump(&self.ctx.stats.egress_not_sent);
                     continue;
                 }
@@ -296,13 +301,46 @@ impl Room {
         let Some(native) = self.participants.get_mut(&key).and_then(|p| p.native_mut()) else {
             return;
         };
-        match native.on_rtcp(sealed) {
-            Ok(asked) => {
-                for (mid, kind) in asked.keyframe_requests {
-                    self.subscriber_keyframe_request(key, mid, kind);
-                }
+        let asked = match native.on_rtcp(sealed) {
+            Ok(asked) => asked,
+            Err(_) => {
+                bump(&self.ctx.stats.egress_feedback_rejected);
+                return;
             }
-            Err(_) => bump(&self.ctx.stats.egress_feedback_rejected),
+        };
+        add(&self.ctx.stats.nacks_from_subscribers, asked.nack_packets);
+        for (mid, seq) in asked.nacks {
+            self.retransmit(key, mid, seq);
+        }
+        for (mid, kind) in asked.keyframe_requests {
+            self.subscriber_keyframe_request(key, mid, kind);
+        }
+    }
+
+    /// Send packet `seq` of a subscriber's m-line `mid` again, from its producer's copy.
+    fn retransmit(&mut self, key: ParticipantId, mid: str0m::media::Mid, seq: u16) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        let Some(producer_key) = p.consumer_by_mid(mid) else {
+            return;
+        };
+        let Some(payloads) = self
+            .producers
+            .get(&producer_key)
+            .and_then(|pr| pr.history())
+        else {
+            return;
+        };
+        let (rtc, _, native) = p.parts_mut();
+        let Some(native) = native else {
+            return;
+        };
+        let media = self.ctx.media.as_mut();
+        match native.resend(rtc, mid, seq, payloads, media, &self.ctx.stats, self.now) {
+            Ok(true) => bump(&self.ctx.stats.egress_retransmitted),
+            Ok(false) => {}
+            Err(_) => bump(&self.ctx.stats.egress_not_sent),
         }
     }
 

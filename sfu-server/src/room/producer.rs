@@ -7,6 +7,7 @@ use sfu_core::dynacast::{LayerHold, wanted_layers};
 use sfu_core::ids::{ParticipantId, ProducerId};
 use sfu_core::layers::LayerSet;
 use sfu_core::monitor::LayerMonitor;
+use sfu_core::retransmission::PayloadHistory;
 use sfu_core::rids::{layer_of, layers_of, nearest_layer, rid_of};
 use sfu_core::throttle::KeyframeThrottle;
 use signaling::{MediaKind, Track};
@@ -46,7 +47,13 @@ pub struct Producer {
     requested_rids: Option<Vec<String>>,
     /// Keeps unwanted layers requested for a while before pausing them.
     layer_hold: LayerHold,
+    /// Its latest payloads, for our own egress to retransmit (kept once it is asked to).
+    history: Option<PayloadHistory>,
 }
+
+/// Payloads a video producer keeps for retransmissions: about a second of a simulcast
+/// publisher's three layers.
+const HISTORY_PACKETS: usize = 1024;
 
 /// What a mute request changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +121,7 @@ impl Producer {
             monitor: LayerMonitor::new(LAYER_INACTIVE_AFTER),
             requested_rids: None,
             layer_hold: LayerHold::new(DYNACAST_PAUSE_AFTER),
+            history: None,
         }
     }
 
@@ -239,6 +247,18 @@ impl Producer {
     /// A packet of `layer` arrived.
     pub fn on_packet(&mut self, layer: u8, bytes: usize, now: Instant) {
         self.monitor.on_packet(layer, bytes, now);
+    }
+
+    /// Keep `payload` for retransmissions; returns its id in [`Self::history`].
+    pub fn remember(&mut self, payload: &[u8]) -> u64 {
+        self.history
+            .get_or_insert_with(|| PayloadHistory::new(HISTORY_PACKETS))
+            .push(payload)
+    }
+
+    /// Its latest payloads, once it remembers any.
+    pub fn history(&self) -> Option<&PayloadHistory> {
+        self.history.as_ref()
     }
 
     /// The layers whose packets arrived within the last second.

@@ -68,6 +68,9 @@ impl Egress for Capture {
     fn flush(&mut self, _stats: &Stats) {}
 }
 
+/// Which datagrams a simulated network loses.
+pub type Loss = Box<dyn FnMut(&[u8]) -> bool>;
+
 /// One participant as the test plays it: its key, its str0m peer, and what its session got.
 pub struct Client {
     /// Its key in the room.
@@ -85,6 +88,8 @@ pub struct Client {
     pub keyframe_requests: Vec<str0m::media::KeyframeRequest>,
     /// Every datagram the room sent it, as it went on the wire.
     pub wire: Vec<Vec<u8>>,
+    /// Datagrams from the room the network loses on the way to it.
+    pub loses: Option<Loss>,
     pending: Option<SdpPendingOffer>,
 }
 
@@ -182,6 +187,7 @@ impl Harness {
             media: Vec::new(),
             keyframe_requests: Vec::new(),
             wire: Vec::new(),
+            loses: None,
             pending: None,
         };
         self.collect(&mut client);
@@ -365,6 +371,13 @@ impl Harness {
         };
         for packet in sent {
             client.wire.push(packet.contents.clone());
+            if client
+                .loses
+                .as_mut()
+                .is_some_and(|lost| lost(&packet.contents))
+            {
+                continue;
+            }
             let receive = Receive::new(Protocol::Udp, packet.source, client.addr, &packet.contents)
                 .expect("a datagram");
             let _ = client.rtc.handle_input(Input::Receive(now, receive));

@@ -170,3 +170,46 @@ async fn a_subscribers_picture_loss_reaches_the_publisher() {
         .collect();
     assert!(!asked.is_empty(), "the publisher was asked for a keyframe");
 }
+
+#[tokio::test]
+async fn a_lost_video_packet_is_sent_again_as_rtx() {
+    // Requirement: a NACK about our SSRC is answered with an RTX packet (our RTX SSRC,
+    // the original sequence number in front) rebuilt from the producer's copy, and the
+    // subscriber's frames arrive whole.
+    let (mut h, mut a, mut b, mid) = publisher_and_subscriber(MediaKind::Video);
+    let frame = |n: u64| {
+        let mut frame = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01];
+        frame.extend(std::iter::repeat_n(
+            u8::try_from(n % 200).expect("small"),
+            3000,
+        ));
+        frame
+    };
+    send_frames(&mut h, &mut a, &mut b, mid, Codec::Vp8, 10, frame);
+    let ours = b
+        .wire
+        .iter()
+        .find_map(|d| rtp_ssrc(d))
+        .expect("video flows");
+    let mut lost_once = false;
+    b.loses = Some(Box::new(move |d: &[u8]| {
+        let seq = d.get(2..4).map(|s| u16::from_be_bytes([s[0], s[1]]));
+        let lose = !lost_once && rtp_ssrc(d) == Some(ours) && seq.is_some_and(|s| s % 7 == 3);
+        lost_once |= lose;
+        lose
+    }));
+    let before = b.media.len();
+    send_frames(&mut h, &mut a, &mut b, mid, Codec::Vp8, 30, frame);
+    h.run_for(Duration::from_millis(500), &mut [&mut a, &mut b]);
+    let stats = h.room.ctx.stats.snapshot().counters();
+    let count = |name: &str| stats.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    assert!(count("egress_retransmitted") >= Some(1), "{stats:?}");
+    assert!(count("nacks_from_subscribers") >= Some(1), "{stats:?}");
+    let rtx = b
+        .wire
+        .iter()
+        .filter(|d| rtp_ssrc(d).is_some_and(|s| s != ours))
+        .count();
+    assert!(rtx >= 1, "an RTX packet on another SSRC");
+    assert_eq!(b.media.len() - before, 30, "every frame arrives whole");
+}

@@ -55,6 +55,23 @@ pub fn keyframe_requests(packet: &Rtcp) -> Vec<(u32, KeyframeRequestKind)> {
     }
 }
 
+/// The media SSRC a NACK is about and the sequence numbers it asks for (each entry a
+/// number and a bitmask of the 16 after it, RFC 4585 §6.2.1).
+pub fn nacked(packet: &Rtcp) -> Option<(u32, impl Iterator<Item = u16> + '_)> {
+    let Rtcp::Nack(nack) = packet else {
+        return None;
+    };
+    let seqs = nack.reports.iter().flat_map(|entry| {
+        let (pid, blp) = (entry.pid, entry.blp);
+        std::iter::once(pid).chain(
+            (0..16u16)
+                .filter(move |bit| blp & (1 << bit) != 0)
+                .map(move |bit| pid.wrapping_add(bit + 1)),
+        )
+    });
+    Some((*nack.ssrc, seqs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +119,22 @@ mod tests {
                 (0xCCDD, KeyframeRequestKind::Fir)
             ]
         );
+    }
+
+    #[test]
+    fn a_nack_names_its_packet_and_the_bitmask_after_it() {
+        // Requirement: PID and each BLP bit (bit i: PID + i + 1) are asked for, across the wrap.
+        let mut p = vec![0x81, 205, 0, 3];
+        p.extend(1u32.to_be_bytes());
+        p.extend(0xAABBu32.to_be_bytes());
+        p.extend([0xFF, 0xFE, 0b1000_0000, 0b0000_0101]);
+        let parsed: Vec<Rtcp> = packets(&p).collect();
+        let (ssrc, seqs) = nacked(&parsed[0]).expect("a NACK");
+        assert_eq!(ssrc, 0xAABB);
+        assert_eq!(seqs.collect::<Vec<_>>(), [65_534, 65_535, 1, 14]);
+        assert!(nacked(&parsed[0]).is_some());
+        let pli: Vec<Rtcp> = packets(&pli(1, 2)).collect();
+        assert!(nacked(&pli[0]).is_none());
     }
 
     #[test]

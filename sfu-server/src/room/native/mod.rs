@@ -16,7 +16,9 @@ pub mod stream;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
+use sfu_core::retransmission::{NotResent, PayloadHistory};
 use sfu_core::srtp::{MasterKey, SrtpError, SrtpReceiver, SrtpSender};
 use str0m::Rtc;
 use str0m::media::{KeyframeRequestKind, Mid};
@@ -59,7 +61,15 @@ pub struct NativeEgress {
 pub struct Feedback {
     /// Keyframe requests (PLI, FIR), by the m-line they are about.
     pub keyframe_requests: Vec<(Mid, KeyframeRequestKind)>,
+    /// Sequence numbers NACKed (RFC 4585 generic NACK), by m-line.
+    pub nacks: Vec<(Mid, u16)>,
+    /// NACK packets about our streams.
+    pub nack_packets: u64,
 }
+
+/// The shortest time between two sends of one packet: a NACK sent before the
+/// retransmission arrived asks again for what is on its way.
+const MIN_RESEND_INTERVAL: Duration = Duration::from_millis(30);
 
 /// The session keys of both directions.
 struct Keys {
@@ -127,6 +137,7 @@ impl NativeEgress {
         packet: &OutPacket<'_>,
         media: &mut dyn Egress,
         stats: &Stats,
+        now: Instant,
     ) -> Result<(), NotSent> {
         let path = self.path.ok_or(NotSent::NotReady)?;
         if self.keys().is_none() {
@@ -136,11 +147,11 @@ impl NativeEgress {
             let stream = self.new_stream(rtc, mid).ok_or(NotSent::NoMline)?;
             self.streams.insert(mid, stream);
         }
-        let stream = self.streams.get(&mid).ok_or(NotSent::NoMline)?;
+        let stream = self.streams.get_mut(&mid).ok_or(NotSent::NoMline)?;
         let seq = self.transport_seq;
         self.transport_seq = seq.wrapping_add(1);
         self.buf.reserve(packet.payload.len() + 64 + TAG_ROOM);
-        let header_len = stream.write(&mut self.buf, packet, seq);
+        let header_len = stream.write(&mut self.buf, packet, seq, now);
         let keys = self.keys.as_ref().ok_or(NotSent::NotReady)?;
         keys.send
             .protect_rtp(&mut self.buf, header_len, rollover(packet.seq))
@@ -157,10 +168,60 @@ impl NativeEgress {
         let mut taken = |ssrc: u32| {
             ssrc == 0
                 || api.stream_tx(&ssrc.into()).is_some()
-                || self.streams.values().any(|s| s.ssrc() == ssrc)
+                || self
+                    .streams
+                    .values()
+                    .any(|s| s.ssrc() == ssrc || s.rtx_ssrc() == ssrc)
         };
         let ssrc = std::iter::repeat_with(random_u32).find(|s| !taken(*s))?;
-        Some(stream.with_ssrc(ssrc))
+        let rtx_ssrc = std::iter::repeat_with(random_u32).find(|s| *s != ssrc && !taken(*s))?;
+        Some(stream.with_ssrcs(ssrc, rtx_ssrc))
+    }
+
+    /// Send again, as RTX, the packet m-line `mid` sent as `seq`, its payload taken from
+    /// `payloads` (its producer's). `Ok(false)` when there is nothing to send: unknown,
+    /// too old, just resent, or no RTX negotiated.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resend(
+        &mut self,
+        rtc: &Rtc,
+        mid: Mid,
+        seq: u16,
+        payloads: &PayloadHistory,
+        media: &mut dyn Egress,
+        stats: &Stats,
+        now: Instant,
+    ) -> Result<bool, NotSent> {
+        let path = self.path.ok_or(NotSent::NotReady)?;
+        let Some(stream) = self.streams.get_mut(&mid) else {
+            return Ok(false);
+        };
+        let sent = match stream.sent_mut().resend(seq, now, MIN_RESEND_INTERVAL) {
+            Ok(sent) => sent,
+            Err(NotResent::Unknown | NotResent::TooSoon) => return Ok(false),
+        };
+        let Some(payload) = payloads.get(sent.payload_id) else {
+            return Ok(false);
+        };
+        let rtx_pt = rtc
+            .codec_config()
+            .iter()
+            .find(|p| *p.pt() == sent.payload_type)
+            .and_then(|p| p.resend());
+        let Some(rtx_pt) = rtx_pt else {
+            return Ok(false);
+        };
+        let transport_seq = self.transport_seq;
+        self.transport_seq = transport_seq.wrapping_add(1);
+        self.buf.reserve(payload.len() + 66 + TAG_ROOM);
+        let (header_len, rtx_seq) =
+            stream.write_rtx(&mut self.buf, &sent, payload, *rtx_pt, transport_seq);
+        let keys = self.keys.as_ref().ok_or(NotSent::NotReady)?;
+        keys.send
+            .protect_rtp(&mut self.buf, header_len, rollover(rtx_seq))
+            .map_err(|_| NotSent::Protection)?;
+        media.transmit(path.proto, path.source, path.destination, &self.buf, stats);
+        Ok(true)
     }
 
     /// The m-line we send as `ssrc`.
@@ -188,6 +249,12 @@ impl NativeEgress {
                 if let Some(mid) = self.mid_of(ssrc) {
                     asked.keyframe_requests.push((mid, kind));
                 }
+            }
+            if let Some((ssrc, seqs)) = feedback::nacked(&packet)
+                && let Some(mid) = self.mid_of(ssrc)
+            {
+                asked.nack_packets += 1;
+                asked.nacks.extend(seqs.map(|seq| (mid, seq)));
             }
         }
         Ok(asked)

@@ -1,6 +1,9 @@
 //! One m-line's stream in our own egress: the SSRC it is sent with, the header
 //! extensions its subscriber negotiated, and how each forwarded packet is written.
 
+use std::time::Instant;
+
+use sfu_core::retransmission::{SentHistory, SentPacket};
 use sfu_core::rtp_out::{ExtensionIds, ExtensionValues, Header, write_header};
 use sfu_core::vp8_descriptor::write_fields;
 use sfu_core::vp8_munger::Vp8Fields;
@@ -26,14 +29,25 @@ pub struct OutPacket<'a> {
     pub video_orientation: Option<u8>,
     /// Rewritten VP8 descriptor counters, for VP8 packets.
     pub vp8: Option<Vp8Fields>,
+    /// The payload's id in its producer's history, when it may be retransmitted.
+    pub payload_id: Option<u64>,
 }
+
+/// Sequence numbers a video stream can retransmit: about a second of a high layer.
+const SENT_HISTORY: usize = 512;
 
 /// What one m-line sends with.
 #[derive(Debug)]
 pub struct OutStream {
     ssrc: u32,
+    /// The SSRC of its retransmissions (RFC 4588).
+    rtx_ssrc: u32,
+    /// The next extended sequence number of its retransmissions.
+    rtx_seq: u64,
     mid: Mid,
     ids: ExtensionIds,
+    /// What it sent lately that may be sent again.
+    sent: SentHistory,
 }
 
 impl OutStream {
@@ -43,7 +57,10 @@ impl OutStream {
         let id = |ext: Extension| extmap.id_of(ext).and_then(ExtensionIds::one_byte);
         Self {
             ssrc,
+            rtx_ssrc: 0,
+            rtx_seq: 0,
             mid,
+            sent: SentHistory::new(SENT_HISTORY),
             ids: ExtensionIds {
                 mid: id(Extension::RtpMid),
                 transport_seq: id(Extension::TransportSequenceNumber),
@@ -54,9 +71,13 @@ impl OutStream {
         }
     }
 
-    /// The same stream sent as `ssrc`.
-    pub fn with_ssrc(self, ssrc: u32) -> Self {
-        Self { ssrc, ..self }
+    /// The same stream sent as `ssrc`, its retransmissions as `rtx_ssrc`.
+    pub fn with_ssrcs(self, ssrc: u32, rtx_ssrc: u32) -> Self {
+        Self {
+            ssrc,
+            rtx_ssrc,
+            ..self
+        }
     }
 
     /// Its SSRC.
@@ -64,10 +85,37 @@ impl OutStream {
         self.ssrc
     }
 
+    /// Its retransmissions' SSRC.
+    pub fn rtx_ssrc(&self) -> u32 {
+        self.rtx_ssrc
+    }
+
+    /// What it sent lately that may be sent again.
+    pub fn sent_mut(&mut self) -> &mut SentHistory {
+        &mut self.sent
+    }
+
     /// Write `packet` into `buf` (replacing what was there) as this stream's, with
     /// transport-wide number `transport_seq`, and return its header length. The MID goes
     /// in every packet: the subscriber binds our SSRC to the m-line by it.
-    pub fn write(&self, buf: &mut Vec<u8>, packet: &OutPacket<'_>, transport_seq: u16) -> usize {
+    pub fn write(
+        &mut self,
+        buf: &mut Vec<u8>,
+        packet: &OutPacket<'_>,
+        transport_seq: u16,
+        now: Instant,
+    ) -> usize {
+        if let Some(payload_id) = packet.payload_id {
+            self.sent.record(SentPacket {
+                seq: packet.seq,
+                timestamp: packet.timestamp,
+                marker: packet.marker,
+                payload_type: packet.payload_type,
+                payload_id,
+                vp8: packet.vp8,
+                sent_at: now,
+            });
+        }
         let header = Header {
             payload_type: packet.payload_type,
             marker: packet.marker,
@@ -89,6 +137,43 @@ impl OutStream {
             write_fields(&mut buf[header_len..], fields);
         }
         header_len
+    }
+}
+
+impl OutStream {
+    /// Write the retransmission of `sent` (payload `payload`) into `buf` as an RTX packet
+    /// of payload type `rtx_pt`: the original sequence number leads the payload (RFC 4588
+    /// §4). Returns its header length and its extended RTX sequence number.
+    pub fn write_rtx(
+        &mut self,
+        buf: &mut Vec<u8>,
+        sent: &SentPacket,
+        payload: &[u8],
+        rtx_pt: u8,
+        transport_seq: u16,
+    ) -> (usize, u64) {
+        let rtx_seq = self.rtx_seq;
+        self.rtx_seq += 1;
+        let header = Header {
+            payload_type: rtx_pt,
+            marker: sent.marker,
+            seq: low_16(rtx_seq),
+            timestamp: sent.timestamp,
+            ssrc: self.rtx_ssrc,
+            padding: false,
+        };
+        let values = ExtensionValues {
+            mid: Some(self.mid.as_bytes()),
+            transport_seq: Some(transport_seq),
+            ..ExtensionValues::default()
+        };
+        let header_len = write_header(buf, &header, &self.ids, &values);
+        buf.extend_from_slice(&low_16(sent.seq).to_be_bytes());
+        buf.extend_from_slice(payload);
+        if let Some(fields) = sent.vp8 {
+            write_fields(&mut buf[header_len + 2..], fields);
+        }
+        (header_len, rtx_seq)
     }
 }
 
