@@ -27,6 +27,7 @@
 //! - [`datagram`]: structural checks (RFC 7983 kind, header lengths) of media-port datagrams.
 //! - [`srtp`]: SRTP/SRTCP protection of what the SFU sends, keyed once per session.
 //! - [`retransmission`]: what an RTX answer to a NACK is rebuilt from.
+//! - [`sender_report`]: the sender report and SDES CNAME a sender owes each stream.
 //! - [`rtp_out`]: the RTP header and one-byte extensions of a packet the SFU sends.
 //! - [`vp8_descriptor`]: rewritten VP8 counters written into a payload descriptor.
 
@@ -46,6 +47,7 @@ pub mod retransmission;
 pub mod rids;
 pub mod rtp_out;
 pub mod sdp;
+pub mod sender_report;
 pub mod speakers;
 pub mod srtp;
 pub mod stun;

@@ -104,6 +104,8 @@ counters! {
     egress_not_sent,
     /// Packets our own egress sent again (RTX) after a subscriber's NACK.
     egress_retransmitted,
+    /// Sender reports (with SDES) our own egress sent for its streams.
+    egress_sender_reports,
     /// SRTCP packets from subscribers our own egress refused (failed authentication, replayed or malformed).
     egress_feedback_rejected,
     /// Times a consumer's forwarded layer changed (switch, start or pause).

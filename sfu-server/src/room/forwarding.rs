@@ -317,6 +317,22 @@ impl Room {
         }
     }
 
+    /// Our own egress's sender reports that are due, for every subscriber it sends to.
+    pub(super) fn send_sender_reports(&mut self, now: std::time::Instant) {
+        let wallclock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        for p in self.participants.values_mut() {
+            if let Some(native) = p.native_mut() {
+                let media = self.ctx.media.as_mut();
+                add(
+                    &self.ctx.stats.egress_sender_reports,
+                    native.send_reports(now, wallclock, media, &self.ctx.stats),
+                );
+            }
+        }
+    }
+
     /// Send packet `seq` of a subscriber's m-line `mid` again, from its producer's copy.
     fn retransmit(&mut self, key: ParticipantId, mid: str0m::media::Mid, seq: u16) {
         let Some(p) = self.participants.get_mut(&key) else {

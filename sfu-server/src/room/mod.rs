@@ -411,6 +411,7 @@ impl Room {
             self.allocate_layers(key, now);
         }
         self.update_dynacast(now);
+        self.send_sender_reports(now);
         if let Some(ranking) = self.speakers.poll(now) {
             let speakers = ranking
                 .into_iter()

@@ -120,9 +120,13 @@ async fn forwarded_audio_is_protected_by_us_and_opened_by_a_str0m_peer() {
     assert_eq!(rtp_ssrcs.len(), 1, "one stream: {rtp_ssrcs:?}");
     let ours = *rtp_ssrcs.first().expect("one SSRC");
     let mut api = b.rtc.direct_api();
+    let stream = api
+        .stream_rx(&ours.into())
+        .expect("the subscriber receives on our SSRC");
     assert!(
-        api.stream_rx(&ours.into()).is_some(),
-        "the subscriber receives on our SSRC"
+        stream.cname().is_some_and(|c| c.starts_with("sfu-")),
+        "our SRTCP sender report and SDES were opened: cname {:?}",
+        stream.cname()
     );
     let server = h.room.participants.get_mut(&b.key).expect("b in the room");
     let (rtc, _, _) = server.parts_mut();
@@ -134,6 +138,7 @@ async fn forwarded_audio_is_protected_by_us_and_opened_by_a_str0m_peer() {
     let count = |name: &str| stats.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
     assert_eq!(count("egress_feedback_rejected"), Some(0), "{stats:?}");
     assert!(count("rtp_forwarded") >= Some(95), "{stats:?}");
+    assert!(count("egress_sender_reports") >= Some(2), "{stats:?}");
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use sfu_core::retransmission::{NotResent, PayloadHistory};
+use sfu_core::sender_report::write_sender_report;
 use sfu_core::srtp::{MasterKey, SrtpError, SrtpReceiver, SrtpSender};
 use str0m::Rtc;
 use str0m::media::{KeyframeRequestKind, Mid};
@@ -52,9 +53,17 @@ pub struct NativeEgress {
     buf: Vec<u8>,
     /// The next transport-wide sequence number.
     transport_seq: u16,
-    /// The subscriber's SRTCP packet being opened (reused).
+    /// The subscriber's SRTCP packet being opened, or ours being written (reused).
     rtcp_buf: Vec<u8>,
+    /// The index of the next SRTCP packet we send.
+    srtcp_index: u32,
+    /// The CNAME of our streams on this connection.
+    cname: String,
 }
+
+/// How often each stream sends a sender report (RFC 3550 allows about 5 s; browsers
+/// sync audio and video sooner with reports every second).
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What a subscriber's RTCP asked of the streams we send it.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -99,6 +108,8 @@ impl NativeEgress {
             buf: Vec::with_capacity(1500),
             transport_seq: 0,
             rtcp_buf: Vec::with_capacity(1500),
+            srtcp_index: 0,
+            cname: format!("sfu-{:08x}", random_u32()),
         }
     }
 
@@ -163,7 +174,12 @@ impl NativeEgress {
     /// A stream for m-line `mid`: an SSRC neither str0m nor another of our streams uses,
     /// and the subscriber's extension ids.
     fn new_stream(&self, rtc: &mut Rtc, mid: Mid) -> Option<OutStream> {
-        let stream = OutStream::new(0, mid, rtc.media(mid)?.remote_extmap());
+        let media = rtc.media(mid)?;
+        let clock_rate = match media.kind() {
+            str0m::media::MediaKind::Audio => 48_000,
+            str0m::media::MediaKind::Video => 90_000,
+        };
+        let stream = OutStream::new(0, mid, media.remote_extmap(), clock_rate);
         let mut api = rtc.direct_api();
         let mut taken = |ssrc: u32| {
             ssrc == 0
@@ -222,6 +238,41 @@ impl NativeEgress {
             .map_err(|_| NotSent::Protection)?;
         media.transmit(path.proto, path.source, path.destination, &self.buf, stats);
         Ok(true)
+    }
+
+    /// Send the sender reports (with SDES CNAME) that are due at `now`, wallclock
+    /// `since_unix_epoch`: one SRTCP compound packet per stream that sent media.
+    pub fn send_reports(
+        &mut self,
+        now: Instant,
+        since_unix_epoch: Duration,
+        media: &mut dyn Egress,
+        stats: &Stats,
+    ) -> u64 {
+        let (Some(path), Some(keys)) = (self.path, self.keys.as_ref()) else {
+            return 0;
+        };
+        let mut sent = 0;
+        for stream in self.streams.values_mut() {
+            let Some(info) = stream.report_due(now, since_unix_epoch, REPORT_INTERVAL) else {
+                continue;
+            };
+            write_sender_report(&mut self.rtcp_buf, &info, self.cname.as_bytes());
+            self.rtcp_buf.reserve(TAG_ROOM + 4);
+            let index = self.srtcp_index;
+            self.srtcp_index = (index + 1) & 0x7FFF_FFFF;
+            if keys.send.protect_rtcp(&mut self.rtcp_buf, index).is_ok() {
+                media.transmit(
+                    path.proto,
+                    path.source,
+                    path.destination,
+                    &self.rtcp_buf,
+                    stats,
+                );
+                sent += 1;
+            }
+        }
+        sent
     }
 
     /// The m-line we send as `ssrc`.

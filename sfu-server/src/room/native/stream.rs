@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use sfu_core::retransmission::{SentHistory, SentPacket};
 use sfu_core::rtp_out::{ExtensionIds, ExtensionValues, Header, write_header};
+use sfu_core::sender_report::{SenderInfo, ntp_time, rtp_time_at};
 use sfu_core::vp8_descriptor::write_fields;
 use sfu_core::vp8_munger::Vp8Fields;
 use str0m::media::Mid;
@@ -48,12 +49,21 @@ pub struct OutStream {
     ids: ExtensionIds,
     /// What it sent lately that may be sent again.
     sent: SentHistory,
+    /// Its RTP clock, ticks per second.
+    clock_rate: u32,
+    /// Packets and payload octets sent (wrapping, as RTCP counts them).
+    packets: u32,
+    octets: u32,
+    /// The RTP timestamp of the newest packet and when it was sent.
+    last: Option<(u32, Instant)>,
+    /// When its last sender report went out.
+    reported_at: Option<Instant>,
 }
 
 impl OutStream {
     /// The stream of m-line `mid` sent as `ssrc`, with the extensions of `extmap` (the
     /// subscriber's side of the m-line).
-    pub fn new(ssrc: u32, mid: Mid, extmap: &ExtensionMap) -> Self {
+    pub fn new(ssrc: u32, mid: Mid, extmap: &ExtensionMap, clock_rate: u32) -> Self {
         let id = |ext: Extension| extmap.id_of(ext).and_then(ExtensionIds::one_byte);
         Self {
             ssrc,
@@ -61,6 +71,11 @@ impl OutStream {
             rtx_seq: 0,
             mid,
             sent: SentHistory::new(SENT_HISTORY),
+            clock_rate,
+            packets: 0,
+            octets: 0,
+            last: None,
+            reported_at: None,
             ids: ExtensionIds {
                 mid: id(Extension::RtpMid),
                 transport_seq: id(Extension::TransportSequenceNumber),
@@ -105,6 +120,10 @@ impl OutStream {
         transport_seq: u16,
         now: Instant,
     ) -> usize {
+        self.packets = self.packets.wrapping_add(1);
+        let octets = u32::try_from(packet.payload.len()).unwrap_or(u32::MAX);
+        self.octets = self.octets.wrapping_add(octets);
+        self.last = Some((packet.timestamp, now));
         if let Some(payload_id) = packet.payload_id {
             self.sent.record(SentPacket {
                 seq: packet.seq,
@@ -141,6 +160,35 @@ impl OutStream {
 }
 
 impl OutStream {
+    /// Its sender report at `now` (wallclock `since_unix_epoch`), when one is due: it has
+    /// sent media and reported last `interval` ago or more.
+    pub fn report_due(
+        &mut self,
+        now: Instant,
+        since_unix_epoch: std::time::Duration,
+        interval: std::time::Duration,
+    ) -> Option<SenderInfo> {
+        let (last_ts, last_at) = self.last?;
+        if self
+            .reported_at
+            .is_some_and(|at| now.saturating_duration_since(at) < interval)
+        {
+            return None;
+        }
+        self.reported_at = Some(now);
+        Some(SenderInfo {
+            ssrc: self.ssrc,
+            ntp: ntp_time(since_unix_epoch),
+            rtp_timestamp: rtp_time_at(
+                last_ts,
+                now.saturating_duration_since(last_at),
+                self.clock_rate,
+            ),
+            packets: self.packets,
+            octets: self.octets,
+        })
+    }
+
     /// Write the retransmission of `sent` (payload `payload`) into `buf` as an RTX packet
     /// of payload type `rtx_pt`: the original sequence number leads the payload (RFC 4588
     /// §4). Returns its header length and its extended RTX sequence number.
