@@ -162,8 +162,8 @@ impl Room {
         let in_pt = packet.header.payload_type;
         let video = producer.codec().is_video();
         // Our own egress retransmits video from the producer's copy of each payload.
-        let native = self.ctx.config.egress == config::EgressMode::Native;
-        let payload_id = (native && video).then(|| producer.remember(&packet.payload));
+        let native_mode = self.ctx.config.egress == config::EgressMode::Native;
+        let payload_id = (native_mode && video).then(|| producer.remember(&packet.payload));
         let mut keyframe_wanted = None;
         let mut switched = Vec::new();
         let mut forwarded = 0u64;

@@ -302,6 +302,31 @@ impl Harness {
         );
     }
 
+    /// Run until `a`, `b` and every participant in the room are connected (ICE and DTLS),
+    /// within 30 s of simulated time.
+    pub fn run_until_connected(&mut self, a: &mut Client, b: &mut Client) {
+        let started = self.now;
+        while !(a.rtc.is_connected()
+            && b.rtc.is_connected()
+            && self
+                .room
+                .participants
+                .values()
+                .all(|p| p.presence().is_connected()))
+        {
+            assert!(
+                self.now - started < Duration::from_secs(30),
+                "not connected in 30 s of simulated time: {:?}",
+                self.room
+                    .participants
+                    .values()
+                    .map(|p| &p.media_path().timeline)
+                    .collect::<Vec<_>>()
+            );
+            self.run_for(Duration::from_millis(100), &mut [&mut *a, &mut *b]);
+        }
+    }
+
     /// Move the clock by `duration`, in steps: the room's timers run, and datagrams move
     /// between the room and `clients` both ways.
     pub fn run_for(&mut self, duration: Duration, clients: &mut [&mut Client]) {

@@ -20,27 +20,7 @@ fn publisher_and_subscriber(kind: MediaKind) -> (Harness, Client, Client, Mid) {
     let mut b = h.join("b");
     h.run_for(Duration::from_secs(3), &mut [&mut a, &mut b]);
     h.answer_offer(&mut b);
-    let started = h.now;
-    while !(a.rtc.is_connected()
-        && b.rtc.is_connected()
-        && h.room
-            .participants
-            .values()
-            .all(|p| p.presence().is_connected()))
-    {
-        assert!(
-            h.now - started < Duration::from_secs(30),
-            "not connected: a {} b {} {:?}",
-            a.rtc.is_connected(),
-            b.rtc.is_connected(),
-            h.room
-                .participants
-                .values()
-                .map(|p| &p.media_path().timeline)
-                .collect::<Vec<_>>()
-        );
-        h.run_for(Duration::from_millis(100), &mut [&mut a, &mut b]);
-    }
+    h.run_until_connected(&mut a, &mut b);
     let mid = *h.room.participants[&a.key]
         .published()
         .keys()
@@ -77,6 +57,16 @@ fn send_frames(
             .expect("written");
         h.run_for(Duration::from_millis(20), &mut [&mut *a, &mut *b]);
     }
+}
+
+/// VP8 keyframe number `n`: its header, then `len` bytes of `n`.
+fn vp8_keyframe(n: u64, len: usize) -> Vec<u8> {
+    let mut frame = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01];
+    frame.extend(std::iter::repeat_n(
+        u8::try_from(n % 200).expect("small"),
+        len,
+    ));
+    frame
 }
 
 /// The SSRC of an RTP datagram (RFC 7983: first byte 128 to 191, and not RTCP).
@@ -146,14 +136,7 @@ async fn a_subscribers_picture_loss_reaches_the_publisher() {
     // Requirement: a PLI about our SSRC (which str0m does not know) is read from the
     // subscriber's SRTCP by us and asked of the publisher.
     let (mut h, mut a, mut b, mid) = publisher_and_subscriber(MediaKind::Video);
-    let keyframe = |n: u64| {
-        let mut frame = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01];
-        frame.extend(std::iter::repeat_n(
-            u8::try_from(n % 200).expect("small"),
-            300,
-        ));
-        frame
-    };
+    let keyframe = |n: u64| vp8_keyframe(n, 300);
     send_frames(&mut h, &mut a, &mut b, mid, Codec::Vp8, 20, keyframe);
     assert!(
         b.media.len() >= 10,
@@ -182,14 +165,7 @@ async fn a_lost_video_packet_is_sent_again_as_rtx() {
     // the original sequence number in front) rebuilt from the producer's copy, and the
     // subscriber's frames arrive whole.
     let (mut h, mut a, mut b, mid) = publisher_and_subscriber(MediaKind::Video);
-    let frame = |n: u64| {
-        let mut frame = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01];
-        frame.extend(std::iter::repeat_n(
-            u8::try_from(n % 200).expect("small"),
-            3000,
-        ));
-        frame
-    };
+    let frame = |n: u64| vp8_keyframe(n, 3000);
     send_frames(&mut h, &mut a, &mut b, mid, Codec::Vp8, 10, frame);
     let ours = b
         .wire

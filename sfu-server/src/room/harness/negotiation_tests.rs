@@ -31,25 +31,7 @@ async fn a_publisher_and_a_subscriber_connect_and_negotiate() {
         tracks.values().collect::<Vec<_>>()
     );
     h.answer_offer(&mut b);
-    let started = h.now;
-    while !(a.rtc.is_connected()
-        && b.rtc.is_connected()
-        && h.room
-            .participants
-            .values()
-            .all(|p| p.presence().is_connected()))
-    {
-        assert!(
-            h.now - started < Duration::from_secs(30),
-            "not connected in 30 s of simulated time: {:?}",
-            h.room
-                .participants
-                .values()
-                .map(|p| &p.media_path().timeline)
-                .collect::<Vec<_>>()
-        );
-        h.run_for(Duration::from_millis(100), &mut [&mut a, &mut b]);
-    }
+    h.run_until_connected(&mut a, &mut b);
 }
 
 #[tokio::test]
