@@ -29,10 +29,13 @@
 //! - [`retransmission`]: what an RTX answer to a NACK is rebuilt from.
 //! - [`sender_report`]: the sender report and SDES CNAME a sender owes each stream.
 //! - [`rtp_out`]: the RTP header and one-byte extensions of a packet the SFU sends.
+//! - [`twcc`]: reading TWCC feedback: which numbered packets arrived, and when.
+//! - [`congestion`]: a subscriber's send-side bandwidth estimate and its probes.
 //! - [`vp8_descriptor`]: rewritten VP8 counters written into a payload descriptor.
 
 pub mod bandwidth;
 pub mod codec;
+pub mod congestion;
 pub mod datagram;
 pub mod dynacast;
 pub mod forwarder;
@@ -52,5 +55,6 @@ pub mod speakers;
 pub mod srtp;
 pub mod stun;
 pub mod throttle;
+pub mod twcc;
 pub mod vp8_descriptor;
 pub mod vp8_munger;

@@ -159,12 +159,7 @@ impl Registry {
     /// sessions, rooms, listeners. Back at its baseline once every participant has gone, or
     /// something leaks.
     pub fn alive_tasks(&self) -> usize {
-        let shards: usize = self
-            .inner
-            .shards
-            .iter()
-            .map(|shard| shard.runtime.metrics().num_alive_tasks())
-            .sum();
+        let shards: usize = self.inner.shards.iter().map(Shard::alive_tasks).sum();
         tokio::runtime::Handle::current()
             .metrics()
             .num_alive_tasks()
@@ -300,13 +295,13 @@ impl Registry {
         id: RoomId,
         generation: u64,
         datagrams: mpsc::Sender<Datagram>,
-        ended: tokio::task::JoinHandle<()>,
+        ended: oneshot::Receiver<crate::shard::TaskEnd>,
         shard: &Shard,
     ) {
         let registry = self.clone();
         shard.runtime.spawn(async move {
             match ended.await {
-                Err(e) if e.is_panic() => {
+                Ok(crate::shard::TaskEnd::Panicked) => {
                     error!(room = %id, "room task panicked; its participants are sent away and its name freed");
                     registry.room_crashed(&id, generation, &datagrams);
                 }

@@ -3,6 +3,9 @@
 //! is received, forwarded and sent on one thread, with no hand-over between threads on the
 //! way (docs/PERFORMANCE.md has the measurement). Signaling, HTTP and ICE-TCP stay on the
 //! main runtime and reach rooms through channels.
+//!
+//! Rooms run as tasks pinned to their shard's thread (a `LocalSet`): a room never moves
+//! between threads, so it may hold what cannot (each subscriber's downlink estimator).
 
 use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
@@ -11,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::FutureExt;
 use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
 use crate::egress::{MediaOut, TcpWriters};
@@ -20,8 +24,12 @@ use crate::{interfaces, udp};
 
 /// One media shard, as the rest of the node sees it.
 pub struct Shard {
-    /// Runs tasks (the shard's rooms) on the shard's thread.
+    /// Runs tasks on the shard's thread.
     pub runtime: Handle,
+    /// Starts tasks pinned to the shard's thread (see [`Shard::spawn_pinned`]).
+    pinned: mpsc::UnboundedSender<PinnedStart>,
+    /// Pinned tasks alive (the runtime's task count does not see them).
+    pinned_alive: Arc<AtomicUsize>,
     /// Where its rooms' packets go out: its UDP socket, or the node's ICE-TCP connections.
     pub media: MediaOut,
     /// Its socket's bound address.
@@ -29,6 +37,61 @@ pub struct Shard {
     /// The receive buffer the kernel granted its socket, in bytes.
     pub udp_buffer: usize,
     load: Arc<Load>,
+}
+
+/// The start of a pinned task, sent to the shard's thread to run there.
+type PinnedStart = Box<dyn FnOnce() + Send>;
+
+/// How a pinned task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskEnd {
+    /// It returned (or its shard stopped).
+    Finished,
+    /// It panicked.
+    Panicked,
+}
+
+impl Shard {
+    /// Run the future `make` builds as a task of the shard's thread that never moves to
+    /// another thread, so the future need not be `Send`. The receiver tells how it ended.
+    pub fn spawn_pinned<F, Fut>(&self, make: F) -> oneshot::Receiver<TaskEnd>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let (ended_tx, ended) = oneshot::channel();
+        let alive = self.pinned_alive.clone();
+        alive.fetch_add(1, Ordering::Relaxed);
+        let start: PinnedStart = Box::new(move || {
+            let task = tokio::task::spawn_local(make());
+            tokio::task::spawn_local(async move {
+                let end = match task.await {
+                    Err(e) if e.is_panic() => TaskEnd::Panicked,
+                    _ => TaskEnd::Finished,
+                };
+                alive.fetch_sub(1, Ordering::Relaxed);
+                let _gone = ended_tx.send(end);
+            });
+        });
+        if let Err(refused) = self.pinned.send(start) {
+            // The shard's thread is gone: the task never starts (its receiver says so).
+            drop(refused);
+            self.pinned_alive.fetch_sub(1, Ordering::Relaxed);
+        }
+        ended
+    }
+
+    /// Tasks alive on the shard's thread: its runtime's and its pinned ones.
+    pub fn alive_tasks(&self) -> usize {
+        self.runtime.metrics().num_alive_tasks() + self.pinned_alive.load(Ordering::Relaxed)
+    }
+}
+
+/// Start every pinned task the shard is sent, on its thread, for as long as it runs.
+async fn start_pinned(mut starts: mpsc::UnboundedReceiver<PinnedStart>) {
+    while let Some(start) = starts.recv().await {
+        start();
+    }
 }
 
 /// What a shard carries: its open rooms and their participants.
@@ -144,8 +207,11 @@ fn start_one(
         move || udp::receive_loop(socket.clone(), routes.clone(), loop_stats.clone()),
         stats.clone(),
     );
+    let (pinned, starts) = mpsc::unbounded_channel();
     let shard = Shard {
         runtime: runtime.get().handle().clone(),
+        pinned,
+        pinned_alive: Arc::default(),
         media,
         udp_addr,
         udp_buffer,
@@ -153,7 +219,11 @@ fn start_one(
     };
     std::thread::Builder::new()
         .name(format!("media-{index}"))
-        .spawn(move || runtime.get().block_on(receive))?;
+        .spawn(move || {
+            let local = tokio::task::LocalSet::new();
+            local.spawn_local(start_pinned(starts));
+            local.block_on(runtime.get(), receive)
+        })?;
     Ok(shard)
 }
 

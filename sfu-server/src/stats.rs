@@ -108,6 +108,13 @@ counters! {
     egress_sender_reports,
     /// SRTCP packets from subscribers our own egress refused (failed authentication, replayed or malformed).
     egress_feedback_rejected,
+    /// TWCC feedback reports from subscribers our own egress read for its estimate.
+    egress_twcc_reports,
+    /// Padding packets our own egress sent as bandwidth probes.
+    egress_probe_packets,
+    /// Times a subscriber's downlink estimator in our own egress failed (it panicked and
+    /// was switched off; its last estimate stays).
+    egress_estimator_failures,
     /// Times a consumer's forwarded layer changed (switch, start or pause).
     layer_switches,
     /// Keyframe requests sent to publishers.

@@ -12,6 +12,7 @@ use tracing::{debug, info, warn};
 
 use super::Room;
 use super::consumer::Delivery;
+use super::native::NativeEgress;
 use super::native::stream::OutPacket;
 use super::negotiation::MAX_SSRCS_PER_TRACK;
 use super::vp8;
@@ -301,7 +302,7 @@ impl Room {
         let Some(native) = self.participants.get_mut(&key).and_then(|p| p.native_mut()) else {
             return;
         };
-        let asked = match native.on_rtcp(sealed) {
+        let asked = match native.on_rtcp(sealed, self.now) {
             Ok(asked) => asked,
             Err(_) => {
                 bump(&self.ctx.stats.egress_feedback_rejected);
@@ -309,12 +310,55 @@ impl Room {
             }
         };
         add(&self.ctx.stats.nacks_from_subscribers, asked.nack_packets);
+        add(&self.ctx.stats.egress_twcc_reports, asked.twcc_reports);
+        self.native_estimate(key);
         for (mid, seq) in asked.nacks {
             self.retransmit(key, mid, seq);
         }
         for (mid, kind) in asked.keyframe_requests {
             self.subscriber_keyframe_request(key, mid, kind);
         }
+    }
+
+    /// A new downlink estimate of our own egress's estimator, if it has one, goes to the
+    /// subscriber's allocation.
+    pub(super) fn native_estimate(&mut self, key: ParticipantId) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        let Some(bps) = p.native_mut().and_then(NativeEgress::poll_estimate) else {
+            return;
+        };
+        let _g = p.span().clone().entered();
+        debug!(bps, "bandwidth estimate");
+        p.on_bandwidth_estimate(bps);
+    }
+
+    /// Our own egress's estimator work and probes that are due at `now`, for subscriber
+    /// `key`.
+    pub(super) fn native_timeout(&mut self, key: ParticipantId, now: std::time::Instant) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        let (rtc, _, native) = p.parts_mut();
+        let Some(native) = native else {
+            return;
+        };
+        if native.timeout_at() > now {
+            return;
+        }
+        let broken = native.estimator_broken();
+        let media = self.ctx.media.as_mut();
+        add(
+            &self.ctx.stats.egress_probe_packets,
+            native.on_timeout(rtc, media, &self.ctx.stats, now),
+        );
+        if !broken && native.estimator_broken() {
+            bump(&self.ctx.stats.egress_estimator_failures);
+            let _g = p.span().enter();
+            warn!("downlink estimator failed; its last estimate stays");
+        }
+        self.native_estimate(key);
     }
 
     /// Our own egress's sender reports that are due, for every subscriber it sends to.

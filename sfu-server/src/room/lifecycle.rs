@@ -322,6 +322,10 @@ impl Room {
                     self.now,
                 );
             }
+            self.native_timeout(key, now);
+            let Some(p) = self.participants.get_mut(&key) else {
+                continue;
+            };
             if !p.rtc().is_alive() {
                 ::metrics::counter!(crate::metric_names::CONNECTION_FAILURES, "reason" => "peer_connection_closed")
                     .increment(1);

@@ -90,8 +90,8 @@ pub struct RoomTask {
     pub commands: mpsc::Sender<RoomCommand>,
     /// The room's datagram queue (what its routes point at).
     pub datagrams: mpsc::Sender<Datagram>,
-    /// Resolves when the task ends.
-    pub ended: tokio::task::JoinHandle<()>,
+    /// Resolves when the task ends, telling how.
+    pub ended: tokio::sync::oneshot::Receiver<crate::shard::TaskEnd>,
 }
 
 /// A request to join the room.
@@ -173,12 +173,14 @@ pub fn spawn(id: RoomId, ctx: NodeContext, shard: &Shard) -> RoomTask {
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (datagram_tx, datagram_rx) = mpsc::channel(DATAGRAM_QUEUE);
     let span = info_span!("room", room = %id);
-    let room = Room::new(id, ctx, shard, datagram_tx.clone(), Instant::now());
+    let seat = shard.seat_room();
+    let room_datagrams = datagram_tx.clone();
     // A panic (a bug, or input str0m does not survive) ends this task alone: the unwinding
     // drops the room, which tells its participants the room closed.
-    let ended = shard
-        .runtime
-        .spawn(room.run(commands_rx, datagram_rx).instrument(span));
+    let ended = shard.spawn_pinned(move || {
+        let room = Room::new(id, ctx, seat, room_datagrams, Instant::now());
+        room.run(commands_rx, datagram_rx).instrument(span)
+    });
     RoomTask {
         commands: commands_tx,
         datagrams: datagram_tx,
@@ -259,7 +261,7 @@ impl Room {
     fn new(
         id: RoomId,
         ctx: NodeContext,
-        shard: &Shard,
+        seat: ShardSeat,
         datagram_tx: mpsc::Sender<Datagram>,
         now: Instant,
     ) -> Self {
@@ -286,7 +288,7 @@ impl Room {
             keyframe_wait_seconds: ::metrics::histogram!(
                 crate::metric_names::KEYFRAME_WAIT_SECONDS
             ),
-            seat: shard.seat_room(),
+            seat,
         }
     }
 

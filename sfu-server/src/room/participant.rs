@@ -280,7 +280,10 @@ impl Participant {
     ) -> (Option<u64>, Vec<Option<u8>>) {
         let allocation = self.downlink.allocate(choices, audio_consumers, now);
         if let Some(bps) = allocation.probe_for {
-            self.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(bps));
+            match &mut self.native {
+                Some(native) => native.want(bps, now),
+                None => self.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(bps)),
+            }
         }
         (allocation.budget, allocation.picks)
     }
@@ -431,6 +434,7 @@ impl Participant {
             self.presence.deadline(resume_grace),
         ]
         .into_iter()
+        .chain([self.native.as_ref().map(NativeEgress::timeout_at)])
         .flatten()
         .fold(self.next_timeout, Instant::min)
     }

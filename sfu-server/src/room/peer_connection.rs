@@ -82,7 +82,7 @@ pub fn new_rtc(
         EgressMode::Str0m => (builder.build(now), None),
         EgressMode::Native => {
             let (rtc, keying) = build_tapped(builder, now);
-            (rtc, Some(NativeEgress::new(keying)))
+            (rtc, Some(NativeEgress::new(keying, now)))
         }
     };
     for (proto, addr) in candidates {

@@ -135,7 +135,7 @@ impl Harness {
         let room = Room::new(
             sfu_core::ids::RoomId::from_wire("harness"),
             ctx,
-            &shards[0],
+            shards[0].seat_room(),
             datagrams,
             now,
         );

@@ -194,3 +194,37 @@ async fn a_lost_video_packet_is_sent_again_as_rtx() {
     assert!(rtx >= 1, "an RTX packet on another SSRC");
     assert_eq!(b.media.len() - before, 30, "every frame arrives whole");
 }
+
+#[tokio::test]
+async fn the_subscribers_twcc_feedback_gives_its_downlink_estimate_and_probes_go_out() {
+    // Requirement: what the subscriber reports of our transport-wide numbers reaches the
+    // estimator, whose estimate (above where it starts, thanks to the probes) is the
+    // subscriber's; its first probes leave as padding on our RTX SSRC, and the frames
+    // still arrive whole.
+    let (mut h, mut a, mut b, mid) = publisher_and_subscriber(MediaKind::Video);
+    let frame = |n: u64| vp8_keyframe(n, 3000);
+    send_frames(&mut h, &mut a, &mut b, mid, Codec::Vp8, 50, frame);
+    h.run_for(Duration::from_millis(500), &mut [&mut a, &mut b]);
+    let stats = h.room.ctx.stats.snapshot().counters();
+    let count = |name: &str| stats.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    assert!(count("egress_twcc_reports") >= Some(5), "{stats:?}");
+    assert!(count("egress_probe_packets") >= Some(5), "{stats:?}");
+    assert_eq!(count("egress_estimator_failures"), Some(0), "{stats:?}");
+    let estimate = h.room.participants[&b.key].bandwidth_estimate();
+    assert!(
+        estimate.is_some_and(|bps| bps > 1_000_000),
+        "estimate {estimate:?}"
+    );
+    let media_ssrc = b
+        .wire
+        .iter()
+        .find_map(|d| rtp_ssrc(d))
+        .expect("video flows");
+    let padding = b
+        .wire
+        .iter()
+        .filter(|d| rtp_ssrc(d).is_some_and(|s| s != media_ssrc) && d[0] & 0x20 != 0)
+        .count();
+    assert!(padding >= 5, "{padding} padding packets on the RTX SSRC");
+    assert_eq!(b.media.len(), 50, "every frame arrives whole");
+}

@@ -1,5 +1,6 @@
 //! Reading what a subscriber's RTCP says about the streams we send: the packets of a
-//! (decrypted) compound packet, parsed with str0m's RTCP types.
+//! (decrypted) compound packet, parsed with str0m's RTCP types (TWCC with
+//! [`sfu_core::twcc`]).
 
 use str0m::media::KeyframeRequestKind;
 use str0m::rtp::rtcp::Rtcp;
@@ -7,27 +8,29 @@ use str0m::rtp::rtcp::Rtcp;
 /// Length of an RTCP header, bytes.
 const RTCP_HEADER_LEN: usize = 4;
 
-/// The packets of the compound RTCP packet `compound` that parse; the walk stops at the
-/// first header whose length does not fit.
-pub fn packets(compound: &[u8]) -> impl Iterator<Item = Rtcp> + '_ {
+/// The packets of the compound RTCP packet `compound`, without their padding; the walk
+/// stops at the first header whose length does not fit.
+pub fn packets(compound: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
     let mut rest = compound;
     std::iter::from_fn(move || {
-        loop {
-            if rest.len() < RTCP_HEADER_LEN {
-                return None;
-            }
-            let words = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
-            let len = (words + 1) * 4;
-            if len > rest.len() {
-                return None;
-            }
-            let (packet, after) = rest.split_at(len);
-            rest = after;
-            if let Ok(parsed) = Rtcp::try_from(unpadded(packet)) {
-                return Some(parsed);
-            }
+        if rest.len() < RTCP_HEADER_LEN {
+            return None;
         }
+        let words = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+        let len = (words + 1) * 4;
+        if len > rest.len() {
+            return None;
+        }
+        let (packet, after) = rest.split_at(len);
+        rest = after;
+        Some(unpadded(packet))
     })
+}
+
+/// The packets of `compound` that str0m's RTCP types parse.
+#[cfg(test)]
+fn parsed(compound: &[u8]) -> impl Iterator<Item = Rtcp> + '_ {
+    packets(compound).filter_map(|p| Rtcp::try_from(p).ok())
 }
 
 /// A packet without its padding (the P bit: the last byte counts the padding bytes).
@@ -109,7 +112,7 @@ mod tests {
         compound.extend(pli(1, 0xAABB));
         compound.extend([0x80, 204, 0, 1, 0, 0, 0, 1]);
         compound.extend(fir(1, 0xCCDD, 3));
-        let asked: Vec<_> = packets(&compound)
+        let asked: Vec<_> = parsed(&compound)
             .flat_map(|p| keyframe_requests(&p))
             .collect();
         assert_eq!(
@@ -128,12 +131,12 @@ mod tests {
         p.extend(1u32.to_be_bytes());
         p.extend(0xAABBu32.to_be_bytes());
         p.extend([0xFF, 0xFE, 0b1000_0000, 0b0000_0101]);
-        let parsed: Vec<Rtcp> = packets(&p).collect();
-        let (ssrc, seqs) = nacked(&parsed[0]).expect("a NACK");
+        let nack: Vec<Rtcp> = parsed(&p).collect();
+        let (ssrc, seqs) = nacked(&nack[0]).expect("a NACK");
         assert_eq!(ssrc, 0xAABB);
         assert_eq!(seqs.collect::<Vec<_>>(), [65_534, 65_535, 1, 14]);
-        assert!(nacked(&parsed[0]).is_some());
-        let pli: Vec<Rtcp> = packets(&pli(1, 2)).collect();
+        assert!(nacked(&nack[0]).is_some());
+        let pli: Vec<Rtcp> = parsed(&pli(1, 2)).collect();
         assert!(nacked(&pli[0]).is_none());
     }
 
@@ -142,7 +145,7 @@ mod tests {
         // Requirement: garbage lengths never read past the packet; what came before counts.
         let mut compound = pli(1, 7);
         compound.extend([0x81, 206, 0, 9, 0, 0]);
-        let asked: Vec<_> = packets(&compound)
+        let asked: Vec<_> = parsed(&compound)
             .flat_map(|p| keyframe_requests(&p))
             .collect();
         assert_eq!(asked, [(7, KeyframeRequestKind::Pli)]);

@@ -6,6 +6,10 @@
 //! - [`stream`]: one m-line's SSRC and header extensions, and writing a packet.
 //! - [`feedback`]: the subscriber's SRTCP about our streams, opened and read.
 //!
+//! Every packet carries our transport-wide sequence number; the subscriber's TWCC
+//! feedback drives its downlink estimate ([`sfu_core::congestion`]), whose probes go
+//! out as padding on a video stream's RTX SSRC.
+//!
 //! Every m-line gets an SSRC of ours that str0m does not use, so our SRTP and SRTCP
 //! never share a nonce with str0m's; the SDP we send carries no `a=ssrc` lines, and
 //! receivers bind our SSRCs to m-lines by the MID each packet carries.
@@ -18,12 +22,15 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use sfu_core::congestion::Congestion;
 use sfu_core::retransmission::{NotResent, PayloadHistory};
 use sfu_core::sender_report::write_sender_report;
 use sfu_core::srtp::{MasterKey, SrtpError, SrtpReceiver, SrtpSender};
+use sfu_core::twcc::{self, Arrival};
 use str0m::Rtc;
 use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Transmit};
+use str0m::rtp::rtcp::Rtcp;
 use tracing::warn;
 
 use crate::egress::Egress;
@@ -42,6 +49,15 @@ pub enum NotSent {
     Protection,
 }
 
+/// Where a subscriber's downlink estimate starts before feedback refines it, bits per
+/// second (as with str0m's egress).
+const INITIAL_ESTIMATE_BPS: u64 = 1_000_000;
+/// Padding bytes of one probe packet (the most one RTP packet's padding count can say).
+const PROBE_PADDING: u8 = 255;
+/// A probe packet's size on the wire, about: padding, header with MID and transport
+/// number, SRTP tag.
+const PROBE_PACKET_BYTES: usize = 300;
+
 /// One subscriber's side of our egress.
 pub struct NativeEgress {
     keying: KeyingSlot,
@@ -51,8 +67,10 @@ pub struct NativeEgress {
     streams: HashMap<Mid, OutStream>,
     /// The packet being written (reused: no allocation once grown).
     buf: Vec<u8>,
-    /// The next transport-wide sequence number.
-    transport_seq: u16,
+    /// The downlink estimate, and the transport-wide numbers it counts packets by.
+    congestion: Congestion,
+    /// The arrivals of the TWCC report being read (reused).
+    arrivals: Vec<Arrival>,
     /// The subscriber's SRTCP packet being opened, or ours being written (reused).
     rtcp_buf: Vec<u8>,
     /// The index of the next SRTCP packet we send.
@@ -74,6 +92,8 @@ pub struct Feedback {
     pub nacks: Vec<(Mid, u16)>,
     /// NACK packets about our streams.
     pub nack_packets: u64,
+    /// TWCC reports read.
+    pub twcc_reports: u64,
 }
 
 /// The shortest time between two sends of one packet: a NACK sent before the
@@ -98,15 +118,16 @@ struct Path {
 const TAG_ROOM: usize = 16;
 
 impl NativeEgress {
-    /// The egress of a connection whose keys will appear in `keying`.
-    pub fn new(keying: KeyingSlot) -> Self {
+    /// The egress of a connection whose keys will appear in `keying`, made at `now`.
+    pub fn new(keying: KeyingSlot, now: Instant) -> Self {
         Self {
             keying,
             keys: None,
             path: None,
             streams: HashMap::new(),
             buf: Vec::with_capacity(1500),
-            transport_seq: 0,
+            congestion: Congestion::new(INITIAL_ESTIMATE_BPS, now),
+            arrivals: Vec::new(),
             rtcp_buf: Vec::with_capacity(1500),
             srtcp_index: 0,
             cname: format!("sfu-{:08x}", random_u32()),
@@ -159,14 +180,17 @@ impl NativeEgress {
             self.streams.insert(mid, stream);
         }
         let stream = self.streams.get_mut(&mid).ok_or(NotSent::NoMline)?;
-        let seq = self.transport_seq;
-        self.transport_seq = seq.wrapping_add(1);
+        if stream.is_video() {
+            // Probes can ride its RTX stream from now on.
+            self.congestion.start(now);
+        }
         self.buf.reserve(packet.payload.len() + 64 + TAG_ROOM);
-        let header_len = stream.write(&mut self.buf, packet, seq, now);
+        let header_len = stream.write(&mut self.buf, packet, self.congestion.next_seq(), now);
         let keys = self.keys.as_ref().ok_or(NotSent::NotReady)?;
         keys.send
             .protect_rtp(&mut self.buf, header_len, rollover(packet.seq))
             .map_err(|_| NotSent::Protection)?;
+        self.congestion.on_sent(self.buf.len(), None, now);
         media.transmit(path.proto, path.source, path.destination, &self.buf, stats);
         Ok(())
     }
@@ -177,7 +201,7 @@ impl NativeEgress {
         let media = rtc.media(mid)?;
         let clock_rate = match media.kind() {
             str0m::media::MediaKind::Audio => 48_000,
-            str0m::media::MediaKind::Video => 90_000,
+            str0m::media::MediaKind::Video => stream::VIDEO_CLOCK_RATE,
         };
         let stream = OutStream::new(0, mid, media.remote_extmap(), clock_rate);
         let mut api = rtc.direct_api();
@@ -227,8 +251,7 @@ impl NativeEgress {
         let Some(rtx_pt) = rtx_pt else {
             return Ok(false);
         };
-        let transport_seq = self.transport_seq;
-        self.transport_seq = transport_seq.wrapping_add(1);
+        let transport_seq = self.congestion.next_seq();
         self.buf.reserve(payload.len() + 66 + TAG_ROOM);
         let (header_len, rtx_seq) =
             stream.write_rtx(&mut self.buf, &sent, payload, *rtx_pt, transport_seq);
@@ -236,6 +259,7 @@ impl NativeEgress {
         keys.send
             .protect_rtp(&mut self.buf, header_len, rollover(rtx_seq))
             .map_err(|_| NotSent::Protection)?;
+        self.congestion.on_sent(self.buf.len(), None, now);
         media.transmit(path.proto, path.source, path.destination, &self.buf, stats);
         Ok(true)
     }
@@ -284,7 +308,7 @@ impl NativeEgress {
 
     /// Open an SRTCP packet from the subscriber (authenticated, decrypted, refused when
     /// replayed) and read what it asks of our streams. Before the keys are known, nothing.
-    pub fn on_rtcp(&mut self, sealed: &[u8]) -> Result<Feedback, SrtpError> {
+    pub fn on_rtcp(&mut self, sealed: &[u8], now: Instant) -> Result<Feedback, SrtpError> {
         let mut asked = Feedback::default();
         if self.keys().is_none() {
             return Ok(asked);
@@ -295,7 +319,17 @@ impl NativeEgress {
         self.rtcp_buf.clear();
         self.rtcp_buf.extend_from_slice(sealed);
         keys.receive.unprotect_rtcp(&mut self.rtcp_buf)?;
-        for packet in feedback::packets(&self.rtcp_buf) {
+        for raw in feedback::packets(&self.rtcp_buf) {
+            if twcc::is_twcc(raw) {
+                if let Ok(header) = twcc::parse(raw, &mut self.arrivals) {
+                    self.congestion.on_feedback(&header, &self.arrivals, now);
+                    asked.twcc_reports += 1;
+                }
+                continue;
+            }
+            let Ok(packet) = Rtcp::try_from(raw) else {
+                continue;
+            };
             for (ssrc, kind) in feedback::keyframe_requests(&packet) {
                 if let Some(mid) = self.mid_of(ssrc) {
                     asked.keyframe_requests.push((mid, kind));
@@ -309,6 +343,72 @@ impl NativeEgress {
             }
         }
         Ok(asked)
+    }
+}
+
+impl NativeEgress {
+    /// When its estimator next wants [`on_timeout`](Self::on_timeout).
+    pub fn timeout_at(&self) -> Instant {
+        self.congestion.next_timeout()
+    }
+
+    /// The subscriber's consumers would take `bps` if the downlink allowed.
+    pub fn want(&mut self, bps: u64, now: Instant) {
+        self.congestion.want(bps, now);
+    }
+
+    /// The downlink estimate, bits per second, when it changed since last asked.
+    pub fn poll_estimate(&mut self) -> Option<u64> {
+        self.congestion.poll_estimate()
+    }
+
+    /// Whether its estimator stopped working (it panicked; the estimate stays).
+    pub fn estimator_broken(&self) -> bool {
+        self.congestion.is_broken()
+    }
+
+    /// The estimator's periodic work at `now`, and the probe packets due: padding on the
+    /// RTX stream of a video m-line that sent media. Returns how many probe packets left.
+    pub fn on_timeout(
+        &mut self,
+        rtc: &Rtc,
+        media: &mut dyn Egress,
+        stats: &Stats,
+        now: Instant,
+    ) -> u64 {
+        self.congestion.on_timeout(now);
+        let mut sent = 0;
+        while let Some(tag) = self.congestion.probe_due(PROBE_PACKET_BYTES, now) {
+            let (Some(path), Some(keys)) = (self.path, self.keys.as_ref()) else {
+                break;
+            };
+            let Some((stream, rtx_pt)) = self.streams.values_mut().find_map(|stream| {
+                let pt = stream.last_payload_type()?;
+                let rtx = rtc
+                    .codec_config()
+                    .iter()
+                    .find(|p| *p.pt() == pt && p.spec().codec.is_video())
+                    .and_then(|p| p.resend())?;
+                Some((stream, *rtx))
+            }) else {
+                break;
+            };
+            let transport_seq = self.congestion.next_seq();
+            self.buf.reserve(usize::from(PROBE_PADDING) + 64 + TAG_ROOM);
+            let (header_len, rtx_seq) =
+                stream.write_padding(&mut self.buf, rtx_pt, transport_seq, PROBE_PADDING);
+            if keys
+                .send
+                .protect_rtp(&mut self.buf, header_len, rollover(rtx_seq))
+                .is_err()
+            {
+                break;
+            }
+            self.congestion.on_sent(self.buf.len(), Some(tag), now);
+            media.transmit(path.proto, path.source, path.destination, &self.buf, stats);
+            sent += 1;
+        }
+        sent
     }
 }
 

@@ -34,6 +34,9 @@ pub struct OutPacket<'a> {
     pub payload_id: Option<u64>,
 }
 
+/// The RTP clock rate of every video codec (RFC 3551, RFC 7741, RFC 6184).
+pub const VIDEO_CLOCK_RATE: u32 = 90_000;
+
 /// Sequence numbers a video stream can retransmit: about a second of a high layer.
 const SENT_HISTORY: usize = 512;
 
@@ -54,8 +57,8 @@ pub struct OutStream {
     /// Packets and payload octets sent (wrapping, as RTCP counts them).
     packets: u32,
     octets: u32,
-    /// The RTP timestamp of the newest packet and when it was sent.
-    last: Option<(u32, Instant)>,
+    /// The RTP timestamp and payload type of the newest packet, and when it was sent.
+    last: Option<(u32, u8, Instant)>,
     /// When its last sender report went out.
     reported_at: Option<Instant>,
 }
@@ -84,6 +87,11 @@ impl OutStream {
                 video_orientation: id(Extension::VideoOrientation),
             },
         }
+    }
+
+    /// Whether it carries video (its RTP clock is video's 90 kHz).
+    pub fn is_video(&self) -> bool {
+        self.clock_rate == VIDEO_CLOCK_RATE
     }
 
     /// The same stream sent as `ssrc`, its retransmissions as `rtx_ssrc`.
@@ -123,7 +131,7 @@ impl OutStream {
         self.packets = self.packets.wrapping_add(1);
         let octets = u32::try_from(packet.payload.len()).unwrap_or(u32::MAX);
         self.octets = self.octets.wrapping_add(octets);
-        self.last = Some((packet.timestamp, now));
+        self.last = Some((packet.timestamp, packet.payload_type, now));
         if let Some(payload_id) = packet.payload_id {
             self.sent.record(SentPacket {
                 seq: packet.seq,
@@ -168,7 +176,7 @@ impl OutStream {
         since_unix_epoch: std::time::Duration,
         interval: std::time::Duration,
     ) -> Option<SenderInfo> {
-        let (last_ts, last_at) = self.last?;
+        let (last_ts, _, last_at) = self.last?;
         if self
             .reported_at
             .is_some_and(|at| now.saturating_duration_since(at) < interval)
@@ -200,22 +208,16 @@ impl OutStream {
         rtx_pt: u8,
         transport_seq: u16,
     ) -> (usize, u64) {
-        let rtx_seq = self.rtx_seq;
-        self.rtx_seq += 1;
-        let header = Header {
-            payload_type: rtx_pt,
-            marker: sent.marker,
-            seq: low_16(rtx_seq),
-            timestamp: sent.timestamp,
-            ssrc: self.rtx_ssrc,
-            padding: false,
-        };
-        let values = ExtensionValues {
-            mid: Some(self.mid.as_bytes()),
-            transport_seq: Some(transport_seq),
-            ..ExtensionValues::default()
-        };
-        let header_len = write_header(buf, &header, &self.ids, &values);
+        let (header_len, rtx_seq) = self.write_rtx_header(
+            buf,
+            RtxHeader {
+                payload_type: rtx_pt,
+                marker: sent.marker,
+                timestamp: sent.timestamp,
+                transport_seq,
+                padding: false,
+            },
+        );
         buf.extend_from_slice(&low_16(sent.seq).to_be_bytes());
         buf.extend_from_slice(payload);
         if let Some(fields) = sent.vp8 {
@@ -223,6 +225,71 @@ impl OutStream {
         }
         (header_len, rtx_seq)
     }
+
+    /// Write the header of the next packet of its RTX stream into `buf`; returns its
+    /// length and the packet's extended RTX sequence number.
+    fn write_rtx_header(&mut self, buf: &mut Vec<u8>, rtx: RtxHeader) -> (usize, u64) {
+        let rtx_seq = self.rtx_seq;
+        self.rtx_seq += 1;
+        let header = Header {
+            payload_type: rtx.payload_type,
+            marker: rtx.marker,
+            seq: low_16(rtx_seq),
+            timestamp: rtx.timestamp,
+            ssrc: self.rtx_ssrc,
+            padding: rtx.padding,
+        };
+        let values = ExtensionValues {
+            mid: Some(self.mid.as_bytes()),
+            transport_seq: Some(rtx.transport_seq),
+            ..ExtensionValues::default()
+        };
+        (write_header(buf, &header, &self.ids, &values), rtx_seq)
+    }
+
+    /// The payload type of the media it sent last, if it sent any.
+    pub fn last_payload_type(&self) -> Option<u8> {
+        self.last.map(|(_, pt, _)| pt)
+    }
+
+    /// Write a padding-only packet of `padding` bytes (1 to 255) into `buf` on its RTX
+    /// stream (payload type `rtx_pt`, at the newest media timestamp), as probes are sent:
+    /// the receiver counts it for bandwidth and drops it. Returns its header length and
+    /// extended RTX sequence number.
+    pub fn write_padding(
+        &mut self,
+        buf: &mut Vec<u8>,
+        rtx_pt: u8,
+        transport_seq: u16,
+        padding: u8,
+    ) -> (usize, u64) {
+        let (header_len, rtx_seq) = self.write_rtx_header(
+            buf,
+            RtxHeader {
+                payload_type: rtx_pt,
+                marker: false,
+                timestamp: self.last.map_or(0, |(ts, _, _)| ts),
+                transport_seq,
+                padding: true,
+            },
+        );
+        let padding = padding.max(1);
+        buf.resize(header_len + usize::from(padding), 0);
+        if let Some(count) = buf.last_mut() {
+            *count = padding;
+        }
+        (header_len, rtx_seq)
+    }
+}
+
+/// What differs between the packets of an RTX stream.
+#[derive(Debug, Clone, Copy)]
+struct RtxHeader {
+    payload_type: u8,
+    marker: bool,
+    timestamp: u32,
+    transport_seq: u16,
+    padding: bool,
 }
 
 /// The low 16 bits of an extended sequence number: the one on the wire.
