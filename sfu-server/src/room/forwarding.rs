@@ -309,7 +309,6 @@ impl Room {
                 return;
             }
         };
-        add(&self.ctx.stats.nacks_from_subscribers, asked.nack_packets);
         add(&self.ctx.stats.egress_twcc_reports, asked.twcc_reports);
         self.native_estimate(key);
         for (mid, seq) in asked.nacks {
@@ -366,13 +365,17 @@ impl Room {
         let wallclock = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        for p in self.participants.values_mut() {
+        for (key, p) in &mut self.participants {
             if let Some(native) = p.native_mut() {
                 let media = self.ctx.media.as_mut();
                 add(
                     &self.ctx.stats.egress_sender_reports,
                     native.send_reports(now, wallclock, media, &self.ctx.stats),
                 );
+                for stats in native.stats_due(now) {
+                    self.events
+                        .push_back((*key, Event::MediaEgressStats(stats)));
+                }
             }
         }
     }

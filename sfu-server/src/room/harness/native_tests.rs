@@ -228,3 +228,31 @@ async fn the_subscribers_twcc_feedback_gives_its_downlink_estimate_and_probes_go
     assert!(padding >= 5, "{padding} padding packets on the RTX SSRC");
     assert_eq!(b.media.len(), 50, "every frame arrives whole");
 }
+
+#[tokio::test]
+async fn the_subscribers_receiver_reports_give_loss_and_round_trip() {
+    // Requirement: with our egress, what the subscriber's receiver reports say of our
+    // SSRC reaches the room as str0m's statistics would: a packet lost for good (audio
+    // has no RTX) counts in packets_lost_at_subscribers, and the consumer's stream view
+    // has its packets, a loss fraction and a round trip measured on our sender reports.
+    let (mut h, mut a, mut b, mid) = publisher_and_subscriber(MediaKind::Audio);
+    let frame = |n: u64| vec![u8::try_from(n % 200).expect("small"); 60];
+    send_frames(&mut h, &mut a, &mut b, mid, Codec::Opus, 10, frame);
+    let mut lost = 0;
+    b.loses = Some(Box::new(move |d: &[u8]| {
+        let lose = rtp_ssrc(d).is_some() && lost < 3;
+        lost += u32::from(lose);
+        lose
+    }));
+    send_frames(&mut h, &mut a, &mut b, mid, Codec::Opus, 300, frame);
+    let stats = h.room.ctx.stats.snapshot().counters();
+    let count = |name: &str| stats.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    assert_eq!(count("packets_lost_at_subscribers"), Some(3), "{stats:?}");
+    let producer = h.room.participants[&a.key].published()[&mid];
+    let view = h.room.participants[&b.key].consumers()[&producer]
+        .egress()
+        .clone();
+    assert!(view.packets >= 300, "{view:?}");
+    assert!(view.loss.is_some(), "{view:?}");
+    assert!(view.rtt_ms.is_some(), "{view:?}");
+}

@@ -3,7 +3,7 @@
 //! [`sfu_core::twcc`]).
 
 use str0m::media::KeyframeRequestKind;
-use str0m::rtp::rtcp::Rtcp;
+use str0m::rtp::rtcp::{ReceptionReport, Rtcp};
 
 /// Length of an RTCP header, bytes.
 const RTCP_HEADER_LEN: usize = 4;
@@ -43,6 +43,16 @@ fn unpadded(packet: &[u8]) -> &[u8] {
         return packet;
     }
     &packet[..packet.len() - pad]
+}
+
+/// The report blocks of one RTCP packet (a receiver report's, or a sender report's).
+pub fn report_blocks(packet: &Rtcp) -> impl Iterator<Item = &ReceptionReport> {
+    let blocks = match packet {
+        Rtcp::ReceiverReport(rr) => Some(&rr.reports),
+        Rtcp::SenderReport(sr) => Some(&sr.reports),
+        _ => None,
+    };
+    blocks.into_iter().flatten()
 }
 
 /// The keyframe requests of one RTCP packet: each media SSRC asked for and how.

@@ -5,6 +5,7 @@
 //! - [`keys`]: the SRTP keys, tapped from str0m's DTLS handshake.
 //! - [`stream`]: one m-line's SSRC and header extensions, and writing a packet.
 //! - [`feedback`]: the subscriber's SRTCP about our streams, opened and read.
+//! - [`stream_stats`]: each stream's counts and receiver reports, as str0m's statistics.
 //!
 //! Every packet carries our transport-wide sequence number; the subscriber's TWCC
 //! feedback drives its downlink estimate ([`sfu_core::congestion`]), whose probes go
@@ -17,6 +18,7 @@
 pub mod feedback;
 pub mod keys;
 pub mod stream;
+pub mod stream_stats;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,6 +33,7 @@ use str0m::Rtc;
 use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Transmit};
 use str0m::rtp::rtcp::Rtcp;
+use str0m::stats::MediaEgressStats;
 use tracing::warn;
 
 use crate::egress::Egress;
@@ -90,8 +93,6 @@ pub struct Feedback {
     pub keyframe_requests: Vec<(Mid, KeyframeRequestKind)>,
     /// Sequence numbers NACKed (RFC 4585 generic NACK), by m-line.
     pub nacks: Vec<(Mid, u16)>,
-    /// NACK packets about our streams.
-    pub nack_packets: u64,
     /// TWCC reports read.
     pub twcc_reports: u64,
 }
@@ -191,6 +192,7 @@ impl NativeEgress {
             .protect_rtp(&mut self.buf, header_len, rollover(packet.seq))
             .map_err(|_| NotSent::Protection)?;
         self.congestion.on_sent(self.buf.len(), None, now);
+        stream.stats_mut().sent(self.buf.len());
         media.transmit(path.proto, path.source, path.destination, &self.buf, stats);
         Ok(())
     }
@@ -260,6 +262,7 @@ impl NativeEgress {
             .protect_rtp(&mut self.buf, header_len, rollover(rtx_seq))
             .map_err(|_| NotSent::Protection)?;
         self.congestion.on_sent(self.buf.len(), None, now);
+        stream.stats_mut().sent(self.buf.len());
         media.transmit(path.proto, path.source, path.destination, &self.buf, stats);
         Ok(true)
     }
@@ -286,6 +289,7 @@ impl NativeEgress {
             let index = self.srtcp_index;
             self.srtcp_index = (index + 1) & 0x7FFF_FFFF;
             if keys.send.protect_rtcp(&mut self.rtcp_buf, index).is_ok() {
+                stream.stats_mut().sender_report_sent(info.ntp, now);
                 media.transmit(
                     path.proto,
                     path.source,
@@ -297,13 +301,6 @@ impl NativeEgress {
             }
         }
         sent
-    }
-
-    /// The m-line we send as `ssrc`.
-    fn mid_of(&self, ssrc: u32) -> Option<Mid> {
-        self.streams
-            .iter()
-            .find_map(|(mid, s)| (s.ssrc() == ssrc).then_some(*mid))
     }
 
     /// Open an SRTCP packet from the subscriber (authenticated, decrypted, refused when
@@ -330,19 +327,34 @@ impl NativeEgress {
             let Ok(packet) = Rtcp::try_from(raw) else {
                 continue;
             };
+            for block in feedback::report_blocks(&packet) {
+                if let Some((_, stream)) = stream_of(&mut self.streams, *block.ssrc) {
+                    stream.stats_mut().on_report(block, now);
+                }
+            }
             for (ssrc, kind) in feedback::keyframe_requests(&packet) {
-                if let Some(mid) = self.mid_of(ssrc) {
+                if let Some((mid, stream)) = stream_of(&mut self.streams, ssrc) {
+                    let pli = u64::from(kind == KeyframeRequestKind::Pli);
+                    stream.stats_mut().feedback(0, pli, 1 - pli);
                     asked.keyframe_requests.push((mid, kind));
                 }
             }
             if let Some((ssrc, seqs)) = feedback::nacked(&packet)
-                && let Some(mid) = self.mid_of(ssrc)
+                && let Some((mid, stream)) = stream_of(&mut self.streams, ssrc)
             {
-                asked.nack_packets += 1;
+                stream.stats_mut().feedback(1, 0, 0);
                 asked.nacks.extend(seqs.map(|seq| (mid, seq)));
             }
         }
         Ok(asked)
+    }
+
+    /// Each stream's statistics that are due at `now` (one per stream and second).
+    pub fn stats_due(&mut self, now: Instant) -> Vec<MediaEgressStats> {
+        self.streams
+            .iter_mut()
+            .filter_map(|(mid, stream)| stream.stats_mut().due(*mid, now))
+            .collect()
     }
 }
 
@@ -410,6 +422,13 @@ impl NativeEgress {
         }
         sent
     }
+}
+
+/// The m-line of `streams` we send as `ssrc`, and its stream.
+fn stream_of(streams: &mut HashMap<Mid, OutStream>, ssrc: u32) -> Option<(Mid, &mut OutStream)> {
+    streams
+        .iter_mut()
+        .find_map(|(mid, s)| (s.ssrc() == ssrc).then_some((*mid, s)))
 }
 
 /// Both directions' session keys from what the handshake gave.

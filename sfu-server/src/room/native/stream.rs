@@ -8,6 +8,8 @@ use sfu_core::rtp_out::{ExtensionIds, ExtensionValues, Header, write_header};
 use sfu_core::sender_report::{SenderInfo, ntp_time, rtp_time_at};
 use sfu_core::vp8_descriptor::write_fields;
 use sfu_core::vp8_munger::Vp8Fields;
+
+use super::stream_stats::StreamStats;
 use str0m::media::Mid;
 use str0m::rtp::{Extension, ExtensionMap};
 
@@ -61,6 +63,8 @@ pub struct OutStream {
     last: Option<(u32, u8, Instant)>,
     /// When its last sender report went out.
     reported_at: Option<Instant>,
+    /// What it sent and what its subscriber reported of it.
+    stats: StreamStats,
 }
 
 impl OutStream {
@@ -79,6 +83,7 @@ impl OutStream {
             octets: 0,
             last: None,
             reported_at: None,
+            stats: StreamStats::default(),
             ids: ExtensionIds {
                 mid: id(Extension::RtpMid),
                 transport_seq: id(Extension::TransportSequenceNumber),
@@ -111,6 +116,11 @@ impl OutStream {
     /// Its retransmissions' SSRC.
     pub fn rtx_ssrc(&self) -> u32 {
         self.rtx_ssrc
+    }
+
+    /// What it sent and what its subscriber reported of it.
+    pub fn stats_mut(&mut self) -> &mut StreamStats {
+        &mut self.stats
     }
 
     /// What it sent lately that may be sent again.
