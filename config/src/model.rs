@@ -110,8 +110,8 @@ pub struct Config {
     pub ws_idle_timeout_secs: u64,
     /// Log output format.
     pub log_format: LogFormat,
-    /// What sends forwarded media to subscribers: `str0m` (its streams and pacer) or
-    /// `native` (the SFU's own SRTP egress).
+    /// What sends forwarded media to subscribers: `native` (the SFU's own SRTP egress, the
+    /// default) or `str0m` (its streams and pacer, for comparison).
     pub egress: EgressMode,
     /// Serve Prometheus metrics at `/metrics` on [`Config::metrics_listen`].
     pub metrics_enabled: bool,
@@ -187,10 +187,12 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EgressMode {
-    /// str0m's send streams: its pacer, RTX, sender reports and bandwidth estimator.
-    #[default]
+    /// str0m's send streams: its pacer, RTX, sender reports and bandwidth estimator (kept
+    /// for comparison).
     Str0m,
-    /// The SFU's own egress: RTP written and SRTP-protected in place, sent directly.
+    /// The SFU's own egress: RTP written and SRTP-protected in place, sent directly, with
+    /// its own RTX, sender reports and bandwidth estimator. The default.
+    #[default]
     Native,
 }
 
@@ -228,7 +230,7 @@ impl Default for Config {
             ws_idle_timeout_secs: 45,
             resume_grace_secs: 20,
             log_format: LogFormat::Text,
-            egress: EgressMode::Str0m,
+            egress: EgressMode::Native,
             metrics_enabled: true,
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             metrics_max_rooms: 100,

@@ -37,7 +37,7 @@ fn overrides_win_over_the_file() {
         ice_tcp_listen: Some("127.0.0.1:50001".parse().expect("addr")),
         advertise_ips: vec!["10.1.2.3".parse().expect("ip")],
         log_format: Some(LogFormat::Json),
-        egress: Some(EgressMode::Native),
+        egress: Some(EgressMode::Str0m),
         metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         admin_token: Some("0123456789abcdef".to_owned()),
         auth_secret: None,
@@ -70,7 +70,8 @@ fn overrides_win_over_the_file() {
         vec!["10.1.2.3".parse::<std::net::IpAddr>().expect("ip")]
     );
     assert_eq!(config.log_format, LogFormat::Json);
-    assert_eq!(config.egress, EgressMode::Native);
+    assert_eq!(config.egress, EgressMode::Str0m);
+    assert_eq!(Config::default().egress, EgressMode::Native);
 }
 
 #[test]
