@@ -269,7 +269,7 @@ impl Congestion {
             let plan = ProbePlan {
                 cluster: probe.id,
                 rate_bps,
-                min_probes: i64::from(probe.target_probe_count),
+                min_probes: probe.target_probe_count,
                 duration: Duration::from_micros(probe.target_duration.us().max(0) as u64),
             };
             self.prober.push(plan, now);
@@ -285,7 +285,11 @@ fn rate(bps: u64) -> DataRate {
 /// The pacing facts the controller reads of a sent packet.
 fn pacing_info(probe: Option<ProbeTag>) -> PacedPacketInfo {
     match probe {
-        Some(tag) => PacedPacketInfo::new(tag.cluster, tag.min_probes, tag.min_bytes),
+        Some(tag) => PacedPacketInfo::new(
+            tag.cluster,
+            i64::from(tag.min_probes),
+            i64::from(tag.min_bytes),
+        ),
         None => PacedPacketInfo::default(),
     }
 }

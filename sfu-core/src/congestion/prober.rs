@@ -14,7 +14,7 @@ pub struct ProbePlan {
     /// The rate to send at, bits per second.
     pub rate_bps: u64,
     /// The fewest packets to send.
-    pub min_probes: i64,
+    pub min_probes: i32,
     /// How long to send for at that rate.
     pub duration: Duration,
 }
@@ -32,7 +32,7 @@ struct Cluster {
     asked_at: Instant,
     started_at: Option<Instant>,
     sent_bytes: u64,
-    sent_probes: i64,
+    sent_probes: i32,
 }
 
 impl Cluster {
@@ -40,7 +40,7 @@ impl Cluster {
         ProbeTag {
             cluster: self.plan.cluster,
             min_probes: self.plan.min_probes,
-            min_bytes: self.min_bytes() as i64,
+            min_bytes: i32::try_from(self.min_bytes()).unwrap_or(i32::MAX),
         }
     }
 

@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 /// How many packets are remembered: feedback comes every 50–100 ms, so this covers
-/// seconds of a subscriber's busiest downlink.
-pub const REMEMBERED: usize = 4096;
+/// two seconds of a subscriber's downlink at 1,000 packets/s (each entry is 48 bytes).
+pub const REMEMBERED: usize = 2048;
 
 /// A probe cluster a packet was sent for, as the estimator asked for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,9 +13,9 @@ pub struct ProbeTag {
     /// The cluster's id.
     pub cluster: i32,
     /// The fewest packets the cluster must send.
-    pub min_probes: i64,
+    pub min_probes: i32,
     /// The fewest bytes the cluster must send.
-    pub min_bytes: i64,
+    pub min_bytes: i32,
 }
 
 /// What is known of one sent packet.
@@ -26,7 +26,7 @@ pub struct Sent {
     /// When it left.
     pub at: Instant,
     /// Its size on the wire (RTP and SRTP), bytes.
-    pub bytes: u32,
+    pub bytes: u16,
     /// The probe cluster it belonged to.
     pub probe: Option<ProbeTag>,
     /// Whether feedback already reported it received (later reports of it are ignored).
@@ -58,7 +58,7 @@ impl SentLog {
         self.slots[slot(seq)] = Some(Sent {
             seq,
             at,
-            bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
+            bytes: u16::try_from(bytes).unwrap_or(u16::MAX),
             probe,
             acked: false,
         });
@@ -110,5 +110,7 @@ mod tests {
         assert_eq!(log.get_mut((oldest - 1) as u16), None, "forgotten");
         let fresh = SentLog::default().get_mut(0).map(|s| s.seq);
         assert_eq!(fresh, None);
+        // Requirement: a subscriber's log stays under 100 KB.
+        assert!(std::mem::size_of::<Option<Sent>>() * REMEMBERED <= 48 * 2048);
     }
 }
