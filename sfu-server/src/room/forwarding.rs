@@ -47,11 +47,7 @@ impl Room {
                     }
                     _ => return,
                 };
-                if let Some(p) = self.participants.get_mut(&key) {
-                    let _g = p.span().clone().entered();
-                    debug!(bps, "bandwidth estimate");
-                    p.on_bandwidth_estimate(bps);
-                }
+                self.bandwidth_estimate(key, bps);
             }
             Event::Connected => {
                 if let Some(p) = self.participants.get_mut(&key) {
@@ -322,15 +318,23 @@ impl Room {
     /// A new downlink estimate of our own egress's estimator, if it has one, goes to the
     /// subscriber's allocation.
     pub(super) fn native_estimate(&mut self, key: ParticipantId) {
-        let Some(p) = self.participants.get_mut(&key) else {
-            return;
-        };
-        let Some(bps) = p.native_mut().and_then(NativeEgress::poll_estimate) else {
-            return;
-        };
-        let _g = p.span().clone().entered();
-        debug!(bps, "bandwidth estimate");
-        p.on_bandwidth_estimate(bps);
+        let estimate = self
+            .participants
+            .get_mut(&key)
+            .and_then(|p| p.native_mut())
+            .and_then(NativeEgress::poll_estimate);
+        if let Some(bps) = estimate {
+            self.bandwidth_estimate(key, bps);
+        }
+    }
+
+    /// Subscriber `key`'s estimator (str0m's or ours) has a new downlink estimate.
+    fn bandwidth_estimate(&mut self, key: ParticipantId, bps: u64) {
+        if let Some(p) = self.participants.get_mut(&key) {
+            let _g = p.span().clone().entered();
+            debug!(bps, "bandwidth estimate");
+            p.on_bandwidth_estimate(bps);
+        }
     }
 
     /// Our own egress's estimator work and probes that are due at `now`, for subscriber

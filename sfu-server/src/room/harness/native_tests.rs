@@ -69,6 +69,11 @@ fn vp8_keyframe(n: u64, len: usize) -> Vec<u8> {
     frame
 }
 
+/// The value of counter `name` in a stats snapshot's `counters`.
+fn counter(counters: &[(&str, u64)], name: &str) -> Option<u64> {
+    counters.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
 /// The SSRC of an RTP datagram (RFC 7983: first byte 128 to 191, and not RTCP).
 fn rtp_ssrc(datagram: &[u8]) -> Option<u32> {
     let rtp = datagram.len() >= 12
@@ -125,7 +130,7 @@ async fn forwarded_audio_is_protected_by_us_and_opened_by_a_str0m_peer() {
         "str0m does not send with our SSRC"
     );
     let stats = h.room.ctx.stats.snapshot().counters();
-    let count = |name: &str| stats.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let count = |name: &str| counter(&stats, name);
     assert_eq!(count("egress_feedback_rejected"), Some(0), "{stats:?}");
     assert!(count("rtp_forwarded") >= Some(95), "{stats:?}");
     assert!(count("egress_sender_reports") >= Some(2), "{stats:?}");
@@ -183,7 +188,7 @@ async fn a_lost_video_packet_is_sent_again_as_rtx() {
     send_frames(&mut h, &mut a, &mut b, mid, Codec::Vp8, 30, frame);
     h.run_for(Duration::from_millis(500), &mut [&mut a, &mut b]);
     let stats = h.room.ctx.stats.snapshot().counters();
-    let count = |name: &str| stats.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let count = |name: &str| counter(&stats, name);
     assert!(count("egress_retransmitted") >= Some(1), "{stats:?}");
     assert!(count("nacks_from_subscribers") >= Some(1), "{stats:?}");
     let rtx = b
@@ -206,7 +211,7 @@ async fn the_subscribers_twcc_feedback_gives_its_downlink_estimate_and_probes_go
     send_frames(&mut h, &mut a, &mut b, mid, Codec::Vp8, 50, frame);
     h.run_for(Duration::from_millis(500), &mut [&mut a, &mut b]);
     let stats = h.room.ctx.stats.snapshot().counters();
-    let count = |name: &str| stats.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let count = |name: &str| counter(&stats, name);
     assert!(count("egress_twcc_reports") >= Some(5), "{stats:?}");
     assert!(count("egress_probe_packets") >= Some(5), "{stats:?}");
     assert_eq!(count("egress_estimator_failures"), Some(0), "{stats:?}");
@@ -246,7 +251,7 @@ async fn the_subscribers_receiver_reports_give_loss_and_round_trip() {
     }));
     send_frames(&mut h, &mut a, &mut b, mid, Codec::Opus, 300, frame);
     let stats = h.room.ctx.stats.snapshot().counters();
-    let count = |name: &str| stats.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let count = |name: &str| counter(&stats, name);
     assert_eq!(count("packets_lost_at_subscribers"), Some(3), "{stats:?}");
     let producer = h.room.participants[&a.key].published()[&mid];
     let view = h.room.participants[&b.key].consumers()[&producer]
