@@ -115,6 +115,9 @@ counters! {
     /// Times a subscriber's downlink estimator in our own egress failed (it panicked and
     /// was switched off; its last estimate stays).
     egress_estimator_failures,
+    /// Times a subscriber's downlink estimate in our own egress started again: its path
+    /// changed, or its feedback came back after a silence (a path that was dead).
+    egress_estimator_restarts,
     /// Times a consumer's forwarded layer changed (switch, start or pause).
     layer_switches,
     /// Keyframe requests sent to publishers.

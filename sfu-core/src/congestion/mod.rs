@@ -7,8 +7,9 @@
 //! probes while the media leaves room). What is ours:
 //! - [`sent`]: transport-wide numbering of what we send, and its memory for feedback;
 //! - [`prober`]: probe clusters paced at their rate;
-//! - [`Congestion`]: time as an argument, feedback matched to what was sent, and the
-//!   controller's updates turned into an estimate and probes.
+//! - [`Congestion`]: time as an argument, feedback matched to what was sent, the
+//!   controller's updates turned into an estimate and probes, and a fresh start when the
+//!   path changes or comes back after [`FEEDBACK_SILENCE`].
 //!
 //! The port's ALR detector reads the process clock for one value (when the
 //! application-limited region started); every other time is the one passed in.
@@ -33,6 +34,9 @@ use sent::{ProbeTag, SentLog};
 
 /// How often the controller wants its periodic update (libwebrtc's process interval).
 pub const PROCESS_INTERVAL: Duration = Duration::from_millis(25);
+/// How long packets may go unanswered by any report before the path counts as having
+/// been dead: the report that ends such a silence restarts the estimate.
+pub const FEEDBACK_SILENCE: Duration = Duration::from_secs(5);
 /// The lowest estimate ever reported, bits per second (an audio stream still fits).
 pub const MIN_BPS: u64 = 30_000;
 /// The highest estimate ever reported, bits per second.
@@ -41,6 +45,10 @@ pub const MAX_BPS: u64 = 50_000_000;
 /// One subscriber's downlink estimator.
 pub struct Congestion {
     controller: GoogCcNetworkController,
+    /// The estimate it starts from, and starts again from after [`restart`](Self::restart).
+    start_bps: u64,
+    /// What the subscriber would take, as last told by [`want`](Self::want).
+    wanted: Option<u64>,
     /// Our time zero: `Timestamp`s count microseconds from it.
     epoch: Instant,
     log: SentLog,
@@ -57,6 +65,10 @@ pub struct Congestion {
     reported: Option<u64>,
     /// Whether probes can be sent (see [`start`](Self::start)).
     started: bool,
+    /// When the oldest packet no report has answered yet left.
+    unanswered_since: Option<Instant>,
+    /// How many times it started again (see [`restart`](Self::restart)).
+    restarts: u64,
     /// The controller panicked once; it is no longer asked anything.
     broken: bool,
 }
@@ -64,26 +76,11 @@ pub struct Congestion {
 impl Congestion {
     /// An estimator starting at `start_bps`, at `now`.
     pub fn new(start_bps: u64, now: Instant) -> Self {
-        let at_time = Timestamp::from_micros(0);
-        let config = NetworkControllerConfig {
-            constraints: TargetRateConstraints {
-                at_time,
-                min_data_rate: Some(rate(MIN_BPS)),
-                max_data_rate: Some(rate(MAX_BPS)),
-                starting_rate: Some(rate(start_bps.clamp(MIN_BPS, MAX_BPS))),
-            },
-            stream_based_config: StreamsConfig {
-                at_time,
-                requests_alr_probing: Some(true),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let goog = GoogCcConfig {
-            feedback_only: true,
-        };
+        let start_bps = start_bps.clamp(MIN_BPS, MAX_BPS);
         Self {
-            controller: GoogCcNetworkController::new(config, goog),
+            controller: controller(start_bps),
+            start_bps,
+            wanted: None,
             epoch: now,
             log: SentLog::default(),
             prober: Prober::default(),
@@ -94,7 +91,37 @@ impl Congestion {
             target: None,
             reported: None,
             started: false,
+            unanswered_since: None,
+            restarts: 0,
             broken: false,
+        }
+    }
+
+    /// The path to the subscriber changed at `now`, or came back after
+    /// [`FEEDBACK_SILENCE`] (which [`on_feedback`](Self::on_feedback) notices): what was
+    /// learned of the old one no longer holds (without feedback the estimate decays toward
+    /// the minimum, and would climb back from there slowly). The estimate starts again
+    /// from the start rate, with the initial probes once probes can be sent; feedback about
+    /// packets sent before is ignored. The numbering goes on.
+    pub fn restart(&mut self, now: Instant) {
+        if self.broken {
+            return;
+        }
+        self.restarts += 1;
+        self.unanswered_since = None;
+        self.controller = controller(self.start_bps);
+        self.epoch = now;
+        self.log.forget();
+        self.prober = Prober::default();
+        self.remote_zero = None;
+        self.held_losses.clear();
+        self.next_process = now;
+        self.target = Some(self.start_bps);
+        if let Some(bps) = self.wanted {
+            self.want(bps, now);
+        }
+        if std::mem::replace(&mut self.started, false) {
+            self.start(now);
         }
     }
 
@@ -138,6 +165,7 @@ impl Congestion {
     /// The subscriber would take `bps` if it could (what its consumers want): a rise
     /// above the estimate may be probed for.
     pub fn want(&mut self, bps: u64, now: Instant) {
+        self.wanted = Some(bps);
         self.update(now, |c, at_time| {
             c.on_streams_config(StreamsConfig {
                 at_time,
@@ -156,6 +184,7 @@ impl Congestion {
     /// sequence number.
     pub fn on_sent(&mut self, bytes: usize, probe: Option<ProbeTag>, now: Instant) -> u16 {
         let seq = self.log.record(now, bytes, probe);
+        self.unanswered_since.get_or_insert(now);
         let sent = SentPacket {
             send_time: self.timestamp(now),
             size: DataSize::from_bytes(bytes as i64),
@@ -167,8 +196,15 @@ impl Congestion {
         seq
     }
 
-    /// A TWCC report (`header`, its `arrivals`) arrived at `now`.
+    /// A TWCC report (`header`, its `arrivals`) arrived at `now`. The first one after
+    /// [`FEEDBACK_SILENCE`] restarts the estimate.
     pub fn on_feedback(&mut self, header: &TwccHeader, arrivals: &[Arrival], now: Instant) {
+        let silent_since = self.unanswered_since.take();
+        if silent_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= FEEDBACK_SILENCE)
+        {
+            self.restart(now);
+        }
         let reference = extend_reference(self.remote_last, header.reference_time);
         self.remote_last = Some(reference);
         let zero = *self.remote_zero.get_or_insert(reference);
@@ -229,6 +265,11 @@ impl Congestion {
         self.prober.poll(bytes, now)
     }
 
+    /// How many times the estimate started again since it was made.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
     /// Whether the controller panicked and was switched off (the estimate stays).
     pub fn is_broken(&self) -> bool {
         self.broken
@@ -275,6 +316,32 @@ impl Congestion {
             self.prober.push(plan, now);
         }
     }
+}
+
+/// A controller starting at `start_bps`, at time zero, told to probe while the media
+/// leaves room.
+fn controller(start_bps: u64) -> GoogCcNetworkController {
+    let at_time = Timestamp::from_micros(0);
+    let config = NetworkControllerConfig {
+        constraints: TargetRateConstraints {
+            at_time,
+            min_data_rate: Some(rate(MIN_BPS)),
+            max_data_rate: Some(rate(MAX_BPS)),
+            starting_rate: Some(rate(start_bps)),
+        },
+        stream_based_config: StreamsConfig {
+            at_time,
+            requests_alr_probing: Some(true),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    GoogCcNetworkController::new(
+        config,
+        GoogCcConfig {
+            feedback_only: true,
+        },
+    )
 }
 
 /// `bps` as the controller's rate type.

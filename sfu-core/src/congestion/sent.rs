@@ -38,6 +38,8 @@ pub struct Sent {
 pub struct SentLog {
     slots: Vec<Option<Sent>>,
     next: u64,
+    /// Packets numbered below it are forgotten (see [`forget`](Self::forget)).
+    floor: u64,
 }
 
 impl Default for SentLog {
@@ -45,6 +47,7 @@ impl Default for SentLog {
         Self {
             slots: vec![None; REMEMBERED],
             next: 0,
+            floor: 0,
         }
     }
 }
@@ -70,11 +73,16 @@ impl SentLog {
         self.next as u16
     }
 
+    /// Forget every packet sent so far: reports about them find nothing.
+    pub fn forget(&mut self) {
+        self.floor = self.next;
+    }
+
     /// The packet a report calls `seq`: the latest one sent with those 16 bits, if still
     /// remembered.
     pub fn get_mut(&mut self, seq: u16) -> Option<&mut Sent> {
         let back = u64::from((self.next as u16).wrapping_sub(seq));
-        if back == 0 || back > self.next || back > REMEMBERED as u64 {
+        if back == 0 || back > self.next - self.floor || back > REMEMBERED as u64 {
             return None;
         }
         let extended = self.next - back;
@@ -112,5 +120,21 @@ mod tests {
         assert_eq!(fresh, None);
         // Requirement: a subscriber's log stays under 100 KB.
         assert!(std::mem::size_of::<Option<Sent>>() * REMEMBERED <= 48 * 2048);
+    }
+
+    #[test]
+    fn forgets_what_was_sent_before_and_goes_on_numbering() {
+        // Requirement: after `forget` the packets sent before find nothing, the numbering
+        // goes on, and what is sent after is found.
+        let t0 = Instant::now();
+        let mut log = SentLog::default();
+        for _ in 0..10 {
+            log.record(t0, 100, None);
+        }
+        log.forget();
+        assert_eq!(log.get_mut(9), None, "sent before");
+        assert_eq!(log.record(t0, 200, None), 10);
+        assert_eq!(log.get_mut(10).map(|s| s.bytes), Some(200));
+        assert_eq!(log.get_mut(9), None, "still forgotten");
     }
 }

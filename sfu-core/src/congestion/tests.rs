@@ -15,16 +15,21 @@ const PROPAGATION: Duration = Duration::from_millis(20);
 const FULL_BPS: u64 = 1_500_000;
 const LOW_BPS: u64 = 150_000;
 
-/// A bottleneck: `rate_bps`, a queue of `queue_bytes`, then [`PROPAGATION`].
+/// A bottleneck: `rate_bps`, a queue of `queue_bytes`, then [`PROPAGATION`]; a `dead`
+/// one carries nothing.
 struct Link {
     rate_bps: u64,
     queue_bytes: usize,
     free_at: Instant,
+    dead: bool,
 }
 
 impl Link {
     /// When a packet of `bytes` sent at `now` arrives, or `None` when the queue is full.
     fn carry(&mut self, bytes: usize, now: Instant) -> Option<Instant> {
+        if self.dead {
+            return None;
+        }
         let start = self.free_at.max(now);
         let backlog = start.duration_since(now).as_micros() as u64 * self.rate_bps / 8_000_000;
         if backlog as usize + bytes > self.queue_bytes {
@@ -64,6 +69,7 @@ impl Call {
                 rate_bps,
                 queue_bytes: 30 * MEDIA_PACKET,
                 free_at: t0,
+                dead: false,
             },
             media_budget: 0.0,
             in_flight: VecDeque::new(),
@@ -177,6 +183,37 @@ fn a_free_link_is_found_a_limited_one_respected_and_a_lifted_limit_found_again()
         lifted >= FULL_BPS + 100_000,
         "lifted limit: estimate {lifted}"
     );
+}
+
+#[test]
+fn a_path_that_comes_back_is_estimated_afresh() {
+    // Requirement (what mediapath.test.mjs's blip checks in a browser): with no feedback
+    // for 15 s the estimate decays below the full layer; once the path is back, the first
+    // report restarts the estimator, which finds the full layer again within 5 s.
+    let mut call = Call::new(10_000_000);
+    let (_, free) = call.run(10, 1);
+    assert!(free >= FULL_BPS + 100_000, "free link: estimate {free}");
+    call.link.dead = true;
+    let (_, dead) = call.run(15, 1);
+    assert!(dead < FULL_BPS, "dead path: estimate {dead}");
+    assert_eq!(call.cc.restarts(), 0);
+    call.link.dead = false;
+    let (_, back) = call.run(5, 1);
+    assert!(back >= FULL_BPS + 100_000, "path back: estimate {back}");
+    assert_eq!(call.cc.restarts(), 1);
+}
+
+#[test]
+fn a_short_silence_changes_nothing() {
+    // Requirement: feedback missing for less than FEEDBACK_SILENCE (a burst of loss, a
+    // late report) does not restart the estimate.
+    let mut call = Call::new(10_000_000);
+    call.run(10, 1);
+    call.link.dead = true;
+    call.run(FEEDBACK_SILENCE.as_secs() - 2, 1);
+    call.link.dead = false;
+    call.run(2, 1);
+    assert_eq!(call.cc.restarts(), 0);
 }
 
 #[test]

@@ -356,10 +356,17 @@ impl Room {
             &self.ctx.stats.egress_probe_packets,
             native.on_timeout(rtc, media, &self.ctx.stats, now),
         );
-        if !broken && native.estimator_broken() {
+        let failed = !broken && native.estimator_broken();
+        let restarts = native.take_estimate_restarts();
+        if failed {
             bump(&self.ctx.stats.egress_estimator_failures);
             let _g = p.span().enter();
             warn!("downlink estimator failed; its last estimate stays");
+        }
+        if restarts > 0 {
+            add(&self.ctx.stats.egress_estimator_restarts, restarts);
+            let _g = p.span().enter();
+            info!("downlink estimate starts again: a new path, or feedback after a silence");
         }
         self.native_estimate(key);
     }

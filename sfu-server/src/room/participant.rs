@@ -469,7 +469,7 @@ impl Participant {
                 }
                 Ok(Output::Transmit(t)) => {
                     if let Some(native) = &mut self.native {
-                        native.observe(&t);
+                        native.observe(&t, now);
                     }
                     media.transmit(t.proto, t.source, t.destination, &t.contents, stats)
                 }

@@ -24,7 +24,11 @@ if (!['cut', 'blip'].includes(mode)) throw new Error(`unknown mode ${mode}`);
 const tmp = makeTempDir(`sfu-mediapath-${mode}-`);
 const config = path.join(tmp, 'mediapath.toml');
 fs.writeFileSync(config, `ice_connect_timeout_secs = ${CONNECT_TIMEOUT_SECS}\n`);
-const server = await startServer(tmp, { extraArgs: ['--config', config] });
+// Estimates and str0m's events in the log, for the tail a failure prints.
+const server = await startServer(tmp, {
+  extraArgs: ['--config', config],
+  env: { RUST_LOG: 'info,sfu_server::room::forwarding=debug' },
+});
 const browser = await launchBrowser(tmp);
 let A;
 let B;
@@ -60,6 +64,15 @@ async function blip(videoOfA) {
   return { decoded_after: (await videoOfA())?.framesDecoded ?? 0, decoded_before: before };
 }
 
+/** What the call looked like when a step failed: B's view of A's video, and the room's. */
+async function stateOfTheCall() {
+  const safely = (what) => what.catch((e) => `(unavailable: ${e.message})`);
+  const room = await safely(fetch(`${server.baseUrl}/api/rooms/path`).then((r) => r.json()));
+  const videoAtB = await safely((async () => (await B?.inboundStats())?.filter((s) => s.kind === 'video'))());
+  const videoOfA = await safely((async () => (await A?.outboundStats())?.filter((s) => s.kind === 'video'))());
+  return { room, video_at_b: videoAtB, video_of_a: videoOfA };
+}
+
 try {
   A = await openParticipant(browser, server.baseUrl, { room: 'path', name: 'A', audio: false });
   B = await openParticipant(browser, server.baseUrl, { room: 'path', name: 'B', audio: false, video: false });
@@ -79,7 +92,7 @@ try {
     participants: health.participants,
   }));
 } catch (err) {
-  console.log(JSON.stringify({ error: err.message, log: server.logTail(40) }));
+  console.log(JSON.stringify({ error: err.message, state: await stateOfTheCall(), log: server.logTail(80) }));
   process.exitCode = 1;
 } finally {
   if (watcher) watcher.close();

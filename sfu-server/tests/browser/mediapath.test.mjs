@@ -56,7 +56,7 @@ it('removes a participant whose ICE never connects', { timeout: 30000 }, async (
 // as media_path_lost.
 it('removes participants whose media path dies', { timeout: 120000 }, async () => {
   const result = await runInNetns(path.join(here, 'mediapath-call.mjs'), [], ['cut']);
-  assert.equal(result.error, undefined, `scenario failed: ${result.error}\n${result.log}`);
+  assert.equal(result.error, undefined, `scenario failed: ${result.error}\nstate: ${JSON.stringify(result.state)}\n${result.log}`);
   console.log(`media path cut: ${JSON.stringify(result)}`);
   assert.deepEqual(result.leave_a, { type: 'leave', reason: 'timeout' });
   assert.deepEqual(result.leave_b, { type: 'leave', reason: 'timeout' });
@@ -74,7 +74,7 @@ it('removes participants whose media path dies', { timeout: 120000 }, async () =
 // again, so nobody is told to leave and nothing is counted as a failure.
 it('keeps participants whose media path comes back', { timeout: 120000 }, async () => {
   const result = await runInNetns(path.join(here, 'mediapath-call.mjs'), [], ['blip']);
-  assert.equal(result.error, undefined, `scenario failed: ${result.error}\n${result.log}`);
+  assert.equal(result.error, undefined, `scenario failed: ${result.error}\nstate: ${JSON.stringify(result.state)}\n${result.log}`);
   console.log(`media path blip: ${JSON.stringify(result)}`);
   assert.equal(result.leave_a, null, 'A stays');
   assert.equal(result.leave_b, null, 'B stays');

@@ -90,6 +90,8 @@ pub struct Client {
     pub wire: Vec<Vec<u8>>,
     /// Datagrams from the room the network loses on the way to it.
     pub loses: Option<Loss>,
+    /// The network between it and the room carries nothing, either way.
+    pub cut: bool,
     pending: Option<SdpPendingOffer>,
 }
 
@@ -188,6 +190,7 @@ impl Harness {
             keyframe_requests: Vec::new(),
             wire: Vec::new(),
             loses: None,
+            cut: false,
             pending: None,
         };
         self.collect(&mut client);
@@ -377,6 +380,9 @@ impl Harness {
                 Output::Event(_) => {}
             }
         }
+        if client.cut {
+            to_room.clear();
+        }
         for data in to_room {
             self.room.handle_datagram(Datagram {
                 participant: client.key,
@@ -396,10 +402,11 @@ impl Harness {
         };
         for packet in sent {
             client.wire.push(packet.contents.clone());
-            if client
-                .loses
-                .as_mut()
-                .is_some_and(|lost| lost(&packet.contents))
+            if client.cut
+                || client
+                    .loses
+                    .as_mut()
+                    .is_some_and(|lost| lost(&packet.contents))
             {
                 continue;
             }

@@ -235,6 +235,37 @@ async fn the_subscribers_twcc_feedback_gives_its_downlink_estimate_and_probes_go
 }
 
 #[tokio::test]
+async fn a_path_that_comes_back_is_estimated_afresh() {
+    // Requirement: while the subscriber's path is cut no feedback comes and the estimate
+    // decays; once the path is back the estimate starts again (at least the start rate,
+    // probed above), not from where it decayed to, and the restart is counted.
+    let (mut h, mut a, mut b, mid) = publisher_and_subscriber(MediaKind::Video);
+    let frame = |n: u64| vp8_keyframe(n, 3000);
+    send_frames(&mut h, &mut a, &mut b, mid, Codec::Vp8, 50, frame);
+    h.run_for(Duration::from_millis(500), &mut [&mut a, &mut b]);
+    let key = b.key;
+    let estimate = |h: &Harness| h.room.participants[&key].bandwidth_estimate();
+    let before = estimate(&h).expect("an estimate");
+    b.cut = true;
+    send_frames(&mut h, &mut a, &mut b, mid, Codec::Vp8, 400, frame);
+    let decayed = estimate(&h).expect("an estimate");
+    assert!(decayed < before / 2, "cut for 8 s: {before} then {decayed}");
+    b.cut = false;
+    send_frames(&mut h, &mut a, &mut b, mid, Codec::Vp8, 50, frame);
+    h.run_for(Duration::from_millis(500), &mut [&mut a, &mut b]);
+    let back = estimate(&h).expect("an estimate");
+    let floor = crate::room::native::INITIAL_ESTIMATE_BPS;
+    assert!(back >= floor, "back: {back} (cut: {decayed})");
+    eprintln!("XX before {before} decayed {decayed} back {back}");
+    let stats = h.room.ctx.stats.snapshot().counters();
+    assert_eq!(
+        counter(&stats, "egress_estimator_restarts"),
+        Some(1),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
 async fn the_subscribers_receiver_reports_give_loss_and_round_trip() {
     // Requirement: with our egress, what the subscriber's receiver reports say of our
     // SSRC reaches the room as str0m's statistics would: a packet lost for good (audio

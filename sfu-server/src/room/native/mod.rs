@@ -54,7 +54,7 @@ pub enum NotSent {
 
 /// Where a subscriber's downlink estimate starts before feedback refines it, bits per
 /// second (as with str0m's egress).
-const INITIAL_ESTIMATE_BPS: u64 = 1_000_000;
+pub(crate) const INITIAL_ESTIMATE_BPS: u64 = 1_000_000;
 /// Padding bytes of one probe packet (the most one RTP packet's padding count can say).
 const PROBE_PADDING: u8 = 255;
 /// A probe packet's size on the wire, about: padding, header with MID and transport
@@ -80,6 +80,8 @@ pub struct NativeEgress {
     srtcp_index: u32,
     /// The CNAME of our streams on this connection.
     cname: String,
+    /// The estimator's restarts counted so far.
+    restarts_told: u64,
 }
 
 /// How often each stream sends a sender report (RFC 3550 allows about 5 s; browsers
@@ -132,19 +134,31 @@ impl NativeEgress {
             rtcp_buf: Vec::with_capacity(1500),
             srtcp_index: 0,
             cname: format!("sfu-{:08x}", random_u32()),
+            restarts_told: 0,
         }
     }
 
-    /// Learn the nominated pair from what str0m sends: everything but STUN goes to it
-    /// (RFC 7983: a first byte of 0 to 3 is STUN).
-    pub fn observe(&mut self, transmit: &Transmit) {
+    /// Learn the nominated pair from what str0m sends at `now`: everything but STUN goes
+    /// to it (RFC 7983: a first byte of 0 to 3 is STUN). A new pair is a new path: its
+    /// estimate starts again.
+    pub fn observe(&mut self, transmit: &Transmit, now: Instant) {
         if transmit.contents.first().is_some_and(|b| *b > 3) {
-            self.path = Some(Path {
+            let path = Path {
                 proto: transmit.proto,
                 source: transmit.source,
                 destination: transmit.destination,
-            });
+            };
+            if self.path.replace(path).is_some_and(|old| old != path) {
+                self.congestion.restart(now);
+            }
         }
+    }
+
+    /// How many times its estimate started again (a new path, or feedback back after a
+    /// silence) since last asked.
+    pub fn take_estimate_restarts(&mut self) -> u64 {
+        let restarts = self.congestion.restarts();
+        restarts - std::mem::replace(&mut self.restarts_told, restarts)
     }
 
     /// The keys, derived on first use after the handshake gave them.
