@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Where the server's CPU goes under load: a release sfu-server carries 10 meetings of 4
-# (loadtest), `perf record` samples it (cpu-clock) for 12 s in the middle of the run, and
-# the samples are grouped into kernel, str0m, SCTP, crypto, allocator, tokio and our code.
+# (loadtest; PROFILE_SCENARIO sets other loadtest options, e.g. "--rooms 1 --publishers 1
+# --subscribers 50"), `perf record` samples it (cpu-clock) for 12 s in the middle of the
+# run, and the samples are grouped into kernel, str0m, SCTP, crypto, the estimator,
+# allocator, tokio and our code; the 25 busiest symbols go to $PROFILE_OUT/symbols.txt.
 # Usage: loadtest/profile.sh   (needs perf, from Debian's linux-perf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +17,8 @@ RUST_LOG=warn target/release/sfu-server --http 127.0.0.1:18495 --udp 127.0.0.1:1
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 sleep 1
-target/release/loadtest --url ws://127.0.0.1:18495/ws --rooms 10 --publishers 4 --duration 25s \
+# shellcheck disable=SC2086 # the scenario is a list of options
+target/release/loadtest --url ws://127.0.0.1:18495/ws ${PROFILE_SCENARIO:---rooms 10 --publishers 4} --duration 25s \
   --server-pid "$server" >"$out_dir/loadtest.txt" 2>&1 &
 loadtest=$!
 sleep 8
@@ -23,7 +26,9 @@ perf record -q -e cpu-clock -F 999 -p "$server" -o "$out_dir/perf.data" -- sleep
 wait "$loadtest" || echo "(loadtest exit status $?)" >&2
 grep -E "^server|^PASS|^FAIL" "$out_dir/loadtest.txt" >&2
 
-perf report -i "$out_dir/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | python3 -c '
+perf report -i "$out_dir/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null >"$out_dir/report.txt"
+grep -E "^ +[0-9.]+%" "$out_dir/report.txt" | head -25 >"$out_dir/symbols.txt"
+python3 -c '
 import collections, re, sys
 
 groups = collections.Counter()
@@ -43,6 +48,8 @@ for line in sys.stdin:
             group = "kernel: other"
     elif "aws_lc" in sym:
         group = "SRTP crypto (aws-lc)"
+    elif "goog_cc" in sym:
+        group = "goog_cc (downlink estimate)"
     elif sym.startswith("sctp_proto"):
         group = "SCTP (data channels)"
     elif "str0m" in sym:
@@ -62,4 +69,4 @@ print("| where | share of server CPU |")
 print("|---|---|")
 for group, pct in groups.most_common():
     print(f"| {group} | {pct:.1f} % |")
-'
+' <"$out_dir/report.txt"
