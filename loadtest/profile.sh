@@ -27,7 +27,8 @@ wait "$loadtest" || echo "(loadtest exit status $?)" >&2
 grep -E "^server|^PASS|^FAIL" "$out_dir/loadtest.txt" >&2
 
 perf report -i "$out_dir/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null >"$out_dir/report.txt"
-grep -E "^ +[0-9.]+%" "$out_dir/report.txt" | head -25 >"$out_dir/symbols.txt"
+# (head closing the pipe early must not end the script)
+{ grep -E "^ +[0-9.]+%" "$out_dir/report.txt" || true; } | head -25 >"$out_dir/symbols.txt"
 python3 -c '
 import collections, re, sys
 
